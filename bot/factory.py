@@ -1,0 +1,101 @@
+"""Factories: the bot, the dispatcher and the container. Nothing lives at module level."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.clock import Clock, utcnow
+from bot.commands import commands_for
+from bot.config import Settings
+from bot.container import Container
+from bot.middlewares import (
+    AnswerCallbackMiddleware,
+    DbSessionMiddleware,
+    InFlightMiddleware,
+    UserMiddleware,
+)
+from db.engine import create_engine, create_sessionmaker
+from handlers import get_routers
+
+logger = logging.getLogger(__name__)
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
+    return Bot(
+        token=settings.require_bot_token(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_container(
+    settings: Settings, *, bot: Bot | None = None, clock: Clock = utcnow
+) -> Container:
+    engine = create_engine(
+        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        bot=bot,
+        clock=clock,
+    )
+
+
+def create_storage(settings: Settings) -> BaseStorage:
+    if settings.redis.url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis.url)
+    return MemoryStorage()
+
+
+def create_dispatcher(container: Container) -> Dispatcher:
+    settings = container.settings
+    dp = Dispatcher(
+        storage=create_storage(settings),
+        container=container,
+        settings=settings,
+        sessionmaker=container.sessionmaker,
+        clock=container.clock,
+    )
+    inflight = InFlightMiddleware()
+    dp["inflight"] = inflight
+    dp.update.outer_middleware(inflight)
+    dp.update.outer_middleware(DbSessionMiddleware(container.sessionmaker))
+    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock))
+    dp.callback_query.middleware(AnswerCallbackMiddleware())
+    dp.include_routers(*get_routers())
+    return dp
+
+
+async def set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
+    """Publish the command menu: user commands for all, the full list in admins' chats."""
+
+    def as_bot_commands(*, is_admin: bool) -> list[BotCommand]:
+        return [
+            BotCommand(command=c.name, description=c.description)
+            for c in commands_for(is_admin=is_admin)
+        ]
+
+    await bot.set_my_commands(as_bot_commands(is_admin=False), scope=BotCommandScopeDefault())
+    for admin_id in sorted(admin_ids):
+        try:
+            await bot.set_my_commands(
+                as_bot_commands(is_admin=True), scope=BotCommandScopeChat(chat_id=admin_id)
+            )
+        except TelegramBadRequest as exc:
+            # An admin who never opened the bot has no chat yet.
+            logger.warning("admin commands not set for %s: %s", admin_id, exc.message)

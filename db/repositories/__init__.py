@@ -1,0 +1,1 @@
+"""Repositories: queries on a session the caller owns. They never commit."""

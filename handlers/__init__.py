@@ -1,0 +1,32 @@
+"""Routers in the order they see updates: /cancel first, features, fallbacks last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import common, errors, fallback, start
+
+
+def _routers() -> list[Router]:
+    return [
+        errors.router,
+        common.router,
+        start.router,
+        # Feature routers go here, before the fallbacks.
+        fallback.router,
+    ]
+
+
+def get_routers() -> list[Router]:
+    """The routers, detached from any earlier dispatcher.
+
+    Routers are module singletons (aiogram's idiom), and aiogram lets a router have one
+    parent; tests and benchmarks build a fresh dispatcher each time, so it takes them over.
+    """
+    routers = _routers()
+    for router in routers:
+        parent = router.parent_router
+        if parent is not None:
+            parent.sub_routers.remove(router)
+            router._parent_router = None
+    return routers

@@ -1,0 +1,21 @@
+"""/cancel, which works at every step of every conversation."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message, ReplyKeyboardRemove
+
+from bot import texts
+
+router = Router(name=__name__)
+
+
+@router.message(Command("cancel"))
+async def cmd_cancel(message: Message, state: FSMContext) -> None:
+    if await state.get_state() is None:
+        await message.answer(texts.NOTHING_TO_CANCEL)
+        return
+    await state.clear()
+    await message.answer(texts.CANCELLED, reply_markup=ReplyKeyboardRemove())

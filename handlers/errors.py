@@ -1,0 +1,38 @@
+"""One place turns exceptions into answers: AppError text, or an apology and a log line."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+
+from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+
+from bot import texts
+from bot.errors import AppError
+
+router = Router(name=__name__)
+logger = logging.getLogger(__name__)
+
+
+@router.errors()
+async def on_error(event: ErrorEvent) -> None:
+    exc = event.exception
+    update = event.update
+    if isinstance(exc, AppError):
+        reply = exc.message
+    else:
+        logger.error(
+            "update %s failed: %s",
+            update.update_id,
+            type(exc).__name__,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        reply = texts.APOLOGY
+    # The answer may itself fail (user blocked the bot, query too old): nothing more to do.
+    with suppress(TelegramAPIError):
+        if update.callback_query is not None:
+            await update.callback_query.answer(reply, show_alert=True)
+        elif update.message is not None:
+            await update.message.answer(reply)

@@ -1,0 +1,117 @@
+"""The side server: EA reports, the provider API, /healthz and (in webhook mode) Telegram.
+
+Every response carries ``X-Server-Time``; every error is the JSON of EA_PROTOCOL.md
+(``{"error": code, "message": text}``), never HTML and never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.container import Container
+from db.engine import ping
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+HEALTH_TIMEOUT_S = 3.0
+
+CONTAINER: web.AppKey[Container] = web.AppKey("container", Container)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS_CODES = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("unauthorized", "Authentication is required."),
+    403: ("forbidden", "This is not allowed."),
+    404: ("not_found", "There is nothing at this path."),
+    405: ("method_not_allowed", "This path does not accept that method."),
+    413: ("body_too_large", f"The body is larger than {MAX_BODY_BYTES} bytes."),
+    415: ("unsupported_media_type", "The body must be JSON."),
+    500: ("internal_error", "The server failed; the request was not processed."),
+    503: ("unavailable", "The service is unavailable; try again shortly."),
+}
+
+
+def json_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return web.json_response(body, status=status, headers=headers)
+
+
+class ApiError(Exception):
+    """Raised by views for an error answer in the contract's format."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            code, message = _STATUS_CODES[413]
+            return json_error(413, code, message)
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.code, exc.message, fields=exc.fields)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _STATUS_CODES.get(exc.status, ("http_error", exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(exc.status, code, message, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        code, message = _STATUS_CODES[500]
+        return json_error(500, code, message)
+
+
+async def _server_time_header(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Server-Time"] = str(int(time.time()))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    container = request.app[CONTAINER]
+    try:
+        await asyncio.wait_for(ping(container.engine), timeout=HEALTH_TIMEOUT_S)
+    except Exception as exc:
+        logger.warning("healthz: database did not answer: %s", type(exc).__name__)
+        return json_error(503, "database_unavailable", "The database does not answer.")
+    return web.json_response({"status": "ok"})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, allow_head=False)
+
+
+def create_app(container: Container) -> web.Application:
+    # client_max_size also caps chunked bodies that carry no Content-Length.
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[CONTAINER] = container
+    app.on_response_prepare.append(_server_time_header)
+    setup_routes(app)
+    return app
