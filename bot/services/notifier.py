@@ -1,0 +1,102 @@
+"""Messages the bot starts itself (not replies): fills, approvals, payouts, referrals.
+
+A user who blocked the bot (403) is marked blocked and skipped from then on; nothing else
+is lost. "Message is not modified" on an edit is not an error. Marking happens in a
+background task, because the caller may hold the only SQLite connection in its own
+transaction (see db/engine.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from db.repositories.users import UserRepository
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(
+        self, bot: Bot, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+    ) -> None:
+        self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def send(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """Send a message; None when the user blocked the bot."""
+        return await self._deliver(
+            chat_id, self.bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup)
+        )
+
+    async def send_photo(
+        self,
+        chat_id: int,
+        photo: BufferedInputFile,
+        *,
+        caption: str | None = None,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Message | None:
+        return await self._deliver(
+            chat_id,
+            self.bot.send_photo(
+                chat_id=chat_id, photo=photo, caption=caption, reply_markup=reply_markup
+            ),
+        )
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> bool:
+        """Edit a message in place; True when it shows ``text`` afterwards."""
+        try:
+            await self.bot.edit_message_text(
+                chat_id=chat_id, message_id=message_id, text=text, reply_markup=reply_markup
+            )
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return True
+            logger.warning("edit of %s/%s refused: %s", chat_id, message_id, exc.message)
+            return False
+        except TelegramForbiddenError:
+            self._mark_blocked(chat_id)
+            return False
+        return True
+
+    async def _deliver(self, chat_id: int, call: Any) -> Message | None:
+        try:
+            result: Message = await call
+        except TelegramForbiddenError:
+            self._mark_blocked(chat_id)
+            return None
+        return result
+
+    def _mark_blocked(self, chat_id: int) -> None:
+        logger.info("user %s blocked the bot; no more messages to them", chat_id)
+        task = asyncio.create_task(self._store_blocked(chat_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _store_blocked(self, chat_id: int) -> None:
+        async with self.sessionmaker.begin() as session:
+            await UserRepository(session).set_blocked(chat_id, True, self.clock())
+
+    async def drain(self) -> None:
+        """Finish background writes (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
