@@ -105,7 +105,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    # Feature views import this module (ApiError, CONTAINER), so they are imported here.
+    from bot.web import ea
+
     app.router.add_get("/healthz", healthz, allow_head=False)
+    ea.setup(app)
 
 
 def create_app(container: Container) -> web.Application:

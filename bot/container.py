@@ -9,6 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.services.broadcast import Broadcast, create_broadcast
+from bot.services.device_activity import DeviceActivity
+from bot.services.device_hub import DeviceHub
+from bot.services.device_keys import DeviceKeyring
+from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
 
 
@@ -20,10 +25,34 @@ class Container:
     bot: Bot | None = None
     clock: Clock = field(default=utcnow)
     notifier: Notifier | None = None
+    # Devices: messages between instances, verification keys, long-poll wake-ups,
+    # replay protection and last-seen times (in-process, or shared through Redis).
+    broadcast: Broadcast = field(init=False)
+    device_keys: DeviceKeyring = field(init=False)
+    device_hub: DeviceHub = field(init=False)
+    nonces: NonceStore = field(init=False)
+    device_activity: DeviceActivity = field(init=False)
 
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
             self.notifier = Notifier(self.bot, self.sessionmaker, self.clock)
+        redis_url = self.settings.redis.url
+        self.broadcast = create_broadcast(redis_url)
+        self.device_keys = DeviceKeyring(
+            self.settings.require_secret("master_key"), self.sessionmaker, self.broadcast
+        )
+        self.device_hub = DeviceHub(self.broadcast)
+        self.nonces = create_nonce_store(redis_url)
+        self.device_activity = DeviceActivity(self.sessionmaker)
+
+    async def start(self) -> None:
+        """Connect what needs connecting (Redis), before serving."""
+        await self.broadcast.start()
+
+    async def aclose(self) -> None:
+        """Disconnect from Redis; the engine is disposed by whoever created it."""
+        await self.broadcast.close()
+        await self.nonces.close()
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, start
+from handlers import common, device_settings, devices, errors, fallback, start
 
 
 def _routers() -> list[Router]:
@@ -13,6 +13,8 @@ def _routers() -> list[Router]:
         common.router,
         start.router,
         # Feature routers go here, before the fallbacks.
+        devices.router,
+        device_settings.router,
         fallback.router,
     ]
 
