@@ -104,6 +104,7 @@ class WebhookSettings(Section):
 
 class RedisSettings(Section):
     url: str = ""
+    prefix: str = Field(default="signalbridge", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
 
 
 class DevicesSettings(Section):

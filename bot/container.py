@@ -36,13 +36,13 @@ class Container:
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
             self.notifier = Notifier(self.bot, self.sessionmaker, self.clock)
-        redis_url = self.settings.redis.url
-        self.broadcast = create_broadcast(redis_url)
+        redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
+        self.broadcast = create_broadcast(redis_url, prefix)
         self.device_keys = DeviceKeyring(
             self.settings.require_secret("master_key"), self.sessionmaker, self.broadcast
         )
         self.device_hub = DeviceHub(self.broadcast)
-        self.nonces = create_nonce_store(redis_url)
+        self.nonces = create_nonce_store(redis_url, prefix)
         self.device_activity = DeviceActivity(self.sessionmaker)
 
     async def start(self) -> None:

@@ -186,5 +186,5 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def create_broadcast(redis_url: str) -> Broadcast:
-    return RedisBroadcast(redis_url) if redis_url else Broadcast()
+def create_broadcast(redis_url: str, prefix: str) -> Broadcast:
+    return RedisBroadcast(redis_url, prefix=prefix) if redis_url else Broadcast()

@@ -82,5 +82,5 @@ class RedisNonceStore(NonceStore):
         await self._redis.aclose()
 
 
-def create_nonce_store(redis_url: str) -> NonceStore:
-    return RedisNonceStore(redis_url) if redis_url else MemoryNonceStore()
+def create_nonce_store(redis_url: str, prefix: str) -> NonceStore:
+    return RedisNonceStore(redis_url, prefix=prefix) if redis_url else MemoryNonceStore()
