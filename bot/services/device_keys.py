@@ -67,6 +67,19 @@ class DeviceIdentity:
 class DeviceKey:
     device: DeviceIdentity
     key: bytes
+    # HMAC-SHA256 already keyed with ``key``: a copy per request skips the key set-up.
+    mac: hmac.HMAC
+
+    @classmethod
+    def of(cls, device: DeviceIdentity, secret: str) -> DeviceKey:
+        key = secret.encode("ascii")
+        return cls(device, key, hmac.new(key, digestmod=hashlib.sha256))
+
+    def signature(self, message: bytes) -> str:
+        """Lowercase hex HMAC-SHA256 of ``message`` under this device's key."""
+        mac = self.mac.copy()
+        mac.update(message)
+        return mac.hexdigest()
 
 
 class DeviceKeyring:
@@ -142,7 +155,7 @@ class DeviceKeyring:
             return None
         pk, owner_id, key_version = row
         identity = DeviceIdentity(pk, public_id, owner_id, key_version)
-        return DeviceKey(identity, self.secret(public_id, key_version).encode("ascii"))
+        return DeviceKey.of(identity, self.secret(public_id, key_version))
 
     def _remember(self, public_id: str, found: DeviceKey | None) -> None:
         if found is None:

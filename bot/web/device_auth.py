@@ -18,15 +18,15 @@ costs one HMAC, one SHA-256 of the body and no database round trip.
 from __future__ import annotations
 
 import functools
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from bot.container import Container
-from bot.services.device_keys import DeviceIdentity
+from bot.services.device_keys import DeviceIdentity, DeviceKey
 from bot.web.signing import MAX_CLOCK_SKEW_S, BadHeader, canonical_string, parse_headers
-from bot.web.signing import signature_matches as _matches
 from webhook_server import CONTAINER, ApiError
 
 DEVICE: web.RequestKey[DeviceIdentity] = web.RequestKey("device", DeviceIdentity)
@@ -35,7 +35,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Verified against when the device id is unknown, so that answer takes as long as a
 # wrong signature does.
-_DECOY_KEY = secrets.token_urlsafe(32).encode("ascii")
+_DECOY = DeviceKey.of(DeviceIdentity(0, "", 0, 0), secrets.token_urlsafe(32))
 
 INVALID_SIGNATURE_MESSAGE = (
     "The signature does not match, or this device is unknown or revoked. "
@@ -45,7 +45,7 @@ INVALID_SIGNATURE_MESSAGE = (
 
 async def authenticate(request: web.Request, container: Container) -> DeviceIdentity:
     """Run checks 1-5 on ``request``; raise the contract's ApiError at the first failure."""
-    body = await request.read()
+    body = await request.read() if request.body_exists else b""
     try:
         headers = parse_headers(request.headers)
     except BadHeader as exc:
@@ -65,8 +65,8 @@ async def authenticate(request: web.Request, container: Container) -> DeviceIden
     canonical = canonical_string(
         request.method, request.raw_path, headers.timestamp, headers.nonce, body
     )
-    key = found.key if found is not None else _DECOY_KEY
-    if not _matches(key, canonical, headers.signature) or found is None:
+    expected = (found or _DECOY).signature(canonical)
+    if not hmac.compare_digest(expected, headers.signature) or found is None:
         raise ApiError(401, "invalid_signature", INVALID_SIGNATURE_MESSAGE)
 
     device = found.device

@@ -89,10 +89,6 @@ def signature(key: bytes, canonical: bytes) -> str:
     return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
-def signature_matches(key: bytes, canonical: bytes, given: str) -> bool:
-    return hmac.compare_digest(signature(key, canonical), given)
-
-
 def sign_request(
     device_id: str,
     secret: str,
