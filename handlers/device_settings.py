@@ -39,6 +39,27 @@ class EditDevice(StatesGroup):
 
 
 Setter = Callable[[DeviceService, int, int, str], Awaitable[DeviceDTO]]
+Details = Callable[[DeviceDTO, DevicesSettings], dict[str, str]]
+
+
+def _no_details(_device: DeviceDTO, _settings: DevicesSettings) -> dict[str, str]:
+    return {}
+
+
+def _lot_details(device: DeviceDTO, settings: DevicesSettings) -> dict[str, str]:
+    return {
+        "min": texts.format_lot(settings.min_lot_size),
+        "max": texts.format_lot(settings.max_lot_size),
+        "current": texts.format_lot(device.lot_size),
+    }
+
+
+def _age_details(device: DeviceDTO, settings: DevicesSettings) -> dict[str, str]:
+    return {
+        "min": str(settings.min_max_signal_age),
+        "max": str(settings.max_max_signal_age),
+        "current": f"{device.max_signal_age} s",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,43 +69,29 @@ class Field:
     state: State
     question: str
     setter: Setter
+    details: Details = _no_details
     in_symbols: bool = False
 
     def ask(self, device: DeviceDTO, settings: DevicesSettings) -> str:
-        return self.question.format(
-            name=html.quote(device.name),
-            min=self._bound(settings, low=True),
-            max=self._bound(settings, low=False),
-            current=self._current(device),
-        )
-
-    def _bound(self, settings: DevicesSettings, *, low: bool) -> str:
-        if self.state == EditDevice.lot_size:
-            return texts.format_lot(settings.min_lot_size if low else settings.max_lot_size)
-        return str(settings.min_max_signal_age if low else settings.max_max_signal_age)
-
-    def _current(self, device: DeviceDTO) -> str:
-        if self.state == EditDevice.lot_size:
-            return texts.format_lot(device.lot_size)
-        return f"{device.max_signal_age} s"
+        return self.question.format(name=html.quote(device.name), **self.details(device, settings))
 
 
 FIELDS: dict[DeviceAction, Field] = {
     DeviceAction.RENAME: Field(EditDevice.name, texts.ASK_RENAME, DeviceService.rename),
     DeviceAction.LOT_SIZE: Field(
-        EditDevice.lot_size, texts.ASK_LOT_SIZE, DeviceService.set_lot_size
+        EditDevice.lot_size, texts.ASK_LOT_SIZE, DeviceService.set_lot_size, _lot_details
     ),
     DeviceAction.MAX_AGE: Field(
-        EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age
+        EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age, _age_details
     ),
     DeviceAction.PAIRS: Field(
-        EditDevice.pairs, texts.ASK_SYMBOL_PAIRS, DeviceService.set_symbol_pairs, True
+        EditDevice.pairs, texts.ASK_SYMBOL_PAIRS, DeviceService.set_symbol_pairs, in_symbols=True
     ),
     DeviceAction.PREFIX: Field(
-        EditDevice.prefix, texts.ASK_SYMBOL_PREFIX, DeviceService.set_symbol_prefix, True
+        EditDevice.prefix, texts.ASK_SYMBOL_PREFIX, DeviceService.set_symbol_prefix, in_symbols=True
     ),
     DeviceAction.SUFFIX: Field(
-        EditDevice.suffix, texts.ASK_SYMBOL_SUFFIX, DeviceService.set_symbol_suffix, True
+        EditDevice.suffix, texts.ASK_SYMBOL_SUFFIX, DeviceService.set_symbol_suffix, in_symbols=True
     ),
 }
 FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.callbacks import DeviceAction, DeviceCb
 from bot.container import Container
 from bot.services.devices import DeviceDTO
-from tests.conftest import FakeClock
-from tests.devices_support import EAClient, add_device, error_of
+from tests.conftest import Chat, FakeClock
+from tests.devices_support import OWNER_ID, EAClient, add_device, error_of
 from webhook_server import create_app
 
 
@@ -109,19 +110,17 @@ async def test_notify_wakes_a_waiting_poll_at_once(
 async def test_notify_for_another_device_does_not_answer(
     device_and_ea: tuple[DeviceDTO, EAClient], container: Container, probe: PendingProbe
 ) -> None:
-    device, ea = device_and_ea
+    _device, ea = device_and_ea
     other, _ = await add_device(container, name="Other")
     hub = container.device_hub
     poll = asyncio.create_task(ea.get("/api/v1/ea/instructions?wait=1"))
     await asyncio.wait_for(until(lambda: hub.waiting == 1), timeout=5)
-    probe.items = [{"id": "ins_2"}]
+    probe.items = [{"id": "ins_2"}]  # pending for the other device, say
     hub.notify(other.pk)
-    await asyncio.sleep(0.05)
-    assert probe.calls == 1  # not re-checked
     response = await asyncio.wait_for(poll, timeout=10)
-    # The wait ran out and the final answer is whatever is pending then.
-    assert response.status == 200
-    assert device.pk != other.pk
+    # Not woken, and never re-checked: nothing was announced for this device.
+    assert (await response.json())["instructions"] == []
+    assert probe.calls == 1
 
 
 async def test_idle_device_polls_without_checking_until_notified(
@@ -287,3 +286,22 @@ async def test_error_bodies_are_json_with_a_message(ea: EAClient) -> None:
     assert response.content_type == "application/json"
     body = json.loads(await response.text())
     assert set(body) == {"error", "message"} and body["message"]
+
+
+async def test_resume_in_the_chat_wakes_the_devices_poll(
+    device_and_ea: tuple[DeviceDTO, EAClient],
+    container: Container,
+    probe: PendingProbe,
+    chat: Chat,
+) -> None:
+    device, ea = device_and_ea
+    pause = DeviceCb(action=DeviceAction.PAUSE, device=device.pk).pack()
+    resume = DeviceCb(action=DeviceAction.RESUME, device=device.pk).pack()
+    await chat.press(OWNER_ID, pause)
+    hub = container.device_hub
+    poll = asyncio.create_task(ea.get("/api/v1/ea/instructions?wait=25"))
+    await asyncio.wait_for(until(lambda: hub.waiting == 1), timeout=5)
+    probe.items = [{"id": "ins_4", "action": "open"}]  # what resuming makes pending
+    await chat.press(OWNER_ID, resume)
+    response = await asyncio.wait_for(poll, timeout=5)
+    assert (await response.json())["instructions"] == probe.items
