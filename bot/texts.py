@@ -58,6 +58,7 @@ DEVICES_EMPTY = (
     "paste its Device ID and Secret into the EA, and approved signals trade there."
 )
 DEVICES_PICK = "Tap a device for its settings."
+DEVICES_PRIVATE_ONLY = "For your security, /devices works only in a private chat with me."
 DEVICE_LIMIT_REACHED = (
     "You have {limit} devices, the most allowed. Revoke one in its settings to add another."
 )

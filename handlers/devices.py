@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 from aiogram import F, Router, html
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -62,6 +63,9 @@ async def list_view(
 async def cmd_devices(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
+    if message.chat.type != ChatType.PRIVATE:  # credentials must never land in a group
+        await message.answer(texts.DEVICES_PRIVATE_ONLY)
+        return
     current = await state.get_state()
     if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
         await state.clear()  # /devices starts over

@@ -78,6 +78,12 @@ async def test_empty_list_offers_to_add(chat: Chat, fake_api: FakeBotAPI) -> Non
     assert buttons(fake_api.last("sendMessage")) == {texts.BUTTON_ADD_DEVICE: ADD}
 
 
+async def test_devices_only_in_a_private_chat(chat: Chat, container: Container) -> None:
+    await add_device(container, name="Secretive")
+    [answer] = await chat.send(OWNER_ID, "/devices", chat_id=-100200300)
+    assert answer == texts.DEVICES_PRIVATE_ONLY
+
+
 async def test_list_shows_state_of_each_device(
     chat: Chat, container: Container, clock: FakeClock
 ) -> None:
