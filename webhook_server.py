@@ -105,7 +105,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    # Feature views import CONTAINER and ApiError from this module, hence imported here.
+    from bot.web import provider
+
     app.router.add_get("/healthz", healthz, allow_head=False)
+    provider.setup(app)
 
 
 def create_app(container: Container) -> web.Application:

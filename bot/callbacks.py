@@ -5,3 +5,59 @@ handlers re-check on every press that the object exists and belongs to the press
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+# --- signals ---
+
+
+class Vote(StrEnum):
+    APPROVE = "a"
+    REJECT = "r"
+
+
+class SignalVote(CallbackData, prefix="sv"):
+    """Approve / Reject on a signal's message; ``signal`` is the signal's row id."""
+
+    action: Vote
+    signal: int
+
+
+class DraftAction(StrEnum):
+    SEND = "s"
+    DISCARD = "d"
+
+
+class SignalDraftCb(CallbackData, prefix="sd"):
+    """Send / Discard under an admin's preview; ``token`` names the draft in the FSM data."""
+
+    action: DraftAction
+    token: str
+
+
+class ManageAction(StrEnum):
+    LIST = "l"
+    VIEW = "v"
+    MODIFY = "m"
+    CLOSE = "c"
+    CANCEL = "x"
+
+
+class SignalManageCb(CallbackData, prefix="sm"):
+    """/signals: ``percent`` is the part of what remains to close (Close 25/50/100 %)."""
+
+    action: ManageAction
+    signal: int = 0
+    percent: int = 0
+
+
+class SettingsToggle(StrEnum):
+    AUTO_APPROVE = "a"
+    NOTIFY_FILLS = "f"
+    NOTIFY_ERRORS = "e"
+
+
+class SettingsCb(CallbackData, prefix="st"):
+    toggle: SettingsToggle

@@ -17,6 +17,9 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "Start the bot"),
     CommandInfo("help", "What this bot can do"),
     CommandInfo("cancel", "Stop what you are entering"),
+    CommandInfo("settings", "Auto-approve and notifications"),
+    CommandInfo("signal", "Post a signal (a preview comes first)", admin_only=True),
+    CommandInfo("signals", "Open signals: modify, close, cancel", admin_only=True),
 )
 
 

@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +109,34 @@ class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class SignalsSettings(Section):
+    # Seconds a signal waits for approvals when the provider gives no expires_in.
+    default_expiry_seconds: int = Field(default=900, ge=10, le=7 * 86400)
+    min_expiry_seconds: int = Field(default=30, ge=1)
+    max_expiry_seconds: int = Field(default=7 * 86400, ge=60)
+    require_subscription: bool = False
+    # At most one edit per chat message per this many seconds (bursts are merged).
+    edit_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    expiry_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("max_expiry_seconds")
+    @classmethod
+    def _bounds(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_expiry_seconds")
+        if low is not None and value < low:
+            raise ValueError("must not be below signals.min_expiry_seconds")
+        return value
+
+
+class SendingSettings(Section):
+    global_per_second: float = Field(default=30, gt=0)
+    per_chat_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    max_retry_after_seconds: int = Field(default=120, ge=1)
+    connect_retry_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    broadcast_concurrency: int = Field(default=50, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -122,6 +158,8 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = WebhookSettings()
     redis: RedisSettings = RedisSettings()
     logging: LoggingSettings = LoggingSettings()
+    signals: SignalsSettings = SignalsSettings()
+    sending: SendingSettings = SendingSettings()
 
     @classmethod
     def settings_customise_sources(

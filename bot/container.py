@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.services.notifier import Notifier
+from bot.services.sending import SendPath
+from bot.services.signal_publisher import SignalPublisher
+from bot.services.signals import SignalService, SubscriberCheck, active_subscribers
 
 
 @dataclass
@@ -20,10 +23,28 @@ class Container:
     bot: Bot | None = None
     clock: Clock = field(default=utcnow)
     notifier: Notifier | None = None
+    # The one send path on the bot's session (installed by create_bot).
+    send_path: SendPath | None = None
+    # Which users hold an active subscription (signals.require_subscription).
+    subscriber_check: SubscriberCheck = field(default=active_subscribers)
+    signal_publisher: SignalPublisher | None = None
+    signals: SignalService = field(init=False)
 
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
             self.notifier = Notifier(self.bot, self.sessionmaker, self.clock)
+        if self.send_path is None and self.bot is not None:
+            self.send_path = SendPath.of(self.bot)
+        if self.send_path is not None and self.notifier is not None:
+            self.send_path.blocked = self.notifier.blocked
+        if self.signal_publisher is None and self.notifier is not None:
+            self.signal_publisher = SignalPublisher(self.notifier, self.sessionmaker, self.settings)
+        self.signals = SignalService(
+            self.settings,
+            self.clock,
+            publisher=self.signal_publisher,
+            subscriber_check=self.subscriber_check,
+        )
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:

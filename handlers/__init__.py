@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, start
+from handlers import common, errors, fallback, settings, signals, signals_admin, start
 
 
 def _routers() -> list[Router]:
@@ -13,6 +13,9 @@ def _routers() -> list[Router]:
         common.router,
         start.router,
         # Feature routers go here, before the fallbacks.
+        signals_admin.router,
+        signals.router,
+        settings.router,
         fallback.router,
     ]
 
