@@ -92,10 +92,9 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
             logger.warning("%d updates still running at shutdown", left)
         stop.set()
         await expiry
-        if container.signal_publisher is not None:
-            cut = await container.signal_publisher.close(SENDING_DRAIN_TIMEOUT_S)
-            if cut:
-                logger.warning("%d signal broadcasts cut short by the shutdown", cut)
+        cut = await container.stop_background(SENDING_DRAIN_TIMEOUT_S)
+        if cut:
+            logger.warning("%d signal broadcasts cut short by the shutdown", cut)
         await runner.cleanup()
         await dp.storage.close()
         logger.info("stopped")

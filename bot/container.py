@@ -46,6 +46,15 @@ class Container:
             subscriber_check=self.subscriber_check,
         )
 
+    async def stop_background(self, within: float) -> int:
+        """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
+        stop them; returns how many broadcasts were cut short."""
+        if self.signal_publisher is not None:
+            return await self.signal_publisher.close(within)
+        if self.notifier is not None:
+            await self.notifier.drain()
+        return 0
+
     def require_notifier(self) -> Notifier:
         if self.notifier is None:
             raise RuntimeError("this container has no bot, so nothing can be sent")

@@ -201,6 +201,7 @@ async def container(settings: Settings, bot: Bot, clock: FakeClock) -> AsyncIter
     try:
         yield instance
     finally:
+        await instance.stop_background(within=5.0)
         await instance.engine.dispose()
 
 
