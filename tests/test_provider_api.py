@@ -121,7 +121,7 @@ async def test_tradingview_alert_posts_as_is(
     assert body["recipients"] == 4
     row = await signal_row(sessionmaker, body["id"])
     assert (row.side, row.order_type) == ("buy", "limit")
-    assert str(row.entry.normalize()) == "1.085"
+    assert row.entry is not None and str(row.entry.normalize()) == "1.085"
     assert row.take_profit == ["1.095"]
     await _drain(container)
     assert len(fake_api.sent("sendMessage")) == 4
@@ -146,7 +146,11 @@ async def test_create_sends_to_every_reachable_user_and_get_reports(
     chats = {call.chat_id for call in fake_api.sent("sendMessage")}
     assert chats == {ADMIN_ID, *USERS}
     message = fake_api.last("sendMessage", USERS[0])
-    assert "EURUSD" in message.text and "1.08" in message.text and "Breakout" in message.text
+    assert (
+        "EURUSD" in message.params["text"]
+        and "1.08" in message.params["text"]
+        and "Breakout" in message.params["text"]
+    )
     buttons = message.params["reply_markup"]["inline_keyboard"][0]
     assert [b["text"] for b in buttons] == ["✅ Approve", "❌ Reject"]
     approvals = await approvals_of(sessionmaker, body["id"])

@@ -81,7 +81,7 @@ async def test_approve_then_second_press_changes_nothing(
     await settle(container)
     [edit] = edits(fake_api, ALICE)
     assert edit.params["message_id"] == mid
-    assert "You approved this signal" in edit.text
+    assert "You approved this signal" in edit.params["text"]
     assert "reply_markup" not in edit.params  # the buttons are gone
     approval = (await approvals_of(sessionmaker, outcome.signal.public_id))[ALICE]
     assert approval.decision == "approved"
@@ -112,7 +112,7 @@ async def test_reject(
     assert answer_text(calls) == "Rejected."
     await settle(container)
     [edit] = edits(fake_api, BOB)
-    assert "You rejected this signal" in edit.text
+    assert "You rejected this signal" in edit.params["text"]
     assert await decision(sessionmaker, outcome, BOB) == "rejected"
     calls = await chat.press(BOB, vote(outcome, True), message_id=message_id(fake_api, BOB))
     assert answer_text(calls) == "You already rejected this signal."
@@ -178,7 +178,7 @@ async def test_expiry_edits_pending_messages(
     await settle(container)
     for user_id in (CAROL, ADMIN_ID):
         [edit] = edits(fake_api, user_id)
-        assert "Expired before you decided" in edit.text
+        assert "Expired before you decided" in edit.params["text"]
         assert "reply_markup" not in edit.params
     assert edits(fake_api, ALICE) == [] and edits(fake_api, BOB) == []
     assert await decision(sessionmaker, outcome, CAROL) == "expired"
@@ -223,7 +223,7 @@ async def test_presses_after_cancel_and_close_answer_the_state(
     assert answer_text(calls) == "This signal was closed by the provider."
     assert await decision(sessionmaker, cancelled, ALICE) == "pending"
     assert await decision(sessionmaker, closed, ALICE) == "pending"
-    texts = {c.params["message_id"]: c.text for c in edits(fake_api, ALICE)}
+    texts = {c.params["message_id"]: c.params["text"] for c in edits(fake_api, ALICE)}
     assert "Cancelled by the provider" in texts[cancel_mid]
     assert "Closed by the provider" in texts[close_mid]
 
@@ -258,10 +258,13 @@ async def test_provider_changes_show_on_every_message(
     await settle(container)
     for user_id in recipients:
         [edit] = edits(fake_api, user_id)
-        assert "<code>1.29</code>" in edit.text and "Levels changed by the provider" in edit.text
+        assert (
+            "<code>1.29</code>" in edit.params["text"]
+            and "Levels changed by the provider" in edit.params["text"]
+        )
         assert edit.params["message_id"] == mids[user_id]
     # Alice approved: her message keeps her decision and has no buttons; the others keep theirs.
-    assert "You approved" in edits(fake_api, ALICE)[0].text
+    assert "You approved" in edits(fake_api, ALICE)[0].params["text"]
     assert "reply_markup" not in edits(fake_api, ALICE)[0].params
     assert "reply_markup" in edits(fake_api, BOB)[0].params
 
@@ -270,14 +273,14 @@ async def test_provider_changes_show_on_every_message(
     await settle(container)
     for user_id in recipients:
         [edit] = edits(fake_api, user_id)
-        assert "50% of the position closed so far" in edit.text
+        assert "50% of the position closed so far" in edit.params["text"]
 
     fake_api.clear()
     await client.post(f"/api/v1/signals/{public_id}/cancel", headers=AUTH)
     await settle(container)
     for user_id in recipients:
         [edit] = edits(fake_api, user_id)
-        assert "Cancelled by the provider" in edit.text
+        assert "Cancelled by the provider" in edit.params["text"]
         assert "reply_markup" not in edit.params
 
 
@@ -293,9 +296,9 @@ async def test_change_during_broadcast_reaches_every_message(
         await container.signals.modify(session, {"stop_loss": "1.07"}, signal_id=outcome.signal.id)
     await settle(container)
     for user_id in (ADMIN_ID, ALICE, BOB, CAROL):
-        assert "1.08" in fake_api.last("sendMessage", user_id).text
+        assert "1.08" in fake_api.last("sendMessage", user_id).params["text"]
         [edit] = edits(fake_api, user_id)
-        assert "<code>1.07</code>" in edit.text
+        assert "<code>1.07</code>" in edit.params["text"]
 
 
 async def test_auto_approve_is_recorded_and_marked(
@@ -307,7 +310,7 @@ async def test_auto_approve_is_recorded_and_marked(
     await add_users(sessionmaker, [ALICE, BOB], clock.now, auto_approve=(ALICE,))
     outcome = await publish(container)
     message = fake_api.last("sendMessage", ALICE)
-    assert "Auto-approved" in message.text
+    assert "Auto-approved" in message.params["text"]
     assert "reply_markup" not in message.params
     approvals = await approvals_of(sessionmaker, outcome.signal.public_id)
     assert approvals[ALICE].decision == "auto" and approvals[ALICE].decided_at == clock.now
