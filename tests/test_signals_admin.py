@@ -176,12 +176,17 @@ async def test_discard(
 # ---------------------------------------------------------------- /signals
 
 
+async def settle(container: Container) -> None:
+    """Let broadcasts and message edits finish, so they don't land in the next exchange."""
+    assert container.signal_publisher is not None
+    await container.signal_publisher.drain()
+
+
 async def _post(chat: Chat, fake_api: FakeBotAPI, container: Container, text: str) -> None:
     await chat.send(ADMIN_ID, text)
     [(_, send_data), _] = buttons(fake_api.last("sendMessage", ADMIN_ID))
     await chat.press(ADMIN_ID, send_data)
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await settle(container)
 
 
 @pytest.mark.usefixtures("users")
@@ -222,6 +227,7 @@ async def test_signals_list_close_cancel_modify(
     assert answer_of(calls) == "Closed 50% of what remained."
     calls = await chat.press(ADMIN_ID, close)
     assert answer_of(calls) == "Closed 50% of what remained."
+    await settle(container)
     forged = SignalManageCb(action=ManageAction.CLOSE, signal=eur.id, percent=70).pack()
     assert answer_of(await chat.press(ADMIN_ID, forged)) == "This is not available any more."
     async with sessionmaker() as session:
@@ -239,6 +245,7 @@ async def test_signals_list_close_cancel_modify(
     assert "“sl” needs a price (or none) after it." in reply
     [reply] = await chat.send(ADMIN_ID, "sl 1.0825 tp 1.11 tp 1.12")
     assert "Levels updated" in reply and "<code>1.0825</code>" in reply
+    await settle(container)
     async with sessionmaker() as session:
         row = await session.get(Signal, eur.id)
         assert row is not None
@@ -247,12 +254,12 @@ async def test_signals_list_close_cancel_modify(
     assert await chat.send(ADMIN_ID, "sl 1.07") == [
         "I answer commands and buttons. /help lists what I can do."
     ]
-    await container.signal_publisher.drain()  # type: ignore[union-attr]
     assert "<code>1.0825</code>" in fake_api.texts(USER)[-1]
 
     cancel = SignalManageCb(action=ManageAction.CANCEL, signal=eur.id).pack()
     calls = await chat.press(ADMIN_ID, cancel)
     assert answer_of(calls) == "Signal cancelled."
+    await settle(container)
     calls = await chat.press(ADMIN_ID, cancel)
     [answer] = [c for c in calls if c.method == "answerCallbackQuery"]
     assert answer.params["text"] == "This signal is cancelled; it cannot be changed any more."
@@ -265,7 +272,7 @@ async def test_signals_list_close_cancel_modify(
     close_all = SignalManageCb(action=ManageAction.CLOSE, signal=eur.id + 1, percent=100)
     calls = await chat.press(ADMIN_ID, close_all.pack())
     assert answer_of(calls) == "Signal closed."
-    await container.signal_publisher.drain()  # type: ignore[union-attr]
+    await settle(container)
     back = SignalManageCb(action=ManageAction.LIST).pack()
     calls = await chat.press(ADMIN_ID, back)
     [edit] = [c for c in calls if c.method == "editMessageText"]
