@@ -159,6 +159,7 @@ class SignalService:
                 created_by_id=created_by_id,
             )
         )
+        recipients = await self.recipients(session)
         rows: list[dict[str, object]] = [
             {
                 "signal_id": signal.id,
@@ -168,19 +169,19 @@ class SignalService:
                 "created_at": now,
                 "decided_at": now if auto else None,
             }
-            for user_id, auto in await self.recipients(session)
+            for user_id, auto in recipients
         ]
-        inserted = await repo.add_approvals(rows)
+        ids = await repo.add_approvals(rows)
         approvals = [
             ApprovalDTO(
-                id=row[0],
+                id=ids[user_id],
                 signal_id=signal.id,
-                user_id=row[1],
-                decision=str(values["decision"]),
+                user_id=user_id,
+                decision="auto" if auto else "pending",
                 message_id=None,
-                decided_at=now if values["decision"] == "auto" else None,
+                decided_at=now if auto else None,
             )
-            for row, values in zip(inserted, rows, strict=True)
+            for user_id, auto in recipients
         ]
         dto = SignalDTO.from_model(signal)
         publisher = self.publisher
