@@ -5,3 +5,56 @@ handlers re-check on every press that the object exists and belongs to the press
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+# --- affiliates and checkout ---
+
+
+class PlanCallback(CallbackData, prefix="plan"):
+    """A /subscribe plan button: the plan code (re-checked against config on press)."""
+
+    code: str
+
+
+class StatsAction(StrEnum):
+    CHART = "chart"
+
+
+class StatsCallback(CallbackData, prefix="st"):
+    action: StatsAction
+
+
+class PayoutAction(StrEnum):
+    METHOD = "m"
+    ALL = "all"
+    CONFIRM = "ok"
+    CANCEL = "no"
+
+
+class PayoutCallback(CallbackData, prefix="po"):
+    """The user's payout flow; ``value`` is a method code or the confirmation's request key."""
+
+    action: PayoutAction
+    value: str = ""
+
+
+class PayoutHistoryCallback(CallbackData, prefix="ph"):
+    page: int
+
+
+class PayoutReviewAction(StrEnum):
+    OPEN = "open"
+    APPROVE = "ok"
+    REJECT = "no"
+    PAID = "paid"
+    PAID_NO_REFERENCE = "noref"
+
+
+class PayoutReviewCallback(CallbackData, prefix="pr"):
+    """Admins' payout review buttons."""
+
+    action: PayoutReviewAction
+    payout_id: int

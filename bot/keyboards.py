@@ -1,3 +1,118 @@
 """Inline keyboards as pure functions of plain data."""
 
 from __future__ import annotations
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import texts
+from bot.callbacks import (
+    PayoutAction,
+    PayoutCallback,
+    PayoutHistoryCallback,
+    PayoutReviewAction,
+    PayoutReviewCallback,
+    PlanCallback,
+    StatsAction,
+    StatsCallback,
+)
+from bot.config import PlanSettings
+
+# --- affiliates and checkout ---
+
+
+def _button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data)
+
+
+def share_link(url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=texts.LINK_SHARE_BUTTON, url=url)]]
+    )
+
+
+def plans(items: list[PlanSettings]) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                texts.PLAN_BUTTON.format(name=plan.name, stars=plan.stars, days=plan.days),
+                PlanCallback(code=plan.code).pack(),
+            )
+        ]
+        for plan in items
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def stats() -> InlineKeyboardMarkup:
+    data = StatsCallback(action=StatsAction.CHART).pack()
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.STATS_CHART_BUTTON, data)]])
+
+
+def payout_methods(methods: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """(code, title) pairs, one per row."""
+    rows = [
+        [_button(title, PayoutCallback(action=PayoutAction.METHOD, value=code).pack())]
+        for code, title in methods
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def payout_amount(all_label: str) -> InlineKeyboardMarkup:
+    data = PayoutCallback(action=PayoutAction.ALL).pack()
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(all_label, data)]])
+
+
+def payout_confirm(request_key: str) -> InlineKeyboardMarkup:
+    confirm = PayoutCallback(action=PayoutAction.CONFIRM, value=request_key).pack()
+    cancel = PayoutCallback(action=PayoutAction.CANCEL).pack()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(texts.PAYOUT_CONFIRM_BUTTON, confirm),
+                _button(texts.PAYOUT_CANCEL_BUTTON, cancel),
+            ]
+        ]
+    )
+
+
+def history_pages(page: int, pages: int) -> InlineKeyboardMarkup | None:
+    row = []
+    if page > 0:
+        row.append(_button(texts.HISTORY_PREV, PayoutHistoryCallback(page=page - 1).pack()))
+    if page < pages - 1:
+        row.append(_button(texts.HISTORY_NEXT, PayoutHistoryCallback(page=page + 1).pack()))
+    return InlineKeyboardMarkup(inline_keyboard=[row]) if row else None
+
+
+def _review(action: PayoutReviewAction, payout_id: int) -> str:
+    return PayoutReviewCallback(action=action, payout_id=payout_id).pack()
+
+
+def payout_review(payout_id: int, state: str) -> InlineKeyboardMarkup | None:
+    """The buttons that apply to a request in ``state`` (none once it is settled)."""
+    if state == "requested":
+        row = [
+            _button(texts.PAYOUT_APPROVE_BUTTON, _review(PayoutReviewAction.APPROVE, payout_id)),
+            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+        ]
+    elif state == "approved":
+        row = [
+            _button(texts.PAYOUT_PAID_BUTTON, _review(PayoutReviewAction.PAID, payout_id)),
+            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+        ]
+    else:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+def payout_no_reference(payout_id: int) -> InlineKeyboardMarkup:
+    data = _review(PayoutReviewAction.PAID_NO_REFERENCE, payout_id)
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.PAYOUT_NO_REFERENCE_BUTTON, data)]])
+
+
+def open_payouts(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    """(payout id, label) pairs, one per row."""
+    rows = [
+        [_button(label, _review(PayoutReviewAction.OPEN, payout_id))] for payout_id, label in items
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
