@@ -77,9 +77,21 @@ REFERRAL_JOINED = "🎉 <b>{name}</b> joined through your referral link."
 
 def next_tier_line(needed: int, name: str, share: str, per_lot: str) -> str:
     return NEXT_TIER.format(
-        needed=needed, s="" if needed == 1 else "s", name=html.quote(name), share=share,
+        needed=needed,
+        s="" if needed == 1 else "s",
+        name=html.quote(name),
+        share=share,
         per_lot=per_lot,
-    )  # fmt: skip
+    )
+
+
+def paysupport_question(user_id: int, first_name: str, username: str | None, question: str) -> str:
+    return PAYSUPPORT_QUESTION.format(
+        name=html.quote(first_name),
+        username=f" @{html.quote(username)}" if username else "",
+        user_id=user_id,
+        question=html.quote(question),
+    )
 
 
 def referral_joined(first_name: str) -> str:
@@ -116,11 +128,17 @@ COMMISSION_EARNED = (
 PAYSUPPORT = (
     "<b>Payment support</b>\n"
     "Subscriptions are paid with Telegram Stars and start at once; each purchase adds its "
-    "days to your current plan. If something went wrong with a payment, contact {contact} "
-    "and give the receipt id. Refunds go back to your Stars balance and shorten the "
-    "subscription by the days of that purchase."
+    "days to your current plan. Refunds go back to your Stars balance and shorten the "
+    "subscription by the days of that purchase.\n\n"
+    "Something wrong with a payment? Send <code>/paysupport</code> followed by your question "
+    "and the receipt id; the admins get it and answer you here.{contact}"
 )
-PAYSUPPORT_CONTACT_ADMINS = "the admins of this bot (just write here)"
+PAYSUPPORT_CONTACT = "\nYou can also reach {contact}."
+PAYSUPPORT_SENT = "Your question was sent to the admins. They will answer you here."
+PAYSUPPORT_QUESTION = (
+    "<b>Payment question</b> from {name}{username} (id <code>{user_id}</code>, "
+    '<a href="tg://user?id={user_id}">open chat</a>):\n{question}'
+)
 PAYSUPPORT_PAYMENTS = "\n\n<b>Your recent payments</b>\n{lines}"
 PAYSUPPORT_PAYMENT_LINE = "{paid} · {stars} ⭐ · {plan} · <code>{charge_id}</code>{refunded}"
 REFUNDED_MARK = " · refunded"

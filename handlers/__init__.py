@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, start
+from handlers import (
+    admin_money,
+    checkout,
+    common,
+    errors,
+    fallback,
+    payouts,
+    referrals,
+    start,
+    stats,
+)
 
 
 def _routers() -> list[Router]:
@@ -13,6 +23,11 @@ def _routers() -> list[Router]:
         common.router,
         start.router,
         # Feature routers go here, before the fallbacks.
+        admin_money.router,
+        checkout.router,
+        referrals.router,
+        stats.router,
+        payouts.router,
         fallback.router,
     ]
 

@@ -25,7 +25,6 @@ def render_earnings_png(
     minor_digits: int,
 ) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import DateFormatter, DayLocator
     from matplotlib.figure import Figure
 
     scale = 10**minor_digits
@@ -35,14 +34,17 @@ def render_earnings_png(
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.bar(days, confirmed, width=0.85, color="#2e7d32", label=texts.CHART_CONFIRMED)
+    positions = list(range(len(days)))
+    axes.bar(positions, confirmed, width=0.85, color="#2e7d32", label=texts.CHART_CONFIRMED)
     axes.bar(
-        days, pending, width=0.85, bottom=confirmed, color="#f9a825", label=texts.CHART_PENDING
+        positions, pending, width=0.85, bottom=confirmed, color="#f9a825", label=texts.CHART_PENDING
     )
     axes.set_title(texts.CHART_TITLE.format(days=len(days), currency=currency), fontsize=15)
     axes.tick_params(axis="both", labelsize=12)
-    axes.xaxis.set_major_locator(DayLocator(interval=max(len(days) // 6, 1)))
-    axes.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    # About six date labels, the last one on today.
+    step = max(len(days) // 6, 1)
+    ticks = positions[::-1][::step][::-1]
+    axes.set_xticks(ticks, [days[i].strftime("%d %b") for i in ticks])
     axes.set_ylim(
         bottom=0, top=max([c + p for c, p in zip(confirmed, pending, strict=True)] + [1]) * 1.1
     )

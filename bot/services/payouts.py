@@ -86,9 +86,21 @@ class HistoryPage:
     pages: int
 
 
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available_minor: int
+    pending_minor: int
+
+
 async def available_balance(session: AsyncSession, user_id: int, now: datetime) -> int:
     account = await settle(session, user_id, now)
     return account.balance_minor if account else 0
+
+
+async def balance_overview(session: AsyncSession, user_id: int, now: datetime) -> Balance:
+    available = await available_balance(session, user_id, now)
+    pending = await AffiliateRepository(session).sum_in_state(user_id, "pending")
+    return Balance(available_minor=available, pending_minor=pending)
 
 
 def check_amount(settings: Settings, amount_minor: int, balance_minor: int) -> None:
@@ -137,10 +149,11 @@ async def request_payout(
         raise InvalidInputError(
             texts.payout_above_balance(money.format(await available_balance_now(session, user_id)))
         )
-    payout = await repo.by_key(user_id, request_key)
-    assert payout is not None
+    filed = await repo.by_key(user_id, request_key)
+    assert filed is not None
+    payout, user = await _load(repo, filed.id)
     logger.info("payout %s requested by %s: %s minor", payout.id, user_id, amount_minor)
-    return PayoutDTO.of(payout)
+    return PayoutDTO.of(payout, user)
 
 
 async def available_balance_now(session: AsyncSession, user_id: int) -> int:
