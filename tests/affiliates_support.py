@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.services.checkout import SoldPlan
 from bot.services.commissions import CommissionDTO, credit_fill_commission
+from bot.services.payouts import approve_payout, mark_payout_paid, request_payout
 from bot.services.referrals import ensure_account
 from db.models import Affiliate, Commission, Payment, Payout, Referral, Subscription
-from bot.services.payouts import approve_payout, mark_payout_paid, request_payout
 from tests.conftest import ADMIN_ID, Chat
 from tests.fake_bot_api import successful_payment_update
 

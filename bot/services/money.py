@@ -16,6 +16,8 @@ from bot.errors import InvalidInputError
 
 BPS_DENOMINATOR = 10_000
 STARS_RATE_DENOMINATOR = 1000
+# Far above any real balance, far below the 64-bit columns' limit.
+MAX_AMOUNT_MINOR = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class Money:
             raise InvalidInputError(
                 f"{self.currency} amounts have at most {self.digits} decimal places."
             )
+        if minor >= MAX_AMOUNT_MINOR:
+            raise InvalidInputError("That amount is too large.")
         return int(minor)
 
 
