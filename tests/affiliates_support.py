@@ -154,3 +154,18 @@ __all__ = [
     "subscription",
     "token_of",
 ]
+
+
+async def assert_books_balance(
+    sessionmaker: async_sessionmaker[AsyncSession], user_id: int
+) -> None:
+    """The invariants of docs/operations.md hold for this affiliate."""
+    money = await account(sessionmaker, user_id)
+    commissions = await rows(sessionmaker, Commission, Commission.affiliate_id == user_id)
+    payouts = await rows(sessionmaker, Payout, Payout.user_id == user_id)
+    earned = sum(c.amount_minor for c in commissions if c.state in ("available", "paid"))
+    assert money.balance_minor + money.reserved_minor + money.paid_minor == earned
+    assert money.reserved_minor == sum(
+        p.amount_minor for p in payouts if p.state in ("requested", "approved")
+    )
+    assert money.paid_minor == sum(p.amount_minor for p in payouts if p.state == "paid")

@@ -11,7 +11,15 @@ from bot.config import Settings
 from bot.services.checkout import SoldPlan
 from bot.services.subscriptions import has_active_subscription
 from db.models import Commission, Payment
-from tests.affiliates_support import account, pay, pay_out, refer, rows, subscription
+from tests.affiliates_support import (
+    account,
+    assert_books_balance,
+    pay,
+    pay_out,
+    refer,
+    rows,
+    subscription,
+)
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import FakeApiError, FakeBotAPI, pre_checkout_update
 
@@ -172,6 +180,7 @@ async def test_refund_after_commission_paid_out_leaves_negative_balance(
     clock.advance(days=15)
     [stats] = await chat.send(REFERRER, "/stats")
     assert "Balance available for /payout: 0.00 USD" in stats
+    await assert_books_balance(sessionmaker, REFERRER)
 
 
 async def test_refund_pending_commission_and_subscription_shortened(

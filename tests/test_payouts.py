@@ -12,7 +12,15 @@ from bot.config import Settings
 from bot.errors import AppError, InvalidInputError
 from bot.services.payouts import request_payout
 from db.models import Payout
-from tests.affiliates_support import TRON_ADDRESS, account, credit_fill, pay_out, refer, rows
+from tests.affiliates_support import (
+    TRON_ADDRESS,
+    account,
+    assert_books_balance,
+    credit_fill,
+    pay_out,
+    refer,
+    rows,
+)
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI
 
@@ -133,6 +141,7 @@ async def test_full_flow_request_approve_mark_paid(
     assert (money.balance_minor, money.reserved_minor, money.paid_minor) == (4000, 0, 6000)
     told = fake_api.texts(AFFILIATE)[-1]
     assert "was sent to" in told and "tx &lt;0xabc&gt;" in told
+    await assert_books_balance(sessionmaker, AFFILIATE)
 
 
 async def test_reject_asks_reason_and_frees_amount(
@@ -167,6 +176,7 @@ async def test_reject_asks_reason_and_frees_amount(
     redrawn = fake_api.last("editMessageText", ADMIN_ID)
     assert "rejected" in str(redrawn.text) and buttons(redrawn) == []
     assert await chat.send(ADMIN_ID, "/payouts") == ["No payout requests are waiting."]
+    await assert_books_balance(sessionmaker, AFFILIATE)
 
 
 async def test_history_is_paged(
@@ -228,6 +238,7 @@ async def test_two_requests_at_once_never_overdraw(
     money = await account(sessionmaker, AFFILIATE)
     assert money.balance_minor == 10000 - filed[0].amount_minor >= 0
     assert money.reserved_minor == filed[0].amount_minor
+    await assert_books_balance(sessionmaker, AFFILIATE)
 
 
 async def test_double_confirm_through_the_dispatcher_files_once(
