@@ -101,7 +101,8 @@ def test_tier_boundaries() -> None:
     assert [tier_for(tiers, n)[0].name for n in (0, 4, 5, 19, 20, 500)] == [
         "Bronze", "Bronze", "Silver", "Silver", "Gold", "Gold",
     ]  # fmt: skip
-    assert tier_for(tiers, 4)[1] is not None and tier_for(tiers, 4)[1].name == "Silver"
+    upcoming = tier_for(tiers, 4)[1]
+    assert upcoming is not None and upcoming.name == "Silver"
     assert tier_for(tiers, 20)[1] is None
 
 

@@ -147,9 +147,7 @@ class AffiliateRepository:
     async def commission(self, kind: str, source_id: str) -> Commission | None:
         return (
             await self.session.scalars(
-                select(Commission).where(
-                    Commission.kind == kind, Commission.source_id == source_id
-                )
+                select(Commission).where(Commission.kind == kind, Commission.source_id == source_id)
             )
         ).first()
 
