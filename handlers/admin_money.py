@@ -167,7 +167,7 @@ async def approve_pressed(
 ) -> None:
     payout = await approve_payout(session, callback_data.payout_id, admin_id=user.id, now=clock())
     money = Money.from_settings(settings.affiliates)
-    await _show(query, payout, money)
+    await _show(container, query, payout, money)
     await container.require_notifier().try_send(
         payout.user_id,
         texts.PAYOUT_APPROVED_USER.format(id=payout.id, amount=money.format(payout.amount_minor)),
@@ -299,10 +299,14 @@ async def _mark_paid(
     )
 
 
-async def _show(query: CallbackQuery, payout: PayoutDTO, money: Money) -> None:
+async def _show(
+    container: Container, query: CallbackQuery, payout: PayoutDTO, money: Money
+) -> None:
     """Re-draw the card the admin pressed, with the buttons of its new state."""
     if isinstance(query.message, Message):
-        await query.message.edit_text(
+        await container.require_notifier().edit(
+            query.message.chat.id,
+            query.message.message_id,
             views.payout_card(payout, money),
             reply_markup=keyboards.payout_review(payout.id, payout.state),
         )

@@ -40,9 +40,14 @@ class PayoutForm(StatesGroup):
     confirm = State()
 
 
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+async def _edit(
+    container: Container, query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Edit the pressed message in place ("not modified" on a repeated press is fine)."""
     if isinstance(query.message, Message):
-        await query.message.edit_text(text, reply_markup=markup)
+        await container.require_notifier().edit(
+            query.message.chat.id, query.message.message_id, text, reply_markup=markup
+        )
 
 
 @router.message(Command("payout"))
@@ -164,8 +169,8 @@ async def all_pressed(
     await _ask_confirmation(query.message, state, settings, balance)
 
 
-@router.message(PayoutForm.destination)
-@router.message(PayoutForm.amount)
+@router.message(PayoutForm.destination, ~F.text)
+@router.message(PayoutForm.amount, ~F.text)
 async def not_text(message: Message) -> None:
     await message.answer(texts.PAYOUT_TEXT_EXPECTED)
 
@@ -221,6 +226,7 @@ async def confirm_pressed(
     await state.clear()
     money = Money.from_settings(settings.affiliates)
     await _edit(
+        container,
         query,
         texts.PAYOUT_REQUESTED.format(
             id=payout.id,
@@ -238,9 +244,9 @@ async def confirm_pressed(
 
 
 @router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CANCEL))
-async def cancel_pressed(query: CallbackQuery, state: FSMContext) -> None:
+async def cancel_pressed(query: CallbackQuery, state: FSMContext, container: Container) -> None:
     await state.clear()
-    await _edit(query, texts.PAYOUT_CANCELLED, None)
+    await _edit(container, query, texts.PAYOUT_CANCELLED, None)
 
 
 @router.callback_query(PayoutHistoryCallback.filter())
@@ -250,9 +256,10 @@ async def history_page(
     user: UserDTO,
     session: AsyncSession,
     settings: Settings,
+    container: Container,
 ) -> None:
     text, markup = await _history(session, settings, user.id, callback_data.page)
-    await _edit(query, text, markup)
+    await _edit(container, query, text, markup)
 
 
 async def _history(

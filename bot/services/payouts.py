@@ -147,7 +147,7 @@ async def request_payout(
     if not await AffiliateRepository(session).reserve(user_id, amount_minor):
         money = Money.from_settings(settings.affiliates)
         raise InvalidInputError(
-            texts.payout_above_balance(money.format(await available_balance_now(session, user_id)))
+            texts.payout_above_balance(money.format(await _current_balance(session, user_id)))
         )
     filed = await repo.by_key(user_id, request_key)
     assert filed is not None
@@ -156,7 +156,7 @@ async def request_payout(
     return PayoutDTO.of(payout, user)
 
 
-async def available_balance_now(session: AsyncSession, user_id: int) -> int:
+async def _current_balance(session: AsyncSession, user_id: int) -> int:
     account = await AffiliateRepository(session).lock(user_id)
     return account.balance_minor if account else 0
 
