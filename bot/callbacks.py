@@ -10,6 +10,56 @@ from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 
+# --- affiliates and checkout ---
+
+
+class PlanCallback(CallbackData, prefix="plan"):
+    """A /subscribe plan button: the plan code (re-checked against config on press)."""
+
+    code: str
+
+
+class StatsAction(StrEnum):
+    CHART = "chart"
+
+
+class StatsCallback(CallbackData, prefix="st"):
+    action: StatsAction
+
+
+class PayoutAction(StrEnum):
+    METHOD = "m"
+    ALL = "all"
+    CONFIRM = "ok"
+    CANCEL = "no"
+
+
+class PayoutCallback(CallbackData, prefix="po"):
+    """The user's payout flow; ``value`` is a method code or the confirmation's request key."""
+
+    action: PayoutAction
+    value: str = ""
+
+
+class PayoutHistoryCallback(CallbackData, prefix="ph"):
+    page: int
+
+
+class PayoutReviewAction(StrEnum):
+    OPEN = "open"
+    APPROVE = "ok"
+    REJECT = "no"
+    PAID = "paid"
+    PAID_NO_REFERENCE = "noref"
+
+
+class PayoutReviewCallback(CallbackData, prefix="pr"):
+    """Admins' payout review buttons."""
+
+    action: PayoutReviewAction
+    payout_id: int
+
+
 # --- signals ---
 
 
@@ -59,5 +109,5 @@ class SettingsToggle(StrEnum):
     NOTIFY_ERRORS = "e"
 
 
-class SettingsCb(CallbackData, prefix="st"):
+class SettingsCb(CallbackData, prefix="set"):
     toggle: SettingsToggle

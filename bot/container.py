@@ -12,7 +12,8 @@ from bot.config import Settings
 from bot.services.notifier import Notifier
 from bot.services.sending import SendPath
 from bot.services.signal_publisher import SignalPublisher
-from bot.services.signals import SignalService, SubscriberCheck, active_subscribers
+from bot.services.signals import SignalService, SubscriberCheck
+from bot.services.subscriptions import active_subscribers
 
 
 @dataclass

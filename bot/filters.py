@@ -8,8 +8,8 @@ from aiogram.types import TelegramObject
 from bot.services.users import UserDTO
 
 
-class IsAdmin(Filter):
-    """Lets an update through only from an admin (role from config ``telegram.admin_ids``)."""
+class AdminFilter(Filter):
+    """Passes for users whose role (from ``telegram.admin_ids``) is admin."""
 
     async def __call__(self, event: TelegramObject, user: UserDTO | None = None) -> bool:
         return user is not None and user.is_admin

@@ -46,6 +46,246 @@ def help_text(user_commands: list[CommandInfo], admin_commands: list[CommandInfo
     return text
 
 
+# --- affiliates and checkout ---
+
+ADMIN_ONLY = "This command is for admins."
+DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime(DATE_FORMAT)
+
+
+def too_long(what: str, limit: int) -> str:
+    return f"{what} is too long: at most {limit} characters."
+
+
+# /link and referral attribution
+LINK = (
+    "<b>Your referral link</b>\n{link}\n\n"
+    "Everyone who starts the bot through it for the first time becomes your referral, and "
+    "you earn on their subscriptions and trades.\n\n"
+    "<b>Your tier: {tier}</b>\n"
+    "• {share} of each subscription payment\n"
+    "• {per_lot} per lot they trade\n"
+    "Active referrals: {active} of {total}.\n"
+    "{next_tier}\n\n"
+    "/stats shows your earnings."
+)
+LINK_SHARE_BUTTON = "Share link"
+LINK_SHARE_TEXT = "Trading signals straight to MetaTrader, approved in Telegram:"
+NEXT_TIER = "{needed} more active referral{s} to reach <b>{name}</b> ({share}, {per_lot} per lot)."
+TOP_TIER = "This is the top tier."
+REFERRAL_JOINED = "🎉 <b>{name}</b> joined through your referral link."
+
+
+def next_tier_line(needed: int, name: str, share: str, per_lot: str) -> str:
+    return NEXT_TIER.format(
+        needed=needed,
+        s="" if needed == 1 else "s",
+        name=html.quote(name),
+        share=share,
+        per_lot=per_lot,
+    )
+
+
+def paysupport_question(user_id: int, first_name: str, username: str | None, question: str) -> str:
+    return PAYSUPPORT_QUESTION.format(
+        name=html.quote(first_name),
+        username=f" @{html.quote(username)}" if username else "",
+        user_id=user_id,
+        question=html.quote(question),
+    )
+
+
+def referral_joined(first_name: str) -> str:
+    return REFERRAL_JOINED.format(name=html.quote(first_name))
+
+
+# /subscribe and payments
+SUBSCRIBE = "<b>Subscription</b>\n{status}\n\nChoose a plan; you pay with Telegram Stars."
+SUBSCRIPTION_ACTIVE = "Your plan: <b>{plan}</b>, active until {expires}."
+SUBSCRIPTION_EXPIRED = "Your subscription ended on {expires}."
+SUBSCRIPTION_NONE = "You have no subscription yet."
+NO_PLANS = "No plans are on sale right now."
+PLAN_BUTTON = "{name} · {stars} ⭐ · {days} days"
+PLAN_GONE = "That plan is not on sale any more. /subscribe shows the current plans."
+INVOICE_DESCRIPTION = (
+    "{days} days of signals delivered to your terminals, added to your current plan."
+)
+CHECKOUT_UNKNOWN_INVOICE = "This invoice is not valid. Please start again with /subscribe."
+CHECKOUT_PLAN_GONE = "This plan is not on sale any more. Please choose again with /subscribe."
+CHECKOUT_PRICE_CHANGED = "The price of this plan has changed. Please start again with /subscribe."
+PAYMENT_CONFIRMED = (
+    "✅ Payment received: {stars} ⭐ for <b>{plan}</b>.\n"
+    "Your subscription now runs until <b>{expires}</b>.\n"
+    "Receipt id: <code>{charge_id}</code> (keep it for /paysupport)."
+)
+PAYMENT_UNMATCHED = (
+    "We received your payment of {stars} ⭐ but could not match it to a plan. "
+    "Nothing is lost: write to /paysupport with the id <code>{charge_id}</code>."
+)
+COMMISSION_EARNED = (
+    "💰 Your referral <b>{name}</b> subscribed: you earned {amount} "
+    "(pending until {available}, then available for /payout)."
+)
+PAYSUPPORT = (
+    "<b>Payment support</b>\n"
+    "Subscriptions are paid with Telegram Stars and start at once; each purchase adds its "
+    "days to your current plan. Refunds go back to your Stars balance and shorten the "
+    "subscription by the days of that purchase.\n\n"
+    "Something wrong with a payment? Send <code>/paysupport</code> followed by your question "
+    "and the receipt id; the admins get it and answer you here.{contact}"
+)
+PAYSUPPORT_CONTACT = "\nYou can also reach {contact}."
+PAYSUPPORT_SENT = "Your question was sent to the admins. They will answer you here."
+PAYSUPPORT_QUESTION = (
+    "<b>Payment question</b> from {name}{username} (id <code>{user_id}</code>, "
+    '<a href="tg://user?id={user_id}">open chat</a>):\n{question}'
+)
+PAYSUPPORT_PAYMENTS = "\n\n<b>Your recent payments</b>\n{lines}"
+PAYSUPPORT_PAYMENT_LINE = "{paid} · {stars} ⭐ · {plan} · <code>{charge_id}</code>{refunded}"
+REFUNDED_MARK = " · refunded"
+
+# /refund (admins)
+REFUND_USAGE = (
+    "Usage: /refund &lt;charge id&gt; (the receipt id shown to the user and in /paysupport)."
+)
+REFUND_UNKNOWN_CHARGE = "No payment has that charge id."
+REFUND_ALREADY = "That payment was refunded already."
+REFUND_TELEGRAM_REFUSED = "Telegram refused the refund: {reason}"
+REFUND_DONE = (
+    "Refunded {stars} ⭐ to user {user_id} (<code>{charge_id}</code>).\n"
+    "Subscription now ends {expires}.\n{commission}"
+)
+REFUND_NO_COMMISSION = "No commission was attached."
+REFUND_COMMISSION = (
+    "Commission of {amount} reversed (it was {state}); the affiliate's balance is now {balance}."
+)
+REFUND_USER = (
+    "Your payment <code>{charge_id}</code> of {stars} ⭐ was refunded to your Stars balance. "
+    "Your subscription now ends {expires}."
+)
+REFUND_AFFILIATE = (
+    "A payment by one of your referrals was refunded, so its commission of {amount} was "
+    "reversed. Your available balance is now {balance}."
+)
+NO_SUBSCRIPTION_END = "—"
+
+
+# /stats
+STATS = (
+    "<b>Your affiliate stats</b>\n"
+    "Referrals: {total} in total, {active} active\n"
+    "Tier: <b>{tier}</b> ({share} of payments, {per_lot} per lot)\n"
+    "{next_tier}\n\n"
+    "<b>Commissions</b>\n"
+    "Pending (on hold {hold_days} days): {pending} ({pending_n})\n"
+    "Available: {available} ({available_n})\n"
+    "Paid: {paid} ({paid_n})\n"
+    "Reversed: {reversed} ({reversed_n})\n\n"
+    "<b>Balance available for /payout: {balance}</b>\n"
+    "In payout requests: {reserved}\n"
+    "Paid out in total: {paid_out}"
+)
+STATS_CHART_BUTTON = "📈 Chart"
+CHART_CAPTION = "Your earnings per day over the last {days} days: {total} in total."
+CHART_TITLE = "Earnings per day, last {days} days ({currency})"
+CHART_PENDING = "pending"
+CHART_CONFIRMED = "available / paid"
+
+# /payout
+PAYOUT_BELOW_MINIMUM = (
+    "Your available balance is {balance}. Payouts start at {minimum}: {missing} more to go."
+    "{pending}"
+)
+PAYOUT_PENDING_NOTE = "\n{pending} is still on hold and becomes available over the next days."
+PAYOUT_CHOOSE_METHOD = "Your available balance is <b>{balance}</b>.\nHow would you like to be paid?"
+PAYOUT_ASK_DESTINATION = "Send {asks_for}, for example:\n<code>{example}</code>\n\n/cancel stops."
+PAYOUT_ASK_AMOUNT = (
+    "How much? Press <b>All</b> for {balance}, or type an amount between {minimum} and {balance}."
+)
+PAYOUT_ALL_BUTTON = "All: {balance}"
+PAYOUT_CONFIRM = (
+    "<b>Please check your payout request</b>\n"
+    "Amount: <b>{amount}</b>\nMethod: {method}\nTo: <code>{destination}</code>\n\n"
+    "The amount is reserved when you confirm."
+)
+PAYOUT_CONFIRM_BUTTON = "✅ Confirm"
+PAYOUT_CANCEL_BUTTON = "Cancel"
+PAYOUT_CANCELLED = "Payout request cancelled. Nothing was reserved."
+PAYOUT_REQUESTED = (
+    "Request #{id} sent: {amount} via {method}. An admin will review it; "
+    "you will hear from me at each step. /payout history shows your requests."
+)
+PAYOUT_METHOD_GONE = "That payout method is not offered any more. Start again with /payout."
+PAYOUT_ALREADY_SENT = "This request was already sent. /payout history shows it."
+PAYOUT_NOT_FOUND = "There is no such payout request."
+PAYOUT_REASON_EMPTY = "Please send the reason as text."
+PAYOUT_FLOW_EXPIRED = "This payout screen is out of date. Start again with /payout."
+PAYOUT_TEXT_EXPECTED = "Please send it as a text message, or /cancel."
+PAYOUT_APPROVED_USER = (
+    "Your payout request #{id} of {amount} was approved. The transfer follows shortly."
+)
+PAYOUT_REJECTED_USER = (
+    "Your payout request #{id} of {amount} was rejected: {reason}\n"
+    "The amount is back in your balance."
+)
+PAYOUT_PAID_USER = (
+    "💸 Your payout #{id} of {amount} was sent to <code>{destination}</code>.{reference}"
+)
+PAYOUT_REFERENCE = "\nReference: <code>{reference}</code>"
+HISTORY_HEADER = "<b>Your payout requests</b> (page {page} of {pages})"
+HISTORY_EMPTY = "You have not requested a payout yet. /payout starts one."
+HISTORY_LINE = "#{id} · {date} · {amount} · {method} · <b>{state}</b>{extra}"
+HISTORY_PREV = "‹ Prev"
+HISTORY_NEXT = "Next ›"
+PAYOUT_STATE_NAMES = {
+    "requested": "waiting for review",
+    "approved": "approved",
+    "paid": "paid",
+    "rejected": "rejected",
+}
+
+# payout review (admins)
+PAYOUT_CARD = (
+    "<b>Payout request #{id}</b>\n"
+    "From: {name}{username} (id <code>{user_id}</code>)\n"
+    "Amount: <b>{amount}</b>\nMethod: {method}\nTo: <code>{destination}</code>\n"
+    "Requested: {requested}\nState: <b>{state}</b>{extra}"
+)
+PAYOUT_APPROVE_BUTTON = "✅ Approve"
+PAYOUT_REJECT_BUTTON = "❌ Reject"
+PAYOUT_PAID_BUTTON = "💸 Mark paid"
+PAYOUT_OPEN_BUTTON = "#{id} · {amount} · {state}"
+PAYOUT_ASK_REASON = (
+    "Send the reason for rejecting request #{id} (the user will read it), or /cancel."
+)
+PAYOUT_ASK_REFERENCE = (
+    "Send the transaction reference for request #{id} (hash or bank reference), "
+    "or press the button to mark it paid without one. /cancel stops."
+)
+PAYOUT_NO_REFERENCE_BUTTON = "Paid, no reference"
+PAYOUT_DECIDED = "Request #{id} is now {state}."
+PAYOUTS_NONE = "No payout requests are waiting."
+PAYOUTS_HEADER = (
+    "<b>Open payout requests</b> ({shown} of {total}, oldest first). Press one to review it."
+)
+
+
+def payout_below_minimum(minimum: str) -> str:
+    return f"Payouts start at {minimum}."
+
+
+def payout_above_balance(balance: str) -> str:
+    return f"That is more than your available balance ({balance})."
+
+
+def payout_already(payout_id: int, state: str) -> str:
+    name = PAYOUT_STATE_NAMES.get(state, state)
+    return f"Request #{payout_id} is {name} now; that step does not apply."
+
+
 # --- signals ---
 
 SIDE_MARK = {"buy": "🟢", "sell": "🔴"}
@@ -91,7 +331,6 @@ VOTE_SIGNAL_ENDED = {
     "closed": "This signal was closed by the provider.",
     "expired": "This signal has expired.",
 }
-ADMIN_ONLY = "That command is for admins."
 SIGNAL_SYNTAX_HELP = (
     "Write it like this:\n<code>{example}</code>\n\n"
     "Symbol and side (buy or sell) first; then, in any order: <code>limit PRICE</code> or "

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, settings, signals, signals_admin, start
+from handlers import (
+    admin_money,
+    checkout,
+    common,
+    errors,
+    fallback,
+    payouts,
+    referrals,
+    settings,
+    signals,
+    signals_admin,
+    start,
+    stats,
+)
 
 
 def _routers() -> list[Router]:
@@ -13,6 +26,11 @@ def _routers() -> list[Router]:
         common.router,
         start.router,
         # Feature routers go here, before the fallbacks.
+        admin_money.router,
+        checkout.router,
+        referrals.router,
+        stats.router,
+        payouts.router,
         signals_admin.router,
         signals.router,
         settings.router,

@@ -7,21 +7,16 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot import texts
-from bot.commands import COMMANDS
-
-ADMIN_COMMANDS = frozenset(command.name for command in COMMANDS if command.admin_only)
+from bot.commands import is_admin_command
 
 router = Router(name=__name__)
 
 
 @router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
-    # Admin routers let only admins through; everyone else learns why, not "unknown".
-    name = (message.text or "").split()[0][1:].split("@")[0].lower()
-    if name in ADMIN_COMMANDS:
-        await message.answer(texts.ADMIN_ONLY)
-        return
-    await message.answer(texts.UNKNOWN_COMMAND)
+    # Admin routers filter on the role, so an admin command from anyone else lands here.
+    name = (message.text or "").split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+    await message.answer(texts.ADMIN_ONLY if is_admin_command(name) else texts.UNKNOWN_COMMAND)
 
 
 @router.message()

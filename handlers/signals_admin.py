@@ -20,7 +20,7 @@ from bot.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManage
 from bot.clock import Clock
 from bot.container import Container
 from bot.errors import AppError
-from bot.filters import IsAdmin
+from bot.filters import AdminFilter
 from bot.services.signal_dto import SignalDTO
 from bot.services.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
 from bot.services.signal_syntax import (
@@ -34,8 +34,8 @@ from bot.services.signal_syntax import (
 from bot.services.users import UserDTO
 
 router = Router(name=__name__)
-router.message.filter(IsAdmin())
-router.callback_query.filter(IsAdmin())
+router.message.filter(AdminFilter())
+router.callback_query.filter(AdminFilter())
 
 LIST_LIMIT = 30
 # Previews kept per admin; older ones answer "gone".

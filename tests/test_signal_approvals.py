@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from bot.callbacks import ManageAction, SignalManageCb, SignalVote, Vote
 from bot.container import Container
 from bot.services.signal_rules import validate_new_signal
 from bot.services.signals import CreateOutcome
-from db.models import Approval, Signal
+from db.models import Approval, Signal, Subscription
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI
 from tests.signals_support import AUTH, add_users, approvals_of, signal_row
@@ -332,26 +333,23 @@ async def test_require_subscription_without_subscriptions_sends_to_admins_only(
 
 
 @pytest.mark.parametrize("settings_overrides", [{"signals": {"require_subscription": True}}])
-async def test_require_subscription_uses_the_subscriber_check(
-    settings: Any,
-    bot: Any,
-    clock: FakeClock,
+async def test_require_subscription_sends_to_subscribers_and_admins(
+    container: Container,
     fake_api: FakeBotAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
 ) -> None:
-    from bot.factory import create_container
-
-    async def subscribers(_session: Any, user_ids: Any, _now: Any) -> set[int]:
-        return {user_id for user_id in user_ids if user_id == BOB}
-
-    container = create_container(settings, bot=bot, clock=clock)
-    container.signals.subscriber_check = subscribers
-    try:
-        await add_users(
-            container.sessionmaker, [ADMIN_ID, ALICE, BOB], clock.now, admins=(ADMIN_ID,)
-        )
-        outcome = await publish(container)
-        assert outcome.recipients == 2
-        assert {c.chat_id for c in fake_api.sent("sendMessage")} == {ADMIN_ID, BOB}
-    finally:
-        await container.stop_background(5)
-        await container.engine.dispose()
+    await add_users(sessionmaker, [ADMIN_ID, ALICE, BOB, CAROL], clock.now, admins=(ADMIN_ID,))
+    async with sessionmaker.begin() as session:
+        for user_id, days in ((BOB, 30), (ALICE, -1)):  # Alice's ran out yesterday
+            session.add(
+                Subscription(
+                    user_id=user_id,
+                    plan_code="month",
+                    expires_at=clock.now + timedelta(days=days),
+                    updated_at=clock.now,
+                )
+            )
+    outcome = await publish(container)
+    assert outcome.recipients == 2
+    assert {c.chat_id for c in fake_api.sent("sendMessage")} == {ADMIN_ID, BOB}

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import texts
 from bot.callbacks import ManageAction, SignalManageCb
 from bot.container import Container
 from bot.services.signal_syntax import parse_duration, parse_levels, parse_signal_command
@@ -108,7 +109,7 @@ async def test_non_admins_are_refused(
     chat: Chat, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     for command in ("/signal EURUSD buy", "/signals"):
-        assert await chat.send(USER, command) == ["That command is for admins."]
+        assert await chat.send(USER, command) == [texts.ADMIN_ONLY]
     assert await chat.send(USER, "/nonsense") == [
         "I don't know that command. /help lists what I can do."
     ]

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -88,6 +88,17 @@ class Notifier:
         return await self._deliver(
             chat_id, self.bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup)
         )
+
+    async def try_send(
+        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """send(), for side notifications (admins, referrers): any Telegram error is logged
+        and swallowed, so it never undoes the action of the user who caused it."""
+        try:
+            return await self.send(chat_id, text, reply_markup=reply_markup)
+        except TelegramAPIError as exc:
+            logger.warning("notification to %s failed: %s", chat_id, exc.message)
+            return None
 
     async def send_photo(
         self,

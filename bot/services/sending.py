@@ -4,8 +4,9 @@ Installed as an aiogram session request middleware by ``create_bot``, so it cove
 notifier, broadcasts, edits and ``message.answer`` in handlers alike. For a message to a
 chat it:
 
-- keeps 1 message per ``per_chat_interval_seconds`` per chat: each call reserves the
-  chat's next free slot and sleeps until it, so a busy chat never delays another one;
+- keeps 1 message per ``per_chat_interval_seconds`` per chat: a chat's messages go one
+  at a time, in order, each at least the interval after the previous one was answered;
+  every chat has its own lane, so a busy chat never delays another one;
 - keeps ``global_per_second`` overall (aiolimiter's leaky bucket);
 - on ``429`` pauses all sending for ``retry_after`` seconds (Telegram's answer is for the
   bot, so the other messages would only collect 429s too) and retries, at most
@@ -51,8 +52,19 @@ logger = logging.getLogger(__name__)
 _PACED_PREFIXES = ("send", "edit", "copy", "forward")
 _NOT_PACED = frozenset({"sendChatAction"})
 BLOCKED_DESCRIPTION = "Forbidden: bot was blocked by the user"
-# Chats whose per-chat slot lies this far in the past are forgotten.
-_SLOT_CLEANUP_THRESHOLD = 10_000
+# Idle chats are forgotten once this many are known.
+_LANE_CLEANUP_THRESHOLD = 10_000
+
+
+class _Lane:
+    """One chat's queue: its messages go one at a time, ``interval`` apart."""
+
+    __slots__ = ("free_at", "lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.free_at = 0.0
+        self.users = 0
 
 
 class BlockedRegistry(Protocol):
@@ -89,7 +101,7 @@ class SendPath(BaseRequestMiddleware):
         self.blocked: BlockedRegistry | None = None
         self._limiter = AsyncLimiter(settings.global_per_second, 1.0)
         self._time = time
-        self._next_slot: dict[int | str, float] = {}
+        self._lanes: dict[int | str, _Lane] = {}
         self._paused_until = 0.0
         self._waiting = 0
         self._in_flight = 0
@@ -124,10 +136,42 @@ class SendPath(BaseRequestMiddleware):
         if not is_paced(method):
             return await make_request(bot, method)
         chat_id = _chat_id(method)
+        interval = self.settings.per_chat_interval_seconds
+        if chat_id is None or interval <= 0:
+            return await self._send(make_request, bot, method, chat_id)
+        lane = self._lanes.get(chat_id)
+        if lane is None:
+            lane = self._lanes[chat_id] = _Lane()
+        lane.users += 1
+        try:
+            with self._counted("_waiting"):
+                await lane.lock.acquire()
+            try:
+                with self._counted("_waiting"):
+                    while (delay := lane.free_at - self._now()) > 0:  # noqa: ASYNC110
+                        await asyncio.sleep(delay)
+                return await self._send(make_request, bot, method, chat_id)
+            finally:
+                # Counted from the answer: the next message to this chat arrives at least
+                # ``interval`` after this one did, however long either spent in transit.
+                lane.free_at = self._now() + interval
+                lane.lock.release()
+        finally:
+            lane.users -= 1
+            if len(self._lanes) > _LANE_CLEANUP_THRESHOLD:
+                self._forget_idle_lanes()
+
+    async def _send(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        chat_id: int | str | None,
+    ) -> Response[TelegramType]:
+        # Checked after any wait too: a 403 may have arrived for this chat meanwhile.
         if chat_id is not None and self.blocked is not None and chat_id in self.blocked:
             raise TelegramForbiddenError(method=method, message=BLOCKED_DESCRIPTION)
         with self._counted("_waiting"):
-            await self._wait_for_chat_slot(chat_id)
             await self._wait_for_turn()
         attempt = 0
         while True:
@@ -169,6 +213,12 @@ class SendPath(BaseRequestMiddleware):
             with self._counted("_waiting"):
                 await self._wait_for_turn()
 
+    def _forget_idle_lanes(self) -> None:
+        now = self._now()
+        idle = [key for key, lane in self._lanes.items() if not lane.users and lane.free_at <= now]
+        for chat_id in idle:
+            del self._lanes[chat_id]
+
     @contextmanager
     def _counted(self, counter: str) -> Iterator[None]:
         setattr(self, counter, getattr(self, counter) + 1)
@@ -182,22 +232,6 @@ class SendPath(BaseRequestMiddleware):
         while (delay := self._paused_until - self._now()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
         await self._limiter.acquire()
-
-    async def _wait_for_chat_slot(self, chat_id: int | str | None) -> None:
-        interval = self.settings.per_chat_interval_seconds
-        if chat_id is None or interval <= 0:
-            return
-        now = self._now()
-        slot = max(now, self._next_slot.get(chat_id, now))
-        self._next_slot[chat_id] = slot + interval
-        if len(self._next_slot) > _SLOT_CLEANUP_THRESHOLD:
-            self._forget_old_slots(now)
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-    def _forget_old_slots(self, now: float) -> None:
-        for chat_id in [key for key, slot in self._next_slot.items() if slot <= now]:
-            del self._next_slot[chat_id]
 
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._now() + seconds)

@@ -196,7 +196,7 @@ def _take_profits(data: Mapping[str, Any], errors: _Collector) -> tuple[Decimal,
     return tuple(prices)
 
 
-def check_levels(
+def _check_levels(
     side: str,
     entry: Decimal | None,
     stop_loss: Decimal | None,
@@ -264,7 +264,7 @@ def validate_new_signal(data: Mapping[str, Any], rules: SignalsSettings) -> Sign
     stop_loss = _price_field(data, "stop_loss", errors)
     take_profit = _take_profits(data, errors)
     if side and not ({"entry", "stop_loss", "take_profit"} & errors.fields.keys()):
-        check_levels(side, entry, stop_loss, take_profit, errors)
+        _check_levels(side, entry, stop_loss, take_profit, errors)
 
     expires_in = _expires_in(data.get("expires_in"), rules, errors)
     comment = _comment(data.get("comment"), errors)
@@ -342,7 +342,7 @@ def validate_level_changes(
     new_sl = _price_field(data, "stop_loss", errors) if set_sl else stop_loss
     new_tp = _take_profits(data, errors) if set_tp else tuple(take_profit)
     if not errors.fields:
-        check_levels(side, entry, new_sl, new_tp, errors)
+        _check_levels(side, entry, new_sl, new_tp, errors)
     errors.raise_if_any()
     return LevelChanges(
         stop_loss=new_sl, take_profit=new_tp, set_stop_loss=set_sl, set_take_profit=set_tp

@@ -32,6 +32,7 @@ from bot.services.signal_rules import (
     validate_close,
     validate_level_changes,
 )
+from bot.services.subscriptions import active_subscribers
 from db.hooks import after_commit
 from db.models import Signal
 from db.repositories.signals import SignalRepository
@@ -45,20 +46,6 @@ Source = Literal["provider", "admin"]
 SubscriberCheck = Callable[[AsyncSession, Sequence[int], datetime], Awaitable[set[int]]]
 # Close fractions are kept to this many decimal places.
 FRACTION_QUANTUM = Decimal("0.0000000001")
-
-
-async def active_subscribers(
-    session: AsyncSession, user_ids: Sequence[int], now: datetime
-) -> set[int]:
-    """The ``is_subscriber`` check: which of ``user_ids`` hold an active subscription at ``now``.
-
-    Subscriptions are stored by the checkout feature (Telegram Stars). This branch has no
-    subscription data, so nobody holds one: with ``signals.require_subscription = true``
-    only admins receive signals. At merge the container's ``subscriber_check`` is pointed at
-    the subscription service's query (same signature).
-    """
-    _ = session, user_ids, now
-    return set()
 
 
 class SignalNotFoundError(NotFoundError):

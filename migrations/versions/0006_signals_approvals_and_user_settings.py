@@ -1,7 +1,7 @@
 """signals, approvals and user settings
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import db.types
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
