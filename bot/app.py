@@ -41,8 +41,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             raise ConfigError(
                 f"database.url: the database does not answer ({type(exc).__name__}: {exc})"
             ) from None
+        await container.start()
         await _serve(container, stop)
     finally:
+        await container.aclose()
         await bot.session.close()
         await container.engine.dispose()
 

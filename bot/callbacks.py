@@ -111,3 +111,46 @@ class SettingsToggle(StrEnum):
 
 class SettingsCb(CallbackData, prefix="set"):
     toggle: SettingsToggle
+
+
+# --- devices ---
+class DevicesAction(StrEnum):
+    LIST = "l"
+    ADD = "a"
+
+
+class DevicesCb(CallbackData, prefix="dvs"):
+    """The device list and its "Add device" button."""
+
+    action: DevicesAction
+
+
+class DevicePlatformCb(CallbackData, prefix="dvp"):
+    """The platform step of adding a device (valid only in that step)."""
+
+    platform: str
+
+
+class DeviceAction(StrEnum):
+    MENU = "m"
+    RENAME = "rn"
+    LOT_SIZE = "lot"
+    MAX_AGE = "age"
+    SYMBOLS = "sym"
+    PAIRS = "pr"
+    PREFIX = "pf"
+    SUFFIX = "sf"
+    PAUSE = "p"
+    RESUME = "r"
+    ROTATE = "rot"
+    ROTATE_CONFIRM = "rotok"
+    REVOKE = "rev"
+    REVOKE_CONFIRM = "revok"
+
+
+class DeviceCb(CallbackData, prefix="dv"):
+    """A device's menu; ``version`` is the key version a rotate confirmation was shown for."""
+
+    action: DeviceAction
+    device: int
+    version: int = 0

@@ -16,6 +16,7 @@ class CommandInfo:
 COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "Start the bot"),
     CommandInfo("help", "What this bot can do"),
+    CommandInfo("devices", "Your MetaTrader terminals: add, set up, pause, revoke"),
     CommandInfo("cancel", "Stop what you are entering"),
     CommandInfo("subscribe", "Plans and your subscription"),
     CommandInfo("link", "Your referral link, tier and rates"),

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -23,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -104,6 +106,28 @@ class WebhookSettings(Section):
 
 class RedisSettings(Section):
     url: str = ""
+    prefix: str = Field(default="signalbridge", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+
+
+class DevicesSettings(Section):
+    max_per_user: int = Field(default=5, ge=1, le=100)
+    default_lot_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    min_lot_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    max_lot_size: Decimal = Field(default=Decimal("100"), gt=0)
+    default_max_signal_age: int = Field(default=300, ge=1)
+    min_max_signal_age: int = Field(default=5, ge=1)
+    max_max_signal_age: int = Field(default=86_400, ge=1)
+    online_window: int = Field(default=60, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _defaults_within_bounds(self) -> Self:
+        if not self.min_lot_size <= self.default_lot_size <= self.max_lot_size:
+            raise ValueError("default_lot_size must lie between min_lot_size and max_lot_size")
+        if not self.min_max_signal_age <= self.default_max_signal_age <= self.max_max_signal_age:
+            raise ValueError(
+                "default_max_signal_age must lie between min_max_signal_age and max_max_signal_age"
+            )
+        return self
 
 
 class LoggingSettings(Section):
@@ -263,6 +287,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     webhook: WebhookSettings = WebhookSettings()
     redis: RedisSettings = RedisSettings()
+    devices: DevicesSettings = DevicesSettings()
     logging: LoggingSettings = LoggingSettings()
     checkout: CheckoutSettings = CheckoutSettings()
     affiliates: AffiliatesSettings = AffiliatesSettings()

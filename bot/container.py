@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.services.device_activity import DeviceActivity
+from bot.services.device_hub import DeviceHub
+from bot.services.device_keys import DeviceKeyring
+from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
+from bot.services.pubsub import Broadcast, create_broadcast
 from bot.services.sending import SendPath
 from bot.services.signal_publisher import SignalPublisher
 from bot.services.signals import SignalService, SubscriberCheck
@@ -30,6 +35,13 @@ class Container:
     subscriber_check: SubscriberCheck = field(default=active_subscribers)
     signal_publisher: SignalPublisher | None = None
     signals: SignalService = field(init=False)
+    # Devices: messages between instances, verification keys, long-poll wake-ups,
+    # replay protection and last-seen times (in-process, or shared through Redis).
+    broadcast: Broadcast = field(init=False)
+    device_keys: DeviceKeyring = field(init=False)
+    device_hub: DeviceHub = field(init=False)
+    nonces: NonceStore = field(init=False)
+    device_activity: DeviceActivity = field(init=False)
 
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
@@ -47,6 +59,15 @@ class Container:
             subscriber_check=self.subscriber_check,
         )
 
+        redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
+        self.broadcast = create_broadcast(redis_url, prefix)
+        self.device_keys = DeviceKeyring(
+            self.settings.require_secret("master_key"), self.sessionmaker, self.broadcast
+        )
+        self.device_hub = DeviceHub(self.broadcast)
+        self.nonces = create_nonce_store(redis_url, prefix)
+        self.device_activity = DeviceActivity(self.sessionmaker)
+
     async def stop_background(self, within: float) -> int:
         """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
         stop them; returns how many broadcasts were cut short."""
@@ -55,6 +76,15 @@ class Container:
         if self.notifier is not None:
             await self.notifier.drain()
         return 0
+
+    async def start(self) -> None:
+        """Connect what needs connecting (Redis), before serving."""
+        await self.broadcast.start()
+
+    async def aclose(self) -> None:
+        """Disconnect from Redis; the engine is disposed by whoever created it."""
+        await self.broadcast.close()
+        await self.nonces.close()
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:

@@ -8,6 +8,8 @@ from handlers import (
     admin_money,
     checkout,
     common,
+    device_settings,
+    devices,
     errors,
     fallback,
     payouts,
@@ -34,6 +36,8 @@ def _routers() -> list[Router]:
         signals_admin.router,
         signals.router,
         settings.router,
+        devices.router,
+        device_settings.router,
         fallback.router,
     ]
 

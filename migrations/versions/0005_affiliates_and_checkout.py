@@ -1,7 +1,7 @@
 """affiliates, referrals, subscriptions, payments, commissions, payouts
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-27 09:07:32.190675
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import db.types
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
