@@ -105,11 +105,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    # Feature views import this module (ApiError, CONTAINER), so they are imported here.
-    from bot.web import ea
+    # Feature views import CONTAINER and ApiError from this module, hence imported here.
+    from bot.web import ea, provider
 
     app.router.add_get("/healthz", healthz, allow_head=False)
     ea.setup(app)
+    provider.setup(app)
 
 
 def create_app(container: Container) -> web.Application:

@@ -18,8 +18,10 @@ from webhook_server import create_app
 
 logger = logging.getLogger(__name__)
 
-# SIGTERM must end the process within 5 s: updates get this long to finish.
+# SIGTERM must end the process within 5 s: updates get this long to finish,
 DRAIN_TIMEOUT_S = 3.0
+# and broadcasts and message edits under way this long after them.
+SENDING_DRAIN_TIMEOUT_S = 1.0
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -59,6 +61,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     logger.info("side server listening on %s:%s", settings.server.host, settings.server.port)
 
     polling: asyncio.Task[None] | None = None
+    expiry = asyncio.create_task(container.signals.run_expiry(container.sessionmaker, stop))
     try:
         me = await bot.get_me()
         logger.info("bot @%s started (%s mode)", me.username, settings.telegram.mode)
@@ -89,6 +92,11 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         left = await inflight.drain(DRAIN_TIMEOUT_S)
         if left:
             logger.warning("%d updates still running at shutdown", left)
+        stop.set()
+        await expiry
+        cut = await container.stop_background(SENDING_DRAIN_TIMEOUT_S)
+        if cut:
+            logger.warning("%d signal broadcasts cut short by the shutdown", cut)
         await runner.cleanup()
         await dp.storage.close()
         logger.info("stopped")

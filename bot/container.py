@@ -9,12 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.services.broadcast import Broadcast, create_broadcast
 from bot.services.device_activity import DeviceActivity
 from bot.services.device_hub import DeviceHub
 from bot.services.device_keys import DeviceKeyring
 from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
+from bot.services.pubsub import Broadcast, create_broadcast
+from bot.services.sending import SendPath
+from bot.services.signal_publisher import SignalPublisher
+from bot.services.signals import SignalService, SubscriberCheck
+from bot.services.subscriptions import active_subscribers
 
 
 @dataclass
@@ -25,6 +29,12 @@ class Container:
     bot: Bot | None = None
     clock: Clock = field(default=utcnow)
     notifier: Notifier | None = None
+    # The one send path on the bot's session (installed by create_bot).
+    send_path: SendPath | None = None
+    # Which users hold an active subscription (signals.require_subscription).
+    subscriber_check: SubscriberCheck = field(default=active_subscribers)
+    signal_publisher: SignalPublisher | None = None
+    signals: SignalService = field(init=False)
     # Devices: messages between instances, verification keys, long-poll wake-ups,
     # replay protection and last-seen times (in-process, or shared through Redis).
     broadcast: Broadcast = field(init=False)
@@ -36,6 +46,19 @@ class Container:
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
             self.notifier = Notifier(self.bot, self.sessionmaker, self.clock)
+        if self.send_path is None and self.bot is not None:
+            self.send_path = SendPath.of(self.bot)
+        if self.send_path is not None and self.notifier is not None:
+            self.send_path.blocked = self.notifier.blocked
+        if self.signal_publisher is None and self.notifier is not None:
+            self.signal_publisher = SignalPublisher(self.notifier, self.sessionmaker, self.settings)
+        self.signals = SignalService(
+            self.settings,
+            self.clock,
+            publisher=self.signal_publisher,
+            subscriber_check=self.subscriber_check,
+        )
+
         redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
         self.broadcast = create_broadcast(redis_url, prefix)
         self.device_keys = DeviceKeyring(
@@ -44,6 +67,15 @@ class Container:
         self.device_hub = DeviceHub(self.broadcast)
         self.nonces = create_nonce_store(redis_url, prefix)
         self.device_activity = DeviceActivity(self.sessionmaker)
+
+    async def stop_background(self, within: float) -> int:
+        """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
+        stop them; returns how many broadcasts were cut short."""
+        if self.signal_publisher is not None:
+            return await self.signal_publisher.close(within)
+        if self.notifier is not None:
+            await self.notifier.drain()
+        return 0
 
     async def start(self) -> None:
         """Connect what needs connecting (Redis), before serving."""

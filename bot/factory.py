@@ -24,6 +24,7 @@ from bot.middlewares import (
     InFlightMiddleware,
     UserMiddleware,
 )
+from bot.services.sending import install_send_path
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -32,11 +33,14 @@ logger = logging.getLogger(__name__)
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
-    return Bot(
+    bot = Bot(
         token=settings.require_bot_token(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    # Every message the bot sends or edits goes through the one rate-limited path.
+    install_send_path(bot, settings.sending)
+    return bot
 
 
 def create_container(
@@ -75,7 +79,8 @@ def create_dispatcher(container: Container) -> Dispatcher:
     dp["inflight"] = inflight
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(container.sessionmaker))
-    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock))
+    blocked = container.notifier.blocked if container.notifier is not None else None
+    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock, blocked))
     dp.callback_query.middleware(AnswerCallbackMiddleware())
     dp.include_routers(*get_routers())
     return dp

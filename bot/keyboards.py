@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardMarkup
+from collections.abc import Sequence
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
@@ -12,8 +15,218 @@ from bot.callbacks import (
     DevicePlatformCb,
     DevicesAction,
     DevicesCb,
+    DraftAction,
+    ManageAction,
+    PayoutAction,
+    PayoutCallback,
+    PayoutHistoryCallback,
+    PayoutReviewAction,
+    PayoutReviewCallback,
+    PlanCallback,
+    SettingsCb,
+    SettingsToggle,
+    SignalDraftCb,
+    SignalManageCb,
+    SignalVote,
+    StatsAction,
+    StatsCallback,
+    Vote,
 )
+from bot.config import PlanSettings
 from bot.services.devices import DeviceDTO, Platform
+from bot.services.signal_dto import SignalDTO
+
+# --- affiliates and checkout ---
+
+
+def _button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data)
+
+
+def share_link(url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=texts.LINK_SHARE_BUTTON, url=url)]]
+    )
+
+
+def plans(items: list[PlanSettings]) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                texts.PLAN_BUTTON.format(name=plan.name, stars=plan.stars, days=plan.days),
+                PlanCallback(code=plan.code).pack(),
+            )
+        ]
+        for plan in items
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def stats() -> InlineKeyboardMarkup:
+    data = StatsCallback(action=StatsAction.CHART).pack()
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.STATS_CHART_BUTTON, data)]])
+
+
+def payout_methods(methods: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """(code, title) pairs, one per row."""
+    rows = [
+        [_button(title, PayoutCallback(action=PayoutAction.METHOD, value=code).pack())]
+        for code, title in methods
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def payout_amount(all_label: str) -> InlineKeyboardMarkup:
+    data = PayoutCallback(action=PayoutAction.ALL).pack()
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(all_label, data)]])
+
+
+def payout_confirm(request_key: str) -> InlineKeyboardMarkup:
+    confirm = PayoutCallback(action=PayoutAction.CONFIRM, value=request_key).pack()
+    cancel = PayoutCallback(action=PayoutAction.CANCEL).pack()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(texts.PAYOUT_CONFIRM_BUTTON, confirm),
+                _button(texts.PAYOUT_CANCEL_BUTTON, cancel),
+            ]
+        ]
+    )
+
+
+def history_pages(page: int, pages: int) -> InlineKeyboardMarkup | None:
+    row = []
+    if page > 0:
+        row.append(_button(texts.HISTORY_PREV, PayoutHistoryCallback(page=page - 1).pack()))
+    if page < pages - 1:
+        row.append(_button(texts.HISTORY_NEXT, PayoutHistoryCallback(page=page + 1).pack()))
+    return InlineKeyboardMarkup(inline_keyboard=[row]) if row else None
+
+
+def _review(action: PayoutReviewAction, payout_id: int) -> str:
+    return PayoutReviewCallback(action=action, payout_id=payout_id).pack()
+
+
+def payout_review(payout_id: int, state: str) -> InlineKeyboardMarkup | None:
+    """The buttons that apply to a request in ``state`` (none once it is settled)."""
+    if state == "requested":
+        row = [
+            _button(texts.PAYOUT_APPROVE_BUTTON, _review(PayoutReviewAction.APPROVE, payout_id)),
+            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+        ]
+    elif state == "approved":
+        row = [
+            _button(texts.PAYOUT_PAID_BUTTON, _review(PayoutReviewAction.PAID, payout_id)),
+            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+        ]
+    else:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+def payout_no_reference(payout_id: int) -> InlineKeyboardMarkup:
+    data = _review(PayoutReviewAction.PAID_NO_REFERENCE, payout_id)
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.PAYOUT_NO_REFERENCE_BUTTON, data)]])
+
+
+def open_payouts(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    """(payout id, label) pairs, one per row."""
+    rows = [
+        [_button(label, _review(PayoutReviewAction.OPEN, payout_id))] for payout_id, label in items
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# --- signals ---
+
+
+def _cb_button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return _button(text, data.pack())
+
+
+def approval_keyboard(signal_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _cb_button(texts.BUTTON_APPROVE, SignalVote(action=Vote.APPROVE, signal=signal_id)),
+                _cb_button(texts.BUTTON_REJECT, SignalVote(action=Vote.REJECT, signal=signal_id)),
+            ]
+        ]
+    )
+
+
+def draft_keyboard(token: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _cb_button(texts.BUTTON_SEND, SignalDraftCb(action=DraftAction.SEND, token=token)),
+                _cb_button(
+                    texts.BUTTON_DISCARD, SignalDraftCb(action=DraftAction.DISCARD, token=token)
+                ),
+            ]
+        ]
+    )
+
+
+def open_signals_keyboard(signals: Sequence[SignalDTO]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _cb_button(
+                    texts.open_signal_button(signal),
+                    SignalManageCb(action=ManageAction.VIEW, signal=signal.id),
+                )
+            ]
+            for signal in signals
+        ]
+    )
+
+
+CLOSE_PERCENTS = (25, 50, 100)
+
+
+def manage_signal_keyboard(signal: SignalDTO) -> InlineKeyboardMarkup:
+    back = [_cb_button(texts.BUTTON_BACK_TO_SIGNALS, SignalManageCb(action=ManageAction.LIST))]
+    if not signal.is_open:
+        return InlineKeyboardMarkup(inline_keyboard=[back])
+    sid = signal.id
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _cb_button(
+                    texts.BUTTON_MODIFY, SignalManageCb(action=ManageAction.MODIFY, signal=sid)
+                )
+            ],
+            [
+                _cb_button(
+                    f"Close {percent}%",
+                    SignalManageCb(action=ManageAction.CLOSE, signal=sid, percent=percent),
+                )
+                for percent in CLOSE_PERCENTS
+            ],
+            [
+                _cb_button(
+                    texts.BUTTON_CANCEL_SIGNAL,
+                    SignalManageCb(action=ManageAction.CANCEL, signal=sid),
+                )
+            ],
+            back,
+        ]
+    )
+
+
+def settings_keyboard(values: dict[str, bool]) -> InlineKeyboardMarkup:
+    toggles = {
+        "auto_approve": SettingsToggle.AUTO_APPROVE,
+        "notify_fills": SettingsToggle.NOTIFY_FILLS,
+        "notify_errors": SettingsToggle.NOTIFY_ERRORS,
+    }
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_cb_button(texts.settings_button(key, values[key]), SettingsCb(toggle=toggle))]
+            for key, toggle in toggles.items()
+        ]
+    )
 
 
 # --- devices ---

@@ -1,13 +1,9 @@
-"""Work that must wait until the caller's transaction has committed.
+"""Actions that must wait for a transaction to commit (messages about what it stored).
 
-A cache invalidated, or a long poll woken, before the commit could re-read the old rows
-and miss the change for good; after a rollback it must not happen at all. Services
-register such work with :func:`after_commit` on the session they were given, and whoever
-owns the transaction (the update middleware, a view's ``sessionmaker.begin()``) needs to
-do nothing: SQLAlchemy's ``after_commit`` event runs the callbacks.
-
-Callbacks are synchronous and must not use the session; one that needs the network
-schedules its own task (see bot/services/broadcast.py).
+A handler's transaction commits after the handler returns (bot/middlewares/db.py); a
+message saying "approved" must not go out if that commit fails. ``after_commit`` queues
+a plain callable on the session; it runs once the outermost transaction commits and is
+dropped on rollback. Callables must be quick and must not raise (schedule tasks).
 """
 
 from __future__ import annotations
@@ -21,29 +17,24 @@ from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
-_KEY = "signalbridge.after_commit"
+_KEY = "after_commit_actions"
 
 
-def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Call ``callback()`` once the session's current transaction commits; never on rollback."""
-    sync = session.sync_session
-    callbacks: list[Callable[[], None]] | None = sync.info.get(_KEY)
-    if callbacks is None:
-        callbacks = sync.info[_KEY] = []
-        event.listen(sync, "after_commit", _run)
-        event.listen(sync, "after_rollback", _discard)
-    callbacks.append(callback)
+def after_commit(session: AsyncSession | Session, action: Callable[[], None]) -> None:
+    """Run ``action`` after the session's current transaction commits."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info.setdefault(_KEY, []).append(action)
 
 
-def _run(session: Session) -> None:
-    for callback in session.info.pop(_KEY, None) or ():
+@event.listens_for(Session, "after_commit")
+def _run_actions(session: Session) -> None:
+    for action in session.info.pop(_KEY, []):
         try:
-            callback()
+            action()
         except Exception:
-            # The data is committed; a failed follow-up must not turn that into an error.
-            logger.exception("after-commit callback %r failed", callback)
-    session.info[_KEY] = []
+            logger.exception("after-commit action %r failed", action)
 
 
-def _discard(session: Session) -> None:
-    session.info[_KEY] = []
+@event.listens_for(Session, "after_rollback")
+def _drop_actions(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -4,7 +4,7 @@
 something to do. Whoever makes something pending for a device (an approval, a provider's
 change, a device resumed) calls :meth:`DeviceHub.notify` after the commit
 (``db.hooks.after_commit(session, lambda: hub.notify(pk))``): every waiting poll of that
-device, on every instance (bot/services/broadcast.py), re-checks at once.
+device, on every instance (bot/services/pubsub.py), re-checks at once.
 
 The same notifications keep a cheap "idle" mark per device: after a check found nothing
 pending, the device's polls skip the database until it is notified (or ``idle_ttl``
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.services.broadcast import Broadcast
+from bot.services.pubsub import Broadcast
 
 WAKE_CHANNEL = "device-wake"
 

@@ -12,7 +12,7 @@ matching at once; revoking marks the row, which is then never loaded again.
 :class:`DeviceKeyring` derives each device's key once and keeps it in memory, so a
 signed request costs no derivation and, when the key is cached, no database read.
 Changes reach the cache through :meth:`DeviceKeyring.forget` (after the commit, on every
-instance: bot/services/broadcast.py).
+instance: bot/services/pubsub.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError
-from bot.services.broadcast import Broadcast
+from bot.services.pubsub import Broadcast
 from db.models import Device
 
 DEVICE_ID_RE = re.compile(r"^dev_[A-Za-z0-9]{16,32}$")

@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from aiogram import html
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.config import DevicesSettings
-from bot.container import Container
 from bot.errors import ConflictError, InvalidInputError, NotFoundError
 from bot.services.device_keys import new_device_id
 from db.hooks import after_commit
 from db.models import Device
 from db.repositories.devices import DeviceRepository
+
+if TYPE_CHECKING:
+    from bot.container import Container
 
 NAME_MAX_CHARS = 32
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9._#-]{1,32}$")
