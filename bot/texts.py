@@ -38,3 +38,11 @@ def help_text(user_commands: list[CommandInfo], admin_commands: list[CommandInfo
     if admin_commands:
         text += f"\n\n{HELP_ADMIN_HEADER}\n{command_lines(admin_commands)}"
     return text
+
+
+# --- webhook and protection ---
+SLOW_DOWN = "Slow down: try again in {seconds} s."
+
+
+def slow_down(seconds: int) -> str:
+    return SLOW_DOWN.format(seconds=seconds)

@@ -158,6 +158,9 @@ def make_settings(database_url: str, api_base: str, **sections: Any) -> Settings
         "telegram": {"api_base": api_base, "admin_ids": [ADMIN_ID]},
         "database": {"url": database_url},
         "server": {"host": "127.0.0.1", "port": 0, "public_url": "http://127.0.0.1:8080"},
+        # Flows send many updates at a frozen FakeClock; tests/test_ratelimit.py sets the
+        # production bucket (10 a minute) itself.
+        "rate_limit": {"capacity": 1000},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
