@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -298,7 +298,7 @@ async def test_chat_queues_keep_order_per_key_and_bound_concurrency() -> None:
     peak = 0
     finished: dict[str, list[int]] = {}
 
-    def job(key: str, number: int):  # type: ignore[no-untyped-def]
+    def job(key: str, number: int) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             nonlocal running, peak
             running += 1
@@ -324,7 +324,7 @@ async def test_chat_queues_drain_cancels_what_does_not_finish_in_time() -> None:
     gate = asyncio.Event()
     finished: list[str] = []
 
-    def job(name: str, wait: bool):  # type: ignore[no-untyped-def]
+    def job(name: str, wait: bool) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             if wait:
                 await gate.wait()
