@@ -24,13 +24,13 @@ install: $(STAMP)
 install-test: $(TEST_STAMP)
 
 env: install
-	$(BIN)/python -m bot.envfile
+	@$(BIN)/python -m bot.envfile
 
 migrate: env
-	$(BIN)/alembic upgrade head
+	@$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/python -m bot
+	@$(BIN)/python -m bot
 
 lint: install-test
 	$(BIN)/ruff check .
