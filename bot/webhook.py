@@ -10,23 +10,22 @@ pending and recovery processes it later. docs/operations.md explains the choice.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Update
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.container import Container
 from bot.middlewares.inbox import CLAIMED_KEY
 from bot.updatelog import Outcome, UpdateTrace
@@ -214,22 +213,21 @@ class WebhookIntake:
 
     # ------------------------------------------------------------------ receiving
 
-    def parse(self, data: Any) -> Update:
-        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
-            raise InvalidUpdate("no integer update_id")
+    def parse(self, raw: str | bytes) -> Update:
+        """The update in a delivery's JSON body; InvalidUpdate when it is not one."""
         try:
-            return Update.model_validate(data, context={"bot": self.bot})
+            return Update.model_validate_json(raw, context={"bot": self.bot})
         except ValidationError as exc:
             raise InvalidUpdate(str(exc.errors()[0]["msg"])) from None
 
-    async def receive(self, data: Any, raw: str) -> Receipt:
+    async def receive(self, raw: str) -> Receipt:
         """Claim and queue one delivery. Raises InvalidUpdate, or the database's error."""
-        update = self.parse(data)
+        if not self._accepting or self._queues.size >= self.settings.max_pending:
+            return Receipt.BUSY  # before parsing: overload must stay cheap
+        update = self.parse(raw)
         update_id = update.update_id
         if update_id in self._active:
             return self._duplicate(update)
-        if not self._accepting or self._queues.size >= self.settings.max_pending:
-            return Receipt.BUSY
         self._active.add(update_id)
         try:
             claimed = await self._claims.claim(update_id, raw)
@@ -297,8 +295,8 @@ class WebhookIntake:
             if update_id in self._active:
                 continue
             try:
-                update = self.parse(json.loads(raw))
-            except (ValueError, InvalidUpdate):
+                update = self.parse(raw)
+            except InvalidUpdate:
                 logger.error("stored update %s is unreadable; dropped", update_id)
                 await self._settle(update_id)
                 continue
@@ -336,12 +334,19 @@ async def register_webhook(bot: Bot, dp: Dispatcher, settings: Settings) -> list
     """setWebhook with the URL, the secret and the update types the handlers use."""
     url, secret = settings.require_webhook()
     allowed = dp.resolve_used_update_types()
-    await bot.set_webhook(
-        url=url,
-        secret_token=secret,
-        allowed_updates=allowed,
-        drop_pending_updates=settings.telegram.drop_pending_updates,
-        max_connections=settings.webhook.max_connections,
-    )
+    try:
+        await bot.set_webhook(
+            url=url,
+            secret_token=secret,
+            allowed_updates=allowed,
+            drop_pending_updates=settings.telegram.drop_pending_updates,
+            max_connections=settings.webhook.max_connections,
+        )
+    except TelegramBadRequest as exc:
+        # Telegram checks the URL (HTTPS, port 443/80/88/8443, resolvable): name the key.
+        raise ConfigError(
+            f"config error: webhook.url (WEBHOOK__URL or config.toml): "
+            f"Telegram refused {url}: {exc.message}"
+        ) from None
     logger.info("webhook set: %s (%s)", url, ", ".join(allowed))
     return allowed

@@ -86,7 +86,8 @@ async def test_valid_update_is_answered_and_processed_once(
         b"\xff\xfe",
         b"[1, 2]",
         b'{"no": "update_id"}',
-        b'{"update_id": "12"}',
+        b'{"update_id": 1.5}',
+        b'{"update_id": null}',
         b'{"update_id": 12, "message": {"text": "no chat, no date"}}',
     ],
 )
@@ -388,6 +389,26 @@ async def test_register_webhook_sets_url_secret_types_and_drop_pending(
     assert {"message", "callback_query"} <= set(allowed)
     assert fake_api.webhook.get("drop_pending_updates") in (False, None)
     await dp.storage.close()
+
+
+async def test_a_webhook_telegram_refuses_is_a_config_error_naming_the_key(
+    container: Container, bot: Bot, fake_api: FakeBotAPI
+) -> None:
+    from bot.factory import create_dispatcher
+
+    fake_api.fail_next(
+        "setWebhook", error="400", description="Bad Request: bad webhook: Failed to resolve host"
+    )
+    dp = create_dispatcher(container)
+    try:
+        with pytest.raises(ConfigError) as info:
+            await register_webhook(bot, dp, container.settings)
+    finally:
+        await dp.storage.close()
+    message = str(info.value)
+    assert message.startswith("config error: webhook.url (WEBHOOK__URL")
+    assert "Failed to resolve host" in message
+    assert SECRET not in message
 
 
 def test_webhook_mode_without_url_names_the_key(fake_api: FakeBotAPI) -> None:

@@ -1,17 +1,28 @@
-"""Webhook updates: claimed on receipt, marked handled in the update's transaction."""
+"""Webhook updates: claimed on receipt, marked handled in the update's transaction.
+
+Core statements on the session's connection: this runs for every update, and the ORM's
+bulk-update machinery and statement building cost more than the query itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ProcessedUpdate
+from db.types import UTCDateTime
+
+_TABLE = cast(Table, ProcessedUpdate.__table__)
+_MARK_HANDLED = (
+    update(_TABLE)
+    .where(_TABLE.c.update_id == bindparam("b_update_id"), _TABLE.c.handled_at.is_(None))
+    .values(handled_at=bindparam("b_now", type_=UTCDateTime()), payload=None)
+)
 
 
 class ProcessedUpdateRepository:
@@ -26,16 +37,19 @@ class ProcessedUpdateRepository:
         """
         if not updates:
             return set()
-        rows = [{"update_id": uid, "received_at": now, "payload": raw} for uid, raw in updates]
-        dialect = self.session.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(ProcessedUpdate)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
-            .returning(ProcessedUpdate.update_id)
+        connection = await self.session.connection()
+        insert: Any = (
+            postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         )
-        return set((await self.session.scalars(statement)).all())
+        statement = (
+            insert(_TABLE)
+            .values(
+                [{"update_id": uid, "received_at": now, "payload": raw} for uid, raw in updates]
+            )
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.update_id])
+            .returning(_TABLE.c.update_id)
+        )
+        return set((await connection.execute(statement)).scalars())
 
     async def mark_handled(self, update_id: int, now: datetime) -> bool:
         """Mark a pending update handled; False when it was handled already.
@@ -44,36 +58,26 @@ class ProcessedUpdateRepository:
         database (SQLite) until commit, so a second processor of the same id waits and
         then sees it handled.
         """
-        result = await self.session.execute(
-            update(ProcessedUpdate)
-            .where(ProcessedUpdate.update_id == update_id, ProcessedUpdate.handled_at.is_(None))
-            .values(handled_at=now, payload=None)
-            .execution_options(synchronize_session=False)
-        )
-        assert isinstance(result, CursorResult)
+        connection = await self.session.connection()
+        result = await connection.execute(_MARK_HANDLED, {"b_update_id": update_id, "b_now": now})
         return bool(result.rowcount == 1)
 
     async def pending(self, received_before: datetime, limit: int) -> list[tuple[int, str]]:
         """Claimed but unhandled updates received before the given time, oldest first."""
         rows = await self.session.execute(
-            select(ProcessedUpdate.update_id, ProcessedUpdate.payload)
-            .where(
-                ProcessedUpdate.handled_at.is_(None),
-                ProcessedUpdate.received_at < received_before,
-            )
-            .order_by(ProcessedUpdate.update_id)
+            select(_TABLE.c.update_id, _TABLE.c.payload)
+            .where(_TABLE.c.handled_at.is_(None), _TABLE.c.received_at < received_before)
+            .order_by(_TABLE.c.update_id)
             .limit(limit)
         )
         return [(update_id, payload or "") for update_id, payload in rows]
 
     async def prune(self, received_before: datetime) -> int:
         """Forget updates received before the given time; return how many rows went."""
-        result = await self.session.execute(
-            delete(ProcessedUpdate)
-            .where(ProcessedUpdate.received_at < received_before)
-            .execution_options(synchronize_session=False)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            delete(_TABLE).where(_TABLE.c.received_at < received_before)
         )
-        assert isinstance(result, CursorResult)
         return int(result.rowcount)
 
     async def get(self, update_id: int) -> ProcessedUpdate | None:
