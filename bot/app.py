@@ -65,19 +65,17 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     assert bot is not None
     dp = create_dispatcher(container)
     intake = WebhookIntake(container, dp) if settings.telegram.mode == "webhook" else None
-    runners = [
-        await _start_site(
-            create_app(container, intake=intake), settings.server.host, settings.server.port
-        )
-    ]
-    logger.info("side server listening on %s:%s", settings.server.host, settings.server.port)
-    if settings.metrics.enabled and settings.metrics.port:
-        metrics_app = create_metrics_app(container.metrics)
-        runners.append(await _start_site(metrics_app, settings.metrics.host, settings.metrics.port))
-        logger.info("metrics listening on %s:%s", settings.metrics.host, settings.metrics.port)
-
+    runners: list[web.AppRunner] = []
     polling: asyncio.Task[None] | None = None
     try:
+        side_app = create_app(container, intake=intake)
+        runners.append(await _start_site(side_app, settings.server.host, settings.server.port))
+        logger.info("side server listening on %s:%s", settings.server.host, settings.server.port)
+        if settings.metrics.enabled and settings.metrics.port:
+            metrics_app = create_metrics_app(container.metrics)
+            host, port = settings.metrics.host, settings.metrics.port
+            runners.append(await _start_site(metrics_app, host, port))
+            logger.info("metrics listening on %s:%s", host, port)
         me = await bot.get_me()
         logger.info("bot @%s started (%s mode)", me.username, settings.telegram.mode)
         await set_commands(bot, container.admin_ids)
@@ -103,7 +101,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
                 polling.result()  # polling ended by itself: surface its error
     finally:
         logger.info("stopping")
-        deadline = loop_time() + DRAIN_TIMEOUT_S
+        deadline = _loop_time() + DRAIN_TIMEOUT_S
         if polling is not None and not polling.done():
             with contextlib.suppress(RuntimeError):
                 await dp.stop_polling()
@@ -112,12 +110,12 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         left = 0
         if intake is not None:
             # Deliveries now get 503 (Telegram retries them); accepted ones may finish.
-            left += await intake.drain(max(0.0, deadline - loop_time()))
+            left += await intake.drain(max(0.0, deadline - _loop_time()))
             if settings.webhook.delete_on_shutdown:
                 await _delete_webhook(bot)
             await intake.close()
         inflight: InFlightMiddleware = dp["inflight"]
-        left += await inflight.drain(max(0.0, deadline - loop_time()))
+        left += await inflight.drain(max(0.0, deadline - _loop_time()))
         if left:
             logger.warning("%d updates still running at shutdown", left)
         for runner in runners:
@@ -126,7 +124,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         logger.info("stopped")
 
 
-def loop_time() -> float:
+def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 

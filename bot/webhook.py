@@ -166,7 +166,6 @@ class WebhookIntake:
             raise RuntimeError("webhook mode needs a bot")
         self.bot = bot
         self.dp = dp
-        self.container = container
         self.settings = container.settings.webhook
         self.clock = container.clock
         self.sessionmaker = container.sessionmaker
@@ -180,11 +179,6 @@ class WebhookIntake:
         self._accepting = True
         self._maintenance: asyncio.Task[None] | None = None
         container.metrics.watch_webhook_queue(lambda: self._queues.size)
-
-    @property
-    def pending(self) -> int:
-        """Updates accepted here and not processed yet (running ones included)."""
-        return self._queues.size
 
     # ------------------------------------------------------------------ life cycle
 

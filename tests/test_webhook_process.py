@@ -121,3 +121,34 @@ def test_webhook_mode_refuses_a_secret_telegram_would_refuse(
     err = capsys.readouterr().err.strip()
     assert err.startswith("WEBHOOK_SECRET is malformed")
     assert "spaces" not in err
+
+
+async def test_delete_on_shutdown_removes_the_webhook(
+    fake_api: FakeBotAPI, database_url: str
+) -> None:
+    from bot.app import _serve
+    from bot.factory import create_bot, create_container
+    from tests.conftest import make_settings
+    from tests.fake_bot_api import close_bot_session
+
+    settings = make_settings(
+        database_url,
+        fake_api.base_url,
+        telegram={"mode": "webhook"},
+        webhook={"url": "https://bot.example.com", "delete_on_shutdown": True},
+    )
+    bot = create_bot(settings)
+    container = create_container(settings, bot=bot)
+    stop = asyncio.Event()
+    try:
+        serving = asyncio.create_task(_serve(container, stop))
+        await fake_api.wait_for("setWebhook", timeout=10)
+        assert fake_api.sent("deleteWebhook") == []
+        stop.set()
+        await asyncio.wait_for(serving, timeout=10)
+        [delete] = fake_api.sent("deleteWebhook")
+        assert delete.ok
+        assert fake_api.webhook is None
+    finally:
+        await close_bot_session(bot)
+        await container.close()
