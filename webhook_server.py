@@ -107,13 +107,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    # Feature views import this module's helpers, so they are imported here, not at the top.
-    from bot.web import telegram
+    # Feature views import CONTAINER and ApiError from this module, hence imported here.
+    from bot.web import ea, provider, telegram
 
     app.router.add_get("/healthz", healthz, allow_head=False)
     settings = app[CONTAINER].settings
     if settings.metrics.enabled and not settings.metrics.port:
         app.router.add_get("/metrics", app[CONTAINER].metrics.view, allow_head=False)
+    ea.setup(app)
+    provider.setup(app)
     telegram.setup(app)
 
 

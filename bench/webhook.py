@@ -125,7 +125,9 @@ async def _close(container: Container, dp: Dispatcher) -> None:
     assert container.bot is not None
     await container.bot.session.close()
     await dp.storage.close()
-    await container.close()
+    await container.stop_background(5)
+    await container.aclose()
+    await container.engine.dispose()
 
 
 # --------------------------------------------------------------------- the fake Bot API

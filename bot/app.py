@@ -22,8 +22,11 @@ from webhook_server import create_app
 
 logger = logging.getLogger(__name__)
 
-# SIGTERM must end the process within 5 s: updates get this long to finish.
+# SIGTERM must end the process within 5 s: updates get this long to finish,
 DRAIN_TIMEOUT_S = 3.0
+# and broadcasts and message edits under way this long after them.
+SENDING_DRAIN_TIMEOUT_S = 1.0
+# Removing the webhook at shutdown (webhook.delete_on_shutdown) may take this long.
 WEBHOOK_DELETE_TIMEOUT_S = 1
 
 
@@ -46,10 +49,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
             raise ConfigError(
                 f"database.url: the database does not answer ({type(exc).__name__}: {exc})"
             ) from None
+        await container.start()
         await _serve(container, stop)
     finally:
+        await container.aclose()
         await bot.session.close()
-        await container.close()
+        await container.engine.dispose()
 
 
 async def _start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
@@ -67,6 +72,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     intake = WebhookIntake(container, dp) if settings.telegram.mode == "webhook" else None
     runners: list[web.AppRunner] = []
     polling: asyncio.Task[None] | None = None
+    expiry = asyncio.create_task(container.signals.run_expiry(container.sessionmaker, stop))
     try:
         side_app = create_app(container, intake=intake)
         runners.append(await _start_site(side_app, settings.server.host, settings.server.port))
@@ -109,15 +115,20 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
                 await polling
         left = 0
         if intake is not None:
-            # Deliveries now get 503 (Telegram retries them); accepted ones may finish.
-            left += await intake.drain(max(0.0, deadline - _loop_time()))
             if settings.webhook.delete_on_shutdown:
                 await _delete_webhook(bot)
+            # Deliveries now get 503 (Telegram retries them); accepted ones may finish.
+            left += await intake.drain(max(0.0, deadline - _loop_time()))
             await intake.close()
         inflight: InFlightMiddleware = dp["inflight"]
         left += await inflight.drain(max(0.0, deadline - _loop_time()))
         if left:
             logger.warning("%d updates still running at shutdown", left)
+        stop.set()
+        await expiry
+        cut = await container.stop_background(SENDING_DRAIN_TIMEOUT_S)
+        if cut:
+            logger.warning("%d signal broadcasts cut short by the shutdown", cut)
         for runner in runners:
             await runner.cleanup()
         await dp.storage.close()

@@ -16,8 +16,23 @@ class CommandInfo:
 COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "Start the bot"),
     CommandInfo("help", "What this bot can do"),
+    CommandInfo("devices", "Your MetaTrader terminals: add, set up, pause, revoke"),
     CommandInfo("cancel", "Stop what you are entering"),
+    CommandInfo("subscribe", "Plans and your subscription"),
+    CommandInfo("link", "Your referral link, tier and rates"),
+    CommandInfo("stats", "Referrals, commissions and balance"),
+    CommandInfo("payout", "Request a payout (/payout history: your requests)"),
+    CommandInfo("paysupport", "Help with payments"),
+    CommandInfo("refund", "Refund a Stars payment: /refund <charge id>", admin_only=True),
+    CommandInfo("payouts", "Payout requests waiting for review", admin_only=True),
+    CommandInfo("settings", "Auto-approve and notifications"),
+    CommandInfo("signal", "Post a signal (a preview comes first)", admin_only=True),
+    CommandInfo("signals", "Open signals: modify, close, cancel", admin_only=True),
 )
+
+
+def is_admin_command(name: str) -> bool:
+    return any(command.name == name and command.admin_only for command in COMMANDS)
 
 
 def commands_for(*, is_admin: bool) -> list[CommandInfo]:

@@ -7,14 +7,25 @@ overridden by an environment variable with ``__`` between levels, e.g.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -121,10 +132,165 @@ class MetricsSettings(Section):
 
 class RedisSettings(Section):
     url: str = ""
+    prefix: str = Field(default="signalbridge", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+
+
+class DevicesSettings(Section):
+    max_per_user: int = Field(default=5, ge=1, le=100)
+    default_lot_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    min_lot_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    max_lot_size: Decimal = Field(default=Decimal("100"), gt=0)
+    default_max_signal_age: int = Field(default=300, ge=1)
+    min_max_signal_age: int = Field(default=5, ge=1)
+    max_max_signal_age: int = Field(default=86_400, ge=1)
+    online_window: int = Field(default=60, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _defaults_within_bounds(self) -> Self:
+        if not self.min_lot_size <= self.default_lot_size <= self.max_lot_size:
+            raise ValueError("default_lot_size must lie between min_lot_size and max_lot_size")
+        if not self.min_max_signal_age <= self.default_max_signal_age <= self.max_max_signal_age:
+            raise ValueError(
+                "default_max_signal_age must lie between min_max_signal_age and max_max_signal_age"
+            )
+        return self
 
 
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+PLAN_CODE_RE = re.compile(r"^[a-z0-9_]{1,16}$")
+# Telegram's bounds for one Stars invoice.
+MAX_INVOICE_STARS = 10_000
+
+
+class PlanSettings(Section):
+    """A subscription plan sold for Telegram Stars."""
+
+    code: str
+    name: str = Field(min_length=1, max_length=32)
+    stars: int = Field(ge=1, le=MAX_INVOICE_STARS)
+    days: int = Field(ge=1, le=3660)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not PLAN_CODE_RE.match(value):
+            raise ValueError("plan code must be 1-16 characters of a-z, 0-9 and _")
+        return value
+
+
+def _default_plans() -> list[PlanSettings]:
+    return [
+        PlanSettings(code="month", name="1 month", stars=250, days=30),
+        PlanSettings(code="quarter", name="3 months", stars=650, days=90),
+        PlanSettings(code="year", name="12 months", stars=2300, days=365),
+    ]
+
+
+class CheckoutSettings(Section):
+    plans: list[PlanSettings] = Field(default_factory=_default_plans)
+    support_contact: str = ""
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_codes(cls, value: list[PlanSettings]) -> list[PlanSettings]:
+        codes = [plan.code for plan in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("plan codes must be unique")
+        return value
+
+    def plan(self, code: str) -> PlanSettings | None:
+        return next((plan for plan in self.plans if plan.code == code), None)
+
+
+class TierSettings(Section):
+    """An affiliate tier: reached with ``min_active_referrals`` active referrals."""
+
+    name: str = Field(min_length=1, max_length=32)
+    min_active_referrals: int = Field(ge=0)
+    # Commission per lot of a referred user's fill, in minor units of the accounting currency.
+    per_lot_minor: int = Field(ge=0)
+    # Share of a referred user's payment, in basis points (1500 = 15 %).
+    payment_share_bps: int = Field(ge=0, le=10_000)
+
+
+def _default_tiers() -> list[TierSettings]:
+    rows = (("Bronze", 0, 100, 1000), ("Silver", 5, 150, 1500), ("Gold", 20, 200, 2000))
+    return [
+        TierSettings(
+            name=name, min_active_referrals=minimum, per_lot_minor=per_lot, payment_share_bps=bps
+        )
+        for name, minimum, per_lot, bps in rows
+    ]
+
+
+PayoutMethod = Literal["usdt_trc20", "bank_transfer"]
+
+
+def _default_payout_methods() -> list[PayoutMethod]:
+    return ["usdt_trc20", "bank_transfer"]
+
+
+class AffiliatesSettings(Section):
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3,5}$")
+    minor_digits: int = Field(default=2, ge=0, le=6)
+    minor_units_per_1000_stars: int = Field(default=1300, ge=0)
+    hold_days: int = Field(default=14, ge=0, le=365)
+    active_window_days: int = Field(default=30, ge=1, le=365)
+    tiers: list[TierSettings] = Field(default_factory=_default_tiers)
+    payout_minimum_minor: int = Field(default=5000, ge=1)
+    payout_methods: list[PayoutMethod] = Field(
+        default_factory=_default_payout_methods, min_length=1
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _ordered_tiers(cls, value: list[TierSettings]) -> list[TierSettings]:
+        if not value or value[0].min_active_referrals != 0:
+            raise ValueError("the first tier must have min_active_referrals = 0")
+        minimums = [tier.min_active_referrals for tier in value]
+        if any(b <= a for a, b in itertools.pairwise(minimums)):
+            raise ValueError("tiers must be listed by strictly increasing min_active_referrals")
+        if len({tier.name for tier in value}) != len(value):
+            raise ValueError("tier names must be unique")
+        return value
+
+    @field_validator("payout_methods")
+    @classmethod
+    def _unique_methods(cls, value: list[PayoutMethod]) -> list[PayoutMethod]:
+        if len(set(value)) != len(value):
+            raise ValueError("payout methods must be unique")
+        return value
+
+
+class SignalsSettings(Section):
+    # Seconds a signal waits for approvals when the provider gives no expires_in.
+    default_expiry_seconds: int = Field(default=900, ge=10, le=7 * 86400)
+    min_expiry_seconds: int = Field(default=30, ge=1)
+    max_expiry_seconds: int = Field(default=7 * 86400, ge=60)
+    require_subscription: bool = False
+    # At most one edit per chat message per this many seconds (bursts are merged).
+    edit_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    expiry_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("max_expiry_seconds")
+    @classmethod
+    def _bounds(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_expiry_seconds")
+        if low is not None and value < low:
+            raise ValueError("must not be below signals.min_expiry_seconds")
+        return value
+
+
+class SendingSettings(Section):
+    global_per_second: float = Field(default=30, gt=0)
+    per_chat_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    max_retry_after_seconds: int = Field(default=120, ge=1)
+    connect_retry_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    broadcast_concurrency: int = Field(default=50, ge=1, le=10_000)
 
 
 class Settings(BaseSettings):
@@ -147,7 +313,12 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     webhook: WebhookSettings = WebhookSettings()
     redis: RedisSettings = RedisSettings()
+    devices: DevicesSettings = DevicesSettings()
     logging: LoggingSettings = LoggingSettings()
+    checkout: CheckoutSettings = CheckoutSettings()
+    affiliates: AffiliatesSettings = AffiliatesSettings()
+    signals: SignalsSettings = SignalsSettings()
+    sending: SendingSettings = SendingSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
 

@@ -10,8 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, utcnow
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.services.device_activity import DeviceActivity
+from bot.services.device_hub import DeviceHub
+from bot.services.device_keys import DeviceKeyring
+from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
+from bot.services.pubsub import Broadcast, create_broadcast
 from bot.services.ratelimit import RateLimiter, create_rate_limiter
+from bot.services.sending import SendPath
+from bot.services.signal_publisher import SignalPublisher
+from bot.services.signals import SignalService, SubscriberCheck
+from bot.services.subscriptions import active_subscribers
 from bot.updatelog import UpdateLog
 
 
@@ -23,6 +32,20 @@ class Container:
     bot: Bot | None = None
     clock: Clock = field(default=utcnow)
     notifier: Notifier | None = None
+    # The one send path on the bot's session (installed by create_bot).
+    send_path: SendPath | None = None
+    # Which users hold an active subscription (signals.require_subscription).
+    subscriber_check: SubscriberCheck = field(default=active_subscribers)
+    signal_publisher: SignalPublisher | None = None
+    signals: SignalService = field(init=False)
+    # Devices: messages between instances, verification keys, long-poll wake-ups,
+    # replay protection and last-seen times (in-process, or shared through Redis).
+    broadcast: Broadcast = field(init=False)
+    device_keys: DeviceKeyring = field(init=False)
+    device_hub: DeviceHub = field(init=False)
+    nonces: NonceStore = field(init=False)
+    device_activity: DeviceActivity = field(init=False)
+    # Protection and observability: per-user buckets, the update log, Prometheus metrics.
     metrics: Metrics = field(default_factory=Metrics)
     rate_limiter: RateLimiter | None = None
     update_log: UpdateLog = field(init=False)
@@ -30,11 +53,58 @@ class Container:
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
             self.notifier = Notifier(self.bot, self.sessionmaker, self.clock)
+        if self.send_path is None and self.bot is not None:
+            self.send_path = SendPath.of(self.bot)
+        if self.send_path is not None and self.notifier is not None:
+            self.send_path.blocked = self.notifier.blocked
+        if self.signal_publisher is None and self.notifier is not None:
+            self.signal_publisher = SignalPublisher(self.notifier, self.sessionmaker, self.settings)
+        self.signals = SignalService(
+            self.settings,
+            self.clock,
+            publisher=self.signal_publisher,
+            subscriber_check=self.subscriber_check,
+        )
+
+        redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
+        self.broadcast = create_broadcast(redis_url, prefix)
+        self.device_keys = DeviceKeyring(
+            self.settings.require_secret("master_key"), self.sessionmaker, self.broadcast
+        )
+        self.device_hub = DeviceHub(self.broadcast)
+        self.nonces = create_nonce_store(redis_url, prefix)
+        self.device_activity = DeviceActivity(self.sessionmaker)
+
         if self.rate_limiter is None:
             self.rate_limiter = create_rate_limiter(self.settings, self.clock)
         self.update_log = UpdateLog(self.metrics)
         if self.bot is not None:
+            # Inside the send path: every real request (retries too) is counted.
             self.bot.session.middleware(self.metrics.bot_api_middleware())
+        hub, send_path = self.device_hub, self.send_path
+        self.metrics.watch_long_polls(lambda: hub.waiting)
+        if send_path is not None:
+            self.metrics.watch_send_queue(lambda: send_path.queue_depth)
+
+    async def stop_background(self, within: float) -> int:
+        """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
+        stop them; returns how many broadcasts were cut short."""
+        if self.signal_publisher is not None:
+            return await self.signal_publisher.close(within)
+        if self.notifier is not None:
+            await self.notifier.drain()
+        return 0
+
+    async def start(self) -> None:
+        """Connect what needs connecting (Redis), before serving."""
+        await self.broadcast.start()
+
+    async def aclose(self) -> None:
+        """Disconnect from Redis; the engine is disposed by whoever created it."""
+        await self.broadcast.close()
+        await self.nonces.close()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.close()
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:
@@ -44,9 +114,3 @@ class Container:
     @property
     def admin_ids(self) -> frozenset[int]:
         return frozenset(self.settings.telegram.admin_ids)
-
-    async def close(self) -> None:
-        """Release what the container opened (the bot's session is its creator's)."""
-        if self.rate_limiter is not None:
-            await self.rate_limiter.close()
-        await self.engine.dispose()

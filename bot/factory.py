@@ -28,6 +28,7 @@ from bot.middlewares import (
     UpdateLogMiddleware,
     UserMiddleware,
 )
+from bot.services.sending import install_send_path
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -36,11 +37,14 @@ logger = logging.getLogger(__name__)
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
-    return Bot(
+    bot = Bot(
         token=settings.require_bot_token(),
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    # Every message the bot sends or edits goes through the one rate-limited path.
+    install_send_path(bot, settings.sending)
+    return bot
 
 
 def create_container(
@@ -85,7 +89,8 @@ def create_dispatcher(container: Container) -> Dispatcher:
     dp.update.outer_middleware(InboxMiddleware(container.clock))
     if settings.rate_limit.enabled and container.rate_limiter is not None:
         dp.update.outer_middleware(RateLimitMiddleware(container.rate_limiter, container.admin_ids))
-    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock))
+    blocked = container.notifier.blocked if container.notifier is not None else None
+    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock, blocked))
     handler_names = HandlerNameMiddleware()
     for name, observer in dp.observers.items():
         if name not in {"update", "error"}:

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -43,3 +56,243 @@ class ProcessedUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     payload: Mapped[str | None] = mapped_column(Text)
+
+
+# --- affiliates and checkout ---
+
+
+class Affiliate(Base):
+    """A user's referral token and money account (minor units of the accounting currency).
+
+    ``balance_minor`` is what may be requested now: matured commissions minus payout
+    requests and reversals (negative after a paid-out commission was refunded);
+    ``reserved_minor`` sits in payout requests not yet paid or rejected; ``paid_minor`` has
+    been paid out. Every change is an atomic SQL increment; a request reserves with a
+    conditional UPDATE, so concurrent requests can never overdraw (bot/services/payouts.py).
+    """
+
+    __tablename__ = "affiliates"
+    __table_args__ = (
+        CheckConstraint("reserved_minor >= 0", name="reserved_not_negative"),
+        CheckConstraint("paid_minor >= 0", name="paid_not_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Referral(Base):
+    """One per referred user (first touch): who brought them and when they last traded."""
+
+    __tablename__ = "referrals"
+
+    referred_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    referrer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_fill_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    """A user's paid access: live while ``expires_at`` is in the future."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    plan_code: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Payment(Base):
+    """A Telegram Stars payment, credited once per ``charge_id``."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    charge_id: Mapped[str] = mapped_column(String(255), unique=True)
+    plan_code: Mapped[str] = mapped_column(String(16))
+    stars: Mapped[int] = mapped_column(Integer)
+    days: Mapped[int] = mapped_column(Integer)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refunded_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Commission(Base):
+    """What an affiliate earned from one source (a payment or a fill), at most once each.
+
+    ``quantity`` is the Stars paid or the lots filled, ``rate`` the tier's payment share in
+    basis points or its amount per lot, fixed when the commission is created.
+    """
+
+    __tablename__ = "commissions"
+    __table_args__ = (
+        UniqueConstraint("kind", "source_id"),
+        Index("ix_commissions_affiliate_id_state", "affiliate_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    affiliate_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
+    )
+    referred_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    rate: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Payout(Base):
+    """A payout request: requested -> approved -> paid, or rejected (the amount comes back)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "request_key"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    # One per confirmation screen, so a double press cannot file the request twice.
+    request_key: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(8))
+    method: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tx_reference: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- signals ---
+
+# Prices: up to 10 integer and 10 decimal digits. SQLite keeps NUMERIC as a float, which
+# holds the 15 significant digits the validator allows exactly (bot/services/signal_rules.py).
+PRICE = Numeric(20, 10)
+
+
+class Signal(Base):
+    """A trade idea from a provider (API) or an admin (chat), sent to users for approval.
+
+    ``state``: open, cancelled, closed (the provider closed all of it) or expired (its
+    approval window passed while nobody had approved). ``take_profit`` is a JSON list of
+    decimal strings, in the provider's order. ``closed_fraction`` is the part of the
+    position closed so far (each close takes a fraction of what remains).
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_state_expires_at", "state", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    order_type: Mapped[str] = mapped_column(String(8))
+    entry: Mapped[Decimal | None] = mapped_column(PRICE)
+    stop_loss: Mapped[Decimal | None] = mapped_column(PRICE)
+    take_profit: Mapped[list[str]] = mapped_column(JSON, default=list)
+    comment: Mapped[str | None] = mapped_column(String(500))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    closed_fraction: Mapped[Decimal] = mapped_column(Numeric(12, 10), default=Decimal(0))
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Approval(Base):
+    """One user's decision on one signal, and the chat message that shows it.
+
+    ``decision``: pending, approved, rejected, expired (the window passed while pending)
+    or auto (the user has auto-approve on).
+    """
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("signal_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(16), default="pending")
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UserSettings(Base):
+    """Per-user switches; a user without a row has the defaults."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
+    notify_fills: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_errors: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Device(Base):
+    """An Expert Advisor in a trading terminal, owned by a user.
+
+    No secret is stored: the device's secret is derived from MASTER_KEY, ``public_id`` and
+    ``key_version`` (bot/services/device_keys.py), so a copy of this table signs nothing.
+    A revoked device keeps its row (history refers to it) but never authenticates again.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    owner_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(8))
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    lot_size: Mapped[Decimal] = mapped_column(Numeric(18, 8))
+    symbol_map: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    symbol_prefix: Mapped[str] = mapped_column(String(16), default="")
+    symbol_suffix: Mapped[str] = mapped_column(String(16), default="")
+    max_signal_age: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

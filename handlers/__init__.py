@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, start
+from handlers import (
+    admin_money,
+    checkout,
+    common,
+    device_settings,
+    devices,
+    errors,
+    fallback,
+    payouts,
+    referrals,
+    settings,
+    signals,
+    signals_admin,
+    start,
+    stats,
+)
 
 
 def _routers() -> list[Router]:
@@ -13,6 +28,16 @@ def _routers() -> list[Router]:
         common.router,
         start.router,
         # Feature routers go here, before the fallbacks.
+        admin_money.router,
+        checkout.router,
+        referrals.router,
+        stats.router,
+        payouts.router,
+        signals_admin.router,
+        signals.router,
+        settings.router,
+        devices.router,
+        device_settings.router,
         fallback.router,
     ]
 

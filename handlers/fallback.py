@@ -7,13 +7,16 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot import texts
+from bot.commands import is_admin_command
 
 router = Router(name=__name__)
 
 
 @router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
-    await message.answer(texts.UNKNOWN_COMMAND)
+    # Admin routers filter on the role, so an admin command from anyone else lands here.
+    name = (message.text or "").split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+    await message.answer(texts.ADMIN_ONLY if is_admin_command(name) else texts.UNKNOWN_COMMAND)
 
 
 @router.message()

@@ -1,23 +1,45 @@
-"""/start and /help."""
+"""/start (with referral attribution from ``/start ref_<token>``) and /help."""
 
 from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
+from bot.clock import Clock
 from bot.commands import commands_for
+from bot.container import Container
 from bot.services.deeplink import parse_start_payload
+from bot.services.referrals import attribute_referral
 from bot.services.users import UserDTO
 
 router = Router(name=__name__)
 
 
 @router.message(CommandStart())
-async def cmd_start(message: Message, command: CommandObject, user: UserDTO) -> None:
+async def cmd_start(
+    message: Message,
+    command: CommandObject,
+    user: UserDTO,
+    session: AsyncSession,
+    clock: Clock,
+    container: Container,
+) -> None:
     payload = parse_start_payload(command.args)
-    _ = payload  # the referral feature attributes payload.referral_token for new users
+    if payload.referral_token is not None:
+        attribution = await attribute_referral(
+            session,
+            user_id=user.id,
+            is_new_user=user.created_now,
+            token=payload.referral_token,
+            now=clock(),
+        )
+        if attribution is not None:
+            await container.require_notifier().try_send(
+                attribution.referrer_id, texts.referral_joined(user.first_name)
+            )
     commands = [c for c in commands_for(is_admin=False) if c.name not in {"start", "cancel"}]
     await message.answer(texts.greeting(user.first_name, commands[:6]))
 

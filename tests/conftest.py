@@ -158,6 +158,10 @@ def make_settings(database_url: str, api_base: str, **sections: Any) -> Settings
         "telegram": {"api_base": api_base, "admin_ids": [ADMIN_ID]},
         "database": {"url": database_url},
         "server": {"host": "127.0.0.1", "port": 0, "public_url": "http://127.0.0.1:8080"},
+        # Telegram's real pace (1 message/s per chat) would make every chat flow slow;
+        # tests/test_sending.py proves the pacing with small numbers.
+        "sending": {"global_per_second": 100_000, "per_chat_interval_seconds": 0},
+        "signals": {"edit_interval_seconds": 0},
         # Flows send many updates at a frozen FakeClock; tests/test_ratelimit.py sets the
         # production bucket (10 a minute) itself.
         "rate_limit": {"capacity": 1000},
@@ -200,6 +204,7 @@ async def container(settings: Settings, bot: Bot, clock: FakeClock) -> AsyncIter
     try:
         yield instance
     finally:
+        await instance.stop_background(within=5.0)
         await instance.engine.dispose()
 
 

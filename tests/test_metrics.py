@@ -63,7 +63,9 @@ async def test_metrics_parse_and_update_counters_move(
         )
         == 3
     )
-    assert value(text, "signalbridge_bot_api_requests_total", method="sendMessage") == 4
+    # The apology to the user who blocked the bot never reaches Telegram (the send path
+    # knows), so three real requests: two replies and the refused one.
+    assert value(text, "signalbridge_bot_api_requests_total", method="sendMessage") == 3
     assert (
         value(text, "signalbridge_bot_api_errors_total", method="sendMessage", error="forbidden")
         == 1
@@ -177,3 +179,29 @@ async def test_the_separate_metrics_listener_serves_them(
     client = await aiohttp_client(create_metrics_app(container.metrics))
     text = await scrape(client)
     assert value(text, "signalbridge_updates_total", type="message", outcome="handled") == 1
+
+
+async def test_ea_requests_are_counted_by_route_template(client: TestClient[Any, Any]) -> None:
+    await client.get("/api/v1/ea/instructions?wait=0")  # unsigned: refused
+    await client.get("/api/v1/exec/status/123")
+    text = await scrape(client)
+    requests = {
+        (labels["endpoint"], labels["status"])
+        for (name, label_items), count in samples(text).items()
+        if name == "signalbridge_http_requests_total" and count
+        for labels in [dict(label_items)]
+    }
+    assert ("/api/v1/ea/instructions", "401") in requests
+    assert any(endpoint == "/api/v1/exec/status/{signal_id}" for endpoint, _ in requests)
+    assert not any("123" in endpoint for endpoint, _ in requests)
+
+
+async def test_the_container_wires_long_polls_and_the_send_queue(
+    client: TestClient[Any, Any], container: Container
+) -> None:
+    with container.device_hub.waiter(1), container.device_hub.waiter(2):
+        text = await scrape(client)
+    assert value(text, "signalbridge_long_polls_waiting") == 2
+    assert value(await scrape(client), "signalbridge_long_polls_waiting") == 0
+    assert container.send_path is not None
+    assert value(text, "signalbridge_send_queue_depth") == container.send_path.queue_depth

@@ -198,7 +198,7 @@ async def redis_client() -> AsyncIterator[Any]:
     except Exception as exc:
         await client.aclose()
         pytest.skip(f"Redis does not answer at {REDIS_URL}: {type(exc).__name__}")
-    prefix = f"signalbridge:test:webhook:{uuid.uuid4().hex}:"
+    prefix = f"signalbridge-test-webhook-{uuid.uuid4().hex[:12]}"
     try:
         yield client, prefix
     finally:
@@ -221,7 +221,7 @@ async def test_redis_buckets_match_the_memory_ones(
         assert got.allowed == expected.allowed, step
         assert got.notify == expected.notify, step
         assert got.retry_after == pytest.approx(expected.retry_after), step
-    ttl = await client.pttl(f"{prefix}42")
+    ttl = await client.pttl(f"{prefix}:ratelimit:42")
     assert 0 < ttl <= 61_000
 
 

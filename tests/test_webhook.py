@@ -22,7 +22,13 @@ from bot.webhook import ChatQueues, register_webhook
 from db.models import ProcessedUpdate
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session, message_update
-from tests.webhook_support import SECRET, WEBHOOK_OVERRIDES, Instance, start_instance
+from tests.webhook_support import (
+    SECRET,
+    WEBHOOK_OVERRIDES,
+    Instance,
+    dispose,
+    start_instance,
+)
 
 
 @pytest.fixture
@@ -156,7 +162,7 @@ async def test_two_instances_on_one_database_handle_a_concurrent_update_once(
         await second.intake.close()
         await second.server.close()
         await close_bot_session(other_bot)
-        await other.close()
+        await dispose(other)
 
 
 async def test_redelivery_after_a_restart_is_not_processed(
@@ -177,7 +183,7 @@ async def test_redelivery_after_a_restart_is_not_processed(
     finally:
         await instance.close()
         await close_bot_session(new_bot)
-        await restarted.close()
+        await dispose(restarted)
 
 
 async def test_an_update_interrupted_mid_processing_is_recovered_after_a_restart(
@@ -219,7 +225,7 @@ async def test_an_update_interrupted_mid_processing_is_recovered_after_a_restart
     finally:
         await instance.close()
         await close_bot_session(new_bot)
-        await restarted.close()
+        await dispose(restarted)
 
 
 async def test_a_failing_update_gets_the_apology_and_is_not_retried(

@@ -18,6 +18,17 @@ from tests.test_process import free_port
 SECRET = "w" * 43
 
 
+def handled_update_types() -> list[str]:
+    """What the handlers use, resolved the way the bot resolves it."""
+    from aiogram import Dispatcher
+
+    from handlers import get_routers
+
+    dp = Dispatcher()
+    dp.include_routers(*get_routers())
+    return dp.resolve_used_update_types()
+
+
 def process_env(fake_api: FakeBotAPI, database_url: str, port: int) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
@@ -53,7 +64,8 @@ async def test_webhook_process_sets_the_webhook_serves_updates_and_keeps_it_on_s
         [hook] = await fake_api.wait_for("setWebhook", timeout=30)
         assert hook.params["url"] == f"http://127.0.0.1:{port}/tg/webhook"
         assert hook.params["secret_token"] == SECRET
-        assert hook.params["allowed_updates"] == ["callback_query", "message"]
+        assert hook.params["allowed_updates"] == handled_update_types()
+        assert {"message", "callback_query", "pre_checkout_query"} <= set(handled_update_types())
         assert hook.params["drop_pending_updates"] is True
         assert fake_api.sent("getUpdates") == []
 
@@ -130,6 +142,7 @@ async def test_delete_on_shutdown_removes_the_webhook(
     from bot.factory import create_bot, create_container
     from tests.conftest import make_settings
     from tests.fake_bot_api import close_bot_session
+    from tests.webhook_support import dispose
 
     settings = make_settings(
         database_url,
@@ -151,4 +164,4 @@ async def test_delete_on_shutdown_removes_the_webhook(
         assert fake_api.webhook is None
     finally:
         await close_bot_session(bot)
-        await container.close()
+        await dispose(container)

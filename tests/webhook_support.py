@@ -75,3 +75,10 @@ async def start_instance(
     intake = WebhookIntake(container, dp, bot)
     server = await aiohttp_server(create_app(container, intake=intake))
     return Instance(container, dp, intake, server, api)
+
+
+async def dispose(container: Container) -> None:
+    """Close a container a test built itself (the fixture closes its own)."""
+    await container.stop_background(within=5.0)
+    await container.aclose()
+    await container.engine.dispose()

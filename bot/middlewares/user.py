@@ -11,14 +11,18 @@ from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.services.notifier import BlockedUsers
 from bot.services.users import ensure_user
 from db.repositories.users import UserRepository
 
 
 class UserMiddleware(BaseMiddleware):
-    def __init__(self, admin_ids: frozenset[int], clock: Clock) -> None:
+    def __init__(
+        self, admin_ids: frozenset[int], clock: Clock, blocked: BlockedUsers | None = None
+    ) -> None:
         self.admin_ids = admin_ids
         self.clock = clock
+        self.blocked = blocked
 
     async def __call__(
         self,
@@ -31,6 +35,9 @@ class UserMiddleware(BaseMiddleware):
         if tg_user is None or tg_user.is_bot:
             data["user"] = None
         else:
+            if self.blocked is not None:
+                # Writing to the bot again means they unblocked it.
+                self.blocked.discard(tg_user.id)
             data["user"] = await ensure_user(
                 UserRepository(session), tg_user, admin_ids=self.admin_ids, now=self.clock()
             )

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.config import Settings
 
-REDIS_PREFIX = "signalbridge:ratelimit:"
 # A dict of buckets is swept of full (forgettable) buckets when it grows past this.
 SWEEP_AT = 10_000
 
@@ -131,13 +130,13 @@ class RedisRateLimiter:
         refill_per_second: float,
         clock: Clock,
         *,
-        prefix: str = REDIS_PREFIX,
+        prefix: str = "signalbridge",
     ) -> None:
         self.redis = redis
         self.capacity = capacity
         self.rate = refill_per_second
         self.clock = clock
-        self.prefix = prefix
+        self.prefix = f"{prefix}:ratelimit:"
         self._ttl_ms = math.ceil(capacity / refill_per_second * 1000) + 1000
         self._take = redis.register_script(_LUA_TAKE)
 
@@ -162,6 +161,10 @@ def create_rate_limiter(settings: Settings, clock: Clock) -> RateLimiter:
         from redis.asyncio import Redis
 
         return RedisRateLimiter(
-            Redis.from_url(settings.redis.url), config.capacity, refill_per_second, clock
+            Redis.from_url(settings.redis.url),
+            config.capacity,
+            refill_per_second,
+            clock,
+            prefix=settings.redis.prefix,
         )
     return MemoryRateLimiter(config.capacity, refill_per_second, clock)

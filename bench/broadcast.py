@@ -1,0 +1,259 @@
+"""One signal to 10,000 recipients through a fake Bot API with no rate limit.
+
+`python -m bench.broadcast [RECIPIENTS]`. The fake Bot API runs in its own process on
+CPU 0 (bench.common.server_process); this process runs on CPU 1. Two measurements in the
+same run, at the same concurrency, against the same server:
+
+- baseline: RECIPIENTS raw aiohttp POSTs of the same form body aiogram sends
+  (chat_id, text, parse_mode, reply_markup) to /bot<token>/sendMessage;
+- aiogram: the same messages through aiogram's Bot alone (what any aiogram bot pays);
+- pipeline: the provider path from the stored signal on: one transaction storing the
+  signal and an approval per recipient, rendering each message, the broadcast through
+  aiogram and the send path (limits raised so nothing waits), and the message ids
+  written back to the approvals.
+
+It prints the time per message of each and what our pipeline adds per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import InlineKeyboardMarkup
+from aiohttp import web
+from sqlalchemy import func, insert, select
+
+from bench.common import CLIENT_CPU, print_header, server_process
+from bot.config import Settings, SignalsSettings
+from bot.factory import create_bot, create_container
+from bot.services.signal_dto import ApprovalDTO, SignalDTO
+from bot.services.signal_messages import render_approval_message
+from bot.services.signal_rules import validate_new_signal
+from db.migrate import upgrade
+from db.models import Approval, User
+
+TOKEN = "123456789:" + "B" * 35
+CONCURRENCY = 50
+FIRST_USER = 10_000_000
+
+
+async def fake_bot_api_app() -> web.Application:
+    """Answers sendMessage like Telegram, with no limit and nothing recorded."""
+    message_ids = itertools.count(1)
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        chat_id = int(str(form["chat_id"]))
+        result = {
+            "message_id": next(message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": "U"},
+            "text": str(form.get("text", "")),
+        }
+        return web.json_response({"ok": True, "result": result})
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", handle)
+    return app
+
+
+def _bodies(count: int) -> list[dict[str, str]]:
+    """The form fields aiogram sends for each recipient's message."""
+    draft = validate_new_signal(
+        {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08", "take_profit": ["1.095", "1.1"]},
+        SignalsSettings(),
+    )
+    issued = datetime.now(UTC)
+    signal = SignalDTO(
+        id=1,
+        public_id="sig_bench",
+        symbol=draft.symbol,
+        side=draft.side,
+        order_type=draft.order_type,
+        entry=None,
+        stop_loss=draft.stop_loss,
+        take_profit=draft.take_profit,
+        comment=None,
+        issued_at=issued,
+        expires_at=issued + timedelta(minutes=15),
+        state="open",
+        closed_fraction=Decimal(0),
+        client_id=None,
+        source="provider",
+        created_by_id=None,
+        modified_at=None,
+        ended_at=None,
+    )
+    bodies = []
+    for index in range(count):
+        approval = ApprovalDTO(index, 1, FIRST_USER + index, "pending", None, None)
+        rendered = render_approval_message(signal, approval)
+        assert rendered.reply_markup is not None
+        markup = rendered.reply_markup.model_dump(exclude_none=True)
+        bodies.append(
+            {
+                "chat_id": str(approval.user_id),
+                "text": rendered.text,
+                "parse_mode": "HTML",
+                "reply_markup": json.dumps(markup),
+            }
+        )
+    return bodies
+
+
+async def baseline(url: str, count: int) -> float:
+    bodies = iter(_bodies(count))
+    endpoint = f"{url}/bot{TOKEN}/sendMessage"
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            for body in bodies:
+                async with session.post(endpoint, data=body) as response:
+                    payload = await response.json()
+                    assert payload["ok"]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+async def aiogram_bare(url: str, count: int) -> float:
+    """The same messages through aiogram's Bot alone (no send path, no database)."""
+    bodies = iter(_bodies(count))
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(url)))
+    try:
+
+        async def worker() -> None:
+            for body in bodies:
+                await bot.send_message(
+                    chat_id=int(body["chat_id"]),
+                    text=body["text"],
+                    parse_mode="HTML",
+                    reply_markup=InlineKeyboardMarkup.model_validate_json(body["reply_markup"]),
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+    finally:
+        await bot.session.close()
+
+
+async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float]:
+    """(seconds for the whole path, of which storing the signal and approvals)."""
+    database = directory / f"bench-{time.monotonic_ns()}.sqlite3"
+    settings = Settings(
+        _env_file=None,
+        bot_token=TOKEN,
+        provider_token="bench-provider-token",
+        telegram={"api_base": url, "admin_ids": []},
+        database={"url": f"sqlite+aiosqlite:///{database}"},
+        sending={
+            "global_per_second": 1e9,
+            "per_chat_interval_seconds": 0,
+            "broadcast_concurrency": CONCURRENCY,
+        },
+    )
+    bot = create_bot(settings)
+    container = create_container(settings, bot=bot)
+    try:
+        await upgrade(container.engine)
+        now = container.clock()
+        async with container.sessionmaker.begin() as session:
+            await session.execute(
+                insert(User),
+                [
+                    {
+                        "id": FIRST_USER + index,
+                        "first_name": "U",
+                        "role": "user",
+                        "created_at": now,
+                        "last_seen_at": now,
+                        "is_blocked": False,
+                    }
+                    for index in range(count)
+                ],
+            )
+        draft = validate_new_signal(
+            {
+                "symbol": "EURUSD",
+                "side": "buy",
+                "stop_loss": "1.08",
+                "take_profit": ["1.095", "1.1"],
+            },
+            settings.signals,
+        )
+        publisher = container.signal_publisher
+        assert publisher is not None
+        started = time.perf_counter()
+        outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
+        stored = time.perf_counter()
+        await publisher.drain()
+        finished = time.perf_counter()
+        assert outcome.recipients == count
+        async with container.sessionmaker() as session:
+            recorded = await session.scalar(
+                select(func.count()).select_from(Approval).where(Approval.message_id.is_not(None))
+            )
+        assert recorded == count, f"{recorded} of {count} message ids recorded"
+        return finished - started, stored - started
+    finally:
+        await container.stop_background(5)
+        await bot.session.close()
+        await container.engine.dispose()
+
+
+async def main(count: int) -> None:
+    with (
+        server_process("bench.broadcast:fake_bot_api_app") as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        # Warm up both paths (connections, imports, caches) on a small run.
+        await baseline(url, 200)
+        await aiogram_bare(url, 200)
+        await pipeline(url, 200, Path(tmp))
+        base_first = await baseline(url, count)
+        bare = await aiogram_bare(url, count)
+        total, storing = await pipeline(url, count, Path(tmp))
+        base_second = await baseline(url, count)
+    base = min(base_first, base_second)
+    per_base = base / count * 1e6
+    per_pipe = total / count * 1e6
+    print(f"recipients {count}, concurrency {CONCURRENCY}")
+    print(
+        f"baseline  raw aiohttp POSTs      {base:7.2f} s  {per_base:7.1f} µs/message"
+        f"  ({count / base:,.0f} msg/s; runs {base_first:.2f} s and {base_second:.2f} s)"
+    )
+    print(
+        f"aiogram   Bot.send_message alone {bare:7.2f} s  {bare / count * 1e6:7.1f} µs/message"
+        f"  ({count / bare:,.0f} msg/s)"
+    )
+    print(
+        f"pipeline  signal → all delivered {total:7.2f} s  {per_pipe:7.1f} µs/message"
+        f"  ({count / total:,.0f} msg/s; storing signal + approvals {storing:.2f} s)"
+    )
+    print(
+        f"added by our pipeline: {per_pipe - per_base:.1f} µs/message;"
+        f" ratio pipeline/baseline {total / base:.2f} (throughput ratio {base / total:.3f});"
+        f" beyond aiogram's own cost: {(total - bare) / count * 1e6:.1f} µs/message"
+    )
+
+
+if __name__ == "__main__":
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    print_header("broadcast: one signal to many recipients")
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))

@@ -1,0 +1,232 @@
+"""The provider API (EA_PROTOCOL.md section 4): signals in from scripts and TradingView.
+
+Auth: ``Authorization: Bearer <PROVIDER_TOKEN>`` or, for senders that cannot set headers,
+``"passphrase": "<PROVIDER_TOKEN>"`` in the JSON body; compared in constant time. When a
+header is sent it decides; otherwise the passphrase does. The body is read as JSON
+whatever its Content-Type (TradingView posts ``text/plain``), numbers as ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.container import Container
+from bot.services.signal_dto import SignalCounts, SignalDTO
+from bot.services.signal_rules import SignalValidationError, format_decimal, validate_new_signal
+from bot.services.signals import SignalClosedError, SignalNotFoundError, count_signal
+from webhook_server import CONTAINER, ApiError
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/signals"
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not allowed")
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    """A JSON object with every fractional number as Decimal; _NotJson otherwise."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _NotJson(str(exc)) from None
+    if not isinstance(data, dict):
+        raise _NotJson("not an object")
+    return data
+
+
+def _token_matches(candidate: str, expected: bytes) -> bool:
+    return hmac.compare_digest(candidate.encode("utf-8"), expected)
+
+
+async def authenticate(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body (without ``passphrase``) once the caller is authenticated.
+
+    401 ``unauthorized`` for a missing or wrong token, before anything else is judged;
+    400 ``invalid_json`` for an authenticated body that is not a JSON object.
+    """
+    settings = request.app[CONTAINER].settings
+    token = settings.provider_token
+    expected = token.get_secret_value().encode("utf-8") if token is not None else b""
+    raw = await request.read()
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if (
+            not expected
+            or scheme.lower() != "bearer"
+            or not _token_matches(value.strip(), expected)
+        ):
+            raise _unauthorized()
+        try:
+            data = parse_json_body(raw)
+        except _NotJson:
+            raise ApiError(400, "invalid_json", "The body must be a JSON object.") from None
+        data.pop("passphrase", None)
+        return data
+    try:
+        data = parse_json_body(raw)
+    except _NotJson:
+        raise _unauthorized() from None
+    passphrase = data.pop("passphrase", None)
+    if not expected or not isinstance(passphrase, str) or not _token_matches(passphrase, expected):
+        raise _unauthorized()
+    return data
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "Send the provider token as 'Authorization: Bearer <token>' or as \"passphrase\".",
+    )
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _price(value: Decimal | None) -> str | None:
+    return format_decimal(value) if value is not None else None
+
+
+def signal_json(signal: SignalDTO, counts: SignalCounts) -> dict[str, Any]:
+    return {
+        "id": signal.public_id,
+        "symbol": signal.symbol,
+        "side": signal.side,
+        "order_type": signal.order_type,
+        "entry": _price(signal.entry),
+        "stop_loss": _price(signal.stop_loss),
+        "take_profit": [format_decimal(price) for price in signal.take_profit],
+        "comment": signal.comment,
+        "client_id": signal.client_id,
+        "state": signal.state,
+        "closed_fraction": format_decimal(signal.closed_fraction),
+        "issued_at": iso_utc(signal.issued_at),
+        "expires_at": iso_utc(signal.expires_at),
+        "modified_at": iso_utc(signal.modified_at),
+        "ended_at": iso_utc(signal.ended_at),
+        "recipients": counts.recipients,
+        "counts": {
+            "approvals": counts.approvals,
+            "rejections": counts.rejections,
+            "pending": counts.pending,
+            "expired": counts.expired,
+            "fills": counts.fills,
+            "errors": counts.errors,
+        },
+    }
+
+
+def _invalid(exc: SignalValidationError) -> ApiError:
+    return ApiError(422, "invalid_request", "Some fields are missing or wrong.", fields=exc.fields)
+
+
+async def create_signal(request: web.Request) -> web.Response:
+    data = await authenticate(request)
+    container = request.app[CONTAINER]
+    try:
+        draft = validate_new_signal(data, container.settings.signals)
+    except SignalValidationError as exc:
+        raise _invalid(exc) from None
+    outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
+    body = {"id": outcome.signal.public_id, "recipients": outcome.recipients}
+    return web.json_response(body, status=201 if outcome.created else 200)
+
+
+Change = Callable[[Container, AsyncSession, dict[str, Any], str], Awaitable[SignalDTO]]
+
+
+async def _change(request: web.Request, change: Change) -> web.Response:
+    data = await authenticate(request)
+    container = request.app[CONTAINER]
+    public_id = request.match_info["signal_id"]
+    try:
+        async with container.sessionmaker.begin() as session:
+            signal = await change(container, session, data, public_id)
+            counts = await count_signal(session, signal.id)
+    except SignalNotFoundError:
+        raise _unknown_signal() from None
+    except SignalClosedError as exc:
+        raise ApiError(
+            409, "signal_closed", f"The signal is {exc.state}; it cannot be changed."
+        ) from None
+    except SignalValidationError as exc:
+        raise _invalid(exc) from None
+    return web.json_response(signal_json(signal, counts))
+
+
+def _unknown_signal() -> ApiError:
+    return ApiError(404, "unknown_signal", "There is no signal with this id.")
+
+
+async def _modify(
+    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+) -> SignalDTO:
+    return await container.signals.modify(session, data, public_id=public_id)
+
+
+async def _close(
+    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+) -> SignalDTO:
+    signal, _fraction = await container.signals.close(session, data, public_id=public_id)
+    return signal
+
+
+async def _cancel(
+    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+) -> SignalDTO:
+    if data:
+        raise SignalValidationError(dict.fromkeys(data, "unknown field"))
+    return await container.signals.cancel(session, public_id=public_id)
+
+
+async def modify_signal(request: web.Request) -> web.Response:
+    return await _change(request, _modify)
+
+
+async def close_signal(request: web.Request) -> web.Response:
+    return await _change(request, _close)
+
+
+async def cancel_signal(request: web.Request) -> web.Response:
+    return await _change(request, _cancel)
+
+
+async def get_signal(request: web.Request) -> web.Response:
+    await authenticate(request)
+    container = request.app[CONTAINER]
+    try:
+        async with container.sessionmaker.begin() as session:
+            signal = await container.signals.get(session, request.match_info["signal_id"])
+            counts = await count_signal(session, signal.id)
+    except SignalNotFoundError:
+        raise _unknown_signal() from None
+    return web.json_response(signal_json(signal, counts))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post(PREFIX, create_signal)
+    app.router.add_get(PREFIX + "/{signal_id}", get_signal, allow_head=False)
+    app.router.add_post(PREFIX + "/{signal_id}/modify", modify_signal)
+    app.router.add_post(PREFIX + "/{signal_id}/close", close_signal)
+    app.router.add_post(PREFIX + "/{signal_id}/cancel", cancel_signal)

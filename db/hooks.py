@@ -1,0 +1,40 @@
+"""Actions that must wait for a transaction to commit (messages about what it stored).
+
+A handler's transaction commits after the handler returns (bot/middlewares/db.py); a
+message saying "approved" must not go out if that commit fails. ``after_commit`` queues
+a plain callable on the session; it runs once the outermost transaction commits and is
+dropped on rollback. Callables must be quick and must not raise (schedule tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+_KEY = "after_commit_actions"
+
+
+def after_commit(session: AsyncSession | Session, action: Callable[[], None]) -> None:
+    """Run ``action`` after the session's current transaction commits."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info.setdefault(_KEY, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_actions(session: Session) -> None:
+    for action in session.info.pop(_KEY, []):
+        try:
+            action()
+        except Exception:
+            logger.exception("after-commit action %r failed", action)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_actions(session: Session) -> None:
+    session.info.pop(_KEY, None)

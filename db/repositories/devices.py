@@ -1,0 +1,37 @@
+"""Devices: a user's active devices, one by id, creation."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Device, User
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_for_owner(self, owner_id: int) -> list[Device]:
+        query = (
+            select(Device)
+            .where(Device.owner_id == owner_id, Device.revoked_at.is_(None))
+            .order_by(Device.created_at, Device.id)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def get_active(self, owner_id: int, device_pk: int) -> Device | None:
+        """The device if it exists, belongs to ``owner_id`` and is not revoked."""
+        query = select(Device).where(
+            Device.id == device_pk, Device.owner_id == owner_id, Device.revoked_at.is_(None)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def add(self, device: Device) -> Device:
+        self.session.add(device)
+        await self.session.flush()
+        return device
+
+    async def lock_owner(self, owner_id: int) -> None:
+        """Serialize device changes of one owner (PostgreSQL row lock; SQLite has one writer)."""
+        await self.session.execute(select(User.id).where(User.id == owner_id).with_for_update())

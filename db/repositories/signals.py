@@ -1,0 +1,214 @@
+"""Signals, approvals and user settings: queries only, on a session the caller owns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Approval, Signal, User, UserSettings
+
+# Large IN lists are split so no backend meets its bound-parameter limit.
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A user who may receive a signal."""
+
+    user_id: int
+    is_admin: bool
+    auto_approve: bool
+
+
+def chunks(items: Sequence[int], size: int = CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SignalRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, signal: Signal) -> Signal:
+        self.session.add(signal)
+        await self.session.flush()
+        return signal
+
+    async def get(self, signal_id: int, *, lock: bool = False) -> Signal | None:
+        query = select(Signal).where(Signal.id == signal_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def by_public_id(self, public_id: str, *, lock: bool = False) -> Signal | None:
+        query = select(Signal).where(Signal.public_id == public_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def by_client_id(self, client_id: str) -> Signal | None:
+        return (
+            await self.session.scalars(select(Signal).where(Signal.client_id == client_id))
+        ).first()
+
+    async def list_open(self, limit: int) -> list[Signal]:
+        query = (
+            select(Signal)
+            .where(Signal.state == "open")
+            .order_by(Signal.issued_at.desc(), Signal.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def count_open(self) -> int:
+        query = select(func.count()).select_from(Signal).where(Signal.state == "open")
+        return int((await self.session.scalar(query)) or 0)
+
+    async def candidates(self, admin_ids: Iterable[int]) -> list[Candidate]:
+        """Every user who has not blocked the bot, with their auto-approve switch."""
+        admins = list(admin_ids)
+        is_admin = (
+            or_(User.role == "admin", User.id.in_(admins)) if admins else User.role == "admin"
+        )
+        query = (
+            select(User.id, is_admin, func.coalesce(UserSettings.auto_approve, False))
+            .outerjoin(UserSettings, UserSettings.user_id == User.id)
+            .where(User.is_blocked.is_(False))
+            .order_by(User.id)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [Candidate(int(row[0]), bool(row[1]), bool(row[2])) for row in rows]
+
+    async def add_approvals(self, rows: Sequence[dict[str, object]]) -> dict[int, int]:
+        """Insert approvals in one statement; user id → approval id.
+
+        (Asking RETURNING for the parameters' order makes SQLite insert row by row, 20x
+        slower; the user id in each returned row is enough to match them.)
+        """
+        if not rows:
+            return {}
+        table = cast(Table, Approval.__table__)
+        statement = insert(table).returning(table.c.id, table.c.user_id)
+        result = await self.session.execute(statement, rows)
+        return {int(row[1]): int(row[0]) for row in result.all()}
+
+    async def approval(self, signal_id: int, user_id: int) -> Approval | None:
+        query = select(Approval).where(Approval.signal_id == signal_id, Approval.user_id == user_id)
+        return (await self.session.scalars(query)).first()
+
+    async def decide(
+        self, approval_id: int, decision: str, at: datetime, message_id: int | None
+    ) -> bool:
+        """Record a decision on a pending approval; False when it was decided already."""
+        values: dict[str, object] = {"decision": decision, "decided_at": at}
+        if message_id is not None:
+            values["message_id"] = func.coalesce(Approval.message_id, message_id)
+        result = await self.session.execute(
+            update(Approval)
+            .where(Approval.id == approval_id, Approval.decision == "pending")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_message_ids(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Store the chat message id of each (approval id, message id)."""
+        if pairs:
+            await self.session.execute(
+                update(Approval),
+                [
+                    {"id": approval_id, "message_id": message_id}
+                    for approval_id, message_id in pairs
+                ],
+            )
+
+    async def message_approval_ids(self, signal_id: int) -> list[int]:
+        """Approvals of a signal whose message was delivered (those can be edited)."""
+        query = select(Approval.id).where(
+            Approval.signal_id == signal_id, Approval.message_id.is_not(None)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def decision_counts(self, signal_id: int) -> dict[str, int]:
+        query = (
+            select(Approval.decision, func.count())
+            .where(Approval.signal_id == signal_id)
+            .group_by(Approval.decision)
+        )
+        return {str(row[0]): int(row[1]) for row in (await self.session.execute(query)).all()}
+
+    async def with_signals(self, approval_ids: Sequence[int]) -> list[tuple[Approval, Signal]]:
+        """Approvals with their signals, for rendering messages."""
+        found: list[tuple[Approval, Signal]] = []
+        for part in chunks(approval_ids):
+            query = (
+                select(Approval, Signal)
+                .join(Signal, Signal.id == Approval.signal_id)
+                .where(Approval.id.in_(part))
+            )
+            found.extend((row[0], row[1]) for row in (await self.session.execute(query)).all())
+        return found
+
+    async def expire_pending(self, now: datetime) -> list[int]:
+        """Pending approvals of open signals past their expiry → expired; their ids."""
+        due = (
+            select(Approval.id)
+            .join(Signal, Signal.id == Approval.signal_id)
+            .where(
+                Signal.state == "open",
+                Signal.expires_at <= now,
+                Approval.decision == "pending",
+            )
+        )
+        ids = list((await self.session.scalars(due)).all())
+        for part in chunks(ids):
+            await self.session.execute(
+                update(Approval)
+                .where(Approval.id.in_(part), Approval.decision == "pending")
+                .values(decision="expired", decided_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def expire_unapproved_signals(self, now: datetime) -> list[int]:
+        """Open signals past their expiry that nobody approved → expired; their ids."""
+        approved = exists().where(
+            and_(Approval.signal_id == Signal.id, Approval.decision.in_(("approved", "auto")))
+        )
+        due = select(Signal.id).where(Signal.state == "open", Signal.expires_at <= now, ~approved)
+        ids = list((await self.session.scalars(due)).all())
+        for part in chunks(ids):
+            await self.session.execute(
+                update(Signal)
+                .where(Signal.id.in_(part), Signal.state == "open")
+                .values(state="expired", ended_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+
+class UserSettingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> UserSettings | None:
+        return await self.session.get(UserSettings, user_id)
+
+    async def get_or_create(self, user_id: int, now: datetime) -> UserSettings:
+        settings = await self.get(user_id)
+        if settings is None:
+            settings = UserSettings(
+                user_id=user_id,
+                auto_approve=False,
+                notify_fills=True,
+                notify_errors=True,
+                updated_at=now,
+            )
+            self.session.add(settings)
+            await self.session.flush()
+        return settings

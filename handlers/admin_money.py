@@ -1,0 +1,354 @@
+"""Admins: /refund of a Stars payment, /payouts and the payout review buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, F, Router, html
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts, views
+from bot.callbacks import PayoutReviewAction, PayoutReviewCallback
+from bot.clock import Clock
+from bot.config import Settings
+from bot.container import Container
+from bot.errors import AppError
+from bot.filters import AdminFilter
+from bot.services.checkout import apply_refund, refundable_payment
+from bot.services.money import Money
+from bot.services.payout_destinations import display_destination
+from bot.services.payouts import (
+    PayoutDTO,
+    approve_payout,
+    get_payout,
+    mark_payout_paid,
+    open_payouts,
+    reject_payout,
+)
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+router.message.filter(AdminFilter())
+router.callback_query.filter(AdminFilter())
+logger = logging.getLogger(__name__)
+
+# Telegram's answer when the Stars went back already (e.g. our commit failed last time).
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+PLAIN_TEXT = F.text & ~F.text.startswith("/")
+
+
+class ReviewForm(StatesGroup):
+    reason = State()
+    reference = State()
+
+
+# ---------------------------------------------------------------------------- refunds
+
+
+@router.message(Command("refund"))
+async def cmd_refund(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    container: Container,
+) -> None:
+    charge_id = (command.args or "").strip()
+    if not charge_id or " " in charge_id:
+        await message.answer(texts.REFUND_USAGE)
+        return
+    payment = await refundable_payment(session, charge_id)
+    try:
+        await bot.refund_star_payment(user_id=payment.user_id, telegram_payment_charge_id=charge_id)
+    except TelegramBadRequest as exc:
+        if ALREADY_REFUNDED not in exc.message:
+            raise AppError(
+                texts.REFUND_TELEGRAM_REFUSED.format(reason=html.quote(exc.message))
+            ) from None
+        logger.warning("payment %s was refunded at Telegram already; recording it", charge_id)
+    result = await apply_refund(session, charge_id=charge_id, admin_id=user.id, now=clock())
+    money = Money.from_settings(settings.affiliates)
+    expires = texts.when(result.expires_at) if result.expires_at else texts.NO_SUBSCRIPTION_END
+    reversed_commission = result.reversed
+    commission_line = texts.REFUND_NO_COMMISSION
+    if reversed_commission is not None:
+        commission_line = texts.REFUND_COMMISSION.format(
+            amount=money.format(reversed_commission.amount_minor),
+            state=reversed_commission.previous_state.value,
+            balance=money.format(reversed_commission.balance_minor),
+        )
+    await message.answer(
+        texts.REFUND_DONE.format(
+            stars=payment.stars,
+            user_id=payment.user_id,
+            charge_id=html.quote(charge_id),
+            expires=expires,
+            commission=commission_line,
+        )
+    )
+    notifier = container.require_notifier()
+    await notifier.try_send(
+        payment.user_id,
+        texts.REFUND_USER.format(
+            charge_id=html.quote(charge_id), stars=payment.stars, expires=expires
+        ),
+    )
+    if reversed_commission is not None:
+        await notifier.try_send(
+            reversed_commission.affiliate_id,
+            texts.REFUND_AFFILIATE.format(
+                amount=money.format(reversed_commission.amount_minor),
+                balance=money.format(reversed_commission.balance_minor),
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------- payouts
+
+
+@router.message(Command("payouts"))
+async def cmd_payouts(message: Message, session: AsyncSession, settings: Settings) -> None:
+    items, total = await open_payouts(session)
+    if not items:
+        await message.answer(texts.PAYOUTS_NONE)
+        return
+    money = Money.from_settings(settings.affiliates)
+    buttons = [
+        (
+            item.id,
+            texts.PAYOUT_OPEN_BUTTON.format(
+                id=item.id,
+                amount=money.format(item.amount_minor),
+                state=texts.PAYOUT_STATE_NAMES[item.state],
+            ),
+        )
+        for item in items
+    ]
+    await message.answer(
+        texts.PAYOUTS_HEADER.format(shown=len(items), total=total),
+        reply_markup=keyboards.open_payouts(buttons),
+    )
+
+
+@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.OPEN))
+async def open_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutReviewCallback,
+    session: AsyncSession,
+    settings: Settings,
+) -> None:
+    payout = await get_payout(session, callback_data.payout_id)
+    if isinstance(query.message, Message):
+        await query.message.answer(
+            views.payout_card(payout, Money.from_settings(settings.affiliates)),
+            reply_markup=keyboards.payout_review(payout.id, payout.state),
+        )
+
+
+@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.APPROVE))
+async def approve_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutReviewCallback,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    container: Container,
+) -> None:
+    payout = await approve_payout(session, callback_data.payout_id, admin_id=user.id, now=clock())
+    money = Money.from_settings(settings.affiliates)
+    await _show(container, query, payout, money)
+    await container.require_notifier().try_send(
+        payout.user_id,
+        texts.PAYOUT_APPROVED_USER.format(id=payout.id, amount=money.format(payout.amount_minor)),
+    )
+
+
+@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.REJECT))
+async def reject_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutReviewCallback,
+    session: AsyncSession,
+    state: FSMContext,
+) -> None:
+    payout = await get_payout(session, callback_data.payout_id)
+    if payout.state not in ("requested", "approved"):
+        raise AppError(texts.payout_already(payout.id, payout.state))
+    await _ask(query, state, ReviewForm.reason, payout.id, texts.PAYOUT_ASK_REASON)
+
+
+@router.message(ReviewForm.reason, PLAIN_TEXT)
+async def reason_entered(
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    container: Container,
+) -> None:
+    data = await state.get_data()
+    payout = await reject_payout(
+        session, data["payout_id"], admin_id=user.id, reason=message.text or "", now=clock()
+    )
+    await state.clear()
+    money = Money.from_settings(settings.affiliates)
+    await _after_decision(message, container, data, payout, money)
+    await container.require_notifier().try_send(
+        payout.user_id,
+        texts.PAYOUT_REJECTED_USER.format(
+            id=payout.id,
+            amount=money.format(payout.amount_minor),
+            reason=html.quote(payout.reject_reason or ""),
+        ),
+    )
+
+
+@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID))
+async def paid_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutReviewCallback,
+    session: AsyncSession,
+    state: FSMContext,
+) -> None:
+    payout = await get_payout(session, callback_data.payout_id)
+    if payout.state != "approved":
+        raise AppError(texts.payout_already(payout.id, payout.state))
+    await _ask(
+        query,
+        state,
+        ReviewForm.reference,
+        payout.id,
+        texts.PAYOUT_ASK_REFERENCE,
+        reply_markup=keyboards.payout_no_reference(payout.id),
+    )
+
+
+@router.message(ReviewForm.reference, PLAIN_TEXT)
+async def reference_entered(
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    container: Container,
+) -> None:
+    await _mark_paid(message, user, session, settings, clock, state, container, message.text)
+
+
+@router.callback_query(
+    PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID_NO_REFERENCE)
+)
+async def no_reference_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutReviewCallback,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    container: Container,
+    callback_answer: CallbackAnswer,
+) -> None:
+    data = await state.get_data()
+    if data.get("payout_id") != callback_data.payout_id or not isinstance(query.message, Message):
+        callback_answer.text = texts.NOT_AVAILABLE
+        return
+    await _mark_paid(query.message, user, session, settings, clock, state, container, None)
+
+
+async def _mark_paid(
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    container: Container,
+    reference: str | None,
+) -> None:
+    data = await state.get_data()
+    payout = await mark_payout_paid(
+        session, data["payout_id"], admin_id=user.id, tx_reference=reference, now=clock()
+    )
+    await state.clear()
+    money = Money.from_settings(settings.affiliates)
+    await _after_decision(message, container, data, payout, money)
+    ref = ""
+    if payout.tx_reference:
+        ref = texts.PAYOUT_REFERENCE.format(reference=html.quote(payout.tx_reference))
+    await container.require_notifier().try_send(
+        payout.user_id,
+        texts.PAYOUT_PAID_USER.format(
+            id=payout.id,
+            amount=money.format(payout.amount_minor),
+            destination=html.quote(display_destination(payout.method, payout.destination)),
+            reference=ref,
+        ),
+    )
+
+
+async def _show(
+    container: Container, query: CallbackQuery, payout: PayoutDTO, money: Money
+) -> None:
+    """Re-draw the card the admin pressed, with the buttons of its new state."""
+    if isinstance(query.message, Message):
+        await container.require_notifier().edit(
+            query.message.chat.id,
+            query.message.message_id,
+            views.payout_card(payout, money),
+            reply_markup=keyboards.payout_review(payout.id, payout.state),
+        )
+
+
+async def _ask(
+    query: CallbackQuery,
+    state: FSMContext,
+    form_state: State,
+    payout_id: int,
+    template: str,
+    *,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Ask the admin for text; remember which card to re-draw afterwards."""
+    card = query.message if isinstance(query.message, Message) else None
+    await state.set_state(form_state)
+    await state.set_data(
+        {
+            "payout_id": payout_id,
+            "card_chat_id": card.chat.id if card else None,
+            "card_message_id": card.message_id if card else None,
+        }
+    )
+    if card is not None:
+        await card.answer(template.format(id=payout_id), reply_markup=reply_markup)
+
+
+async def _after_decision(
+    message: Message,
+    container: Container,
+    data: dict[str, Any],
+    payout: PayoutDTO,
+    money: Money,
+) -> None:
+    if data.get("card_message_id"):
+        await container.require_notifier().edit(
+            data["card_chat_id"],
+            data["card_message_id"],
+            views.payout_card(payout, money),
+            reply_markup=keyboards.payout_review(payout.id, payout.state),
+        )
+    await message.answer(
+        texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.PAYOUT_STATE_NAMES[payout.state])
+    )

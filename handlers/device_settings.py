@@ -1,0 +1,252 @@
+"""A device's menu: rename, lot size, symbols, max signal age, pause, rotate key, revoke.
+
+Every press and every typed value goes through DeviceService, which re-checks that the
+device exists, is active and belongs to the user; anything else is "not available".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiogram import F, Router, html
+from aiogram.filters import StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts
+from bot.callbacks import DeviceAction, DeviceCb
+from bot.config import DevicesSettings
+from bot.container import Container
+from bot.errors import InvalidInputError, NotFoundError
+from bot.services.devices import DeviceDTO, DeviceService
+from bot.services.users import UserDTO
+from handlers.devices import list_view, reply, show
+
+router = Router(name=__name__)
+
+
+class EditDevice(StatesGroup):
+    name = State()
+    lot_size = State()
+    max_age = State()
+    pairs = State()
+    prefix = State()
+    suffix = State()
+
+
+Setter = Callable[[DeviceService, int, int, str], Awaitable[DeviceDTO]]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One value typed in the chat: its step, question, setter and the view shown after."""
+
+    state: State
+    question: str
+    setter: Setter
+    in_symbols: bool = False
+
+    def ask(self, device: DeviceDTO, settings: DevicesSettings) -> str:
+        return self.question.format(
+            name=html.quote(device.name),
+            min=self._bound(settings, low=True),
+            max=self._bound(settings, low=False),
+            current=self._current(device),
+        )
+
+    def _bound(self, settings: DevicesSettings, *, low: bool) -> str:
+        if self.state == EditDevice.lot_size:
+            return texts.format_lot(settings.min_lot_size if low else settings.max_lot_size)
+        return str(settings.min_max_signal_age if low else settings.max_max_signal_age)
+
+    def _current(self, device: DeviceDTO) -> str:
+        if self.state == EditDevice.lot_size:
+            return texts.format_lot(device.lot_size)
+        return f"{device.max_signal_age} s"
+
+
+FIELDS: dict[DeviceAction, Field] = {
+    DeviceAction.RENAME: Field(EditDevice.name, texts.ASK_RENAME, DeviceService.rename),
+    DeviceAction.LOT_SIZE: Field(
+        EditDevice.lot_size, texts.ASK_LOT_SIZE, DeviceService.set_lot_size
+    ),
+    DeviceAction.MAX_AGE: Field(
+        EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age
+    ),
+    DeviceAction.PAIRS: Field(
+        EditDevice.pairs, texts.ASK_SYMBOL_PAIRS, DeviceService.set_symbol_pairs, True
+    ),
+    DeviceAction.PREFIX: Field(
+        EditDevice.prefix, texts.ASK_SYMBOL_PREFIX, DeviceService.set_symbol_prefix, True
+    ),
+    DeviceAction.SUFFIX: Field(
+        EditDevice.suffix, texts.ASK_SYMBOL_SUFFIX, DeviceService.set_symbol_suffix, True
+    ),
+}
+FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}
+
+
+def card(device: DeviceDTO, container: Container) -> tuple[str, InlineKeyboardMarkup]:
+    settings = container.settings.devices
+    text = texts.device_card(device, container.clock(), settings.online_window)
+    return text, keyboards.device_menu(device)
+
+
+def symbols(device: DeviceDTO) -> tuple[str, InlineKeyboardMarkup]:
+    return texts.symbols_card(device), keyboards.device_symbols(device)
+
+
+@router.callback_query(DeviceCb.filter(F.action == DeviceAction.MENU))
+async def show_menu(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    await show(query, *card(device, container))
+
+
+@router.callback_query(DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
+async def show_symbols(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    await show(query, *symbols(device))
+
+
+@router.callback_query(DeviceCb.filter(F.action.in_(FIELDS)))
+async def ask_value(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    state: FSMContext,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    field = FIELDS[callback_data.action]
+    await state.set_state(field.state)
+    await state.set_data({"device": device.pk})
+    await reply(query, field.ask(device, container.settings.devices))
+
+
+@router.message(StateFilter(EditDevice), F.text)
+async def got_value(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    field = FIELDS_BY_STATE[str(await state.get_state())]
+    device_pk = int((await state.get_data())["device"])
+    service = DeviceService(session, container)
+    try:
+        device = await field.setter(service, user.id, device_pk, message.text or "")
+    except InvalidInputError as exc:
+        device = await service.get(user.id, device_pk)
+        await message.answer(f"{exc.message}\n\n{field.ask(device, service.settings)}")
+        return
+    except NotFoundError:
+        await state.clear()
+        raise
+    await state.clear()
+    text, markup = symbols(device) if field.in_symbols else card(device, container)
+    await message.answer(f"{texts.DEVICE_UPDATED}\n\n{text}", reply_markup=markup)
+
+
+@router.message(StateFilter(EditDevice))
+async def value_not_text(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    field = FIELDS_BY_STATE[str(await state.get_state())]
+    service = DeviceService(session, container)
+    try:
+        device = await service.get(user.id, int((await state.get_data())["device"]))
+    except NotFoundError:
+        await state.clear()
+        raise
+    await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{field.ask(device, service.settings)}")
+
+
+@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME})))
+async def pause_or_resume(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    callback_answer: CallbackAnswer,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    paused = callback_data.action is DeviceAction.PAUSE
+    service = DeviceService(session, container)
+    device = await service.set_paused(user.id, callback_data.device, paused)
+    callback_answer.text = texts.DEVICE_PAUSED_TOAST if paused else texts.DEVICE_RESUMED_TOAST
+    await show(query, *card(device, container))
+
+
+@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE})))
+async def confirm(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    if callback_data.action is DeviceAction.ROTATE:
+        question, action = texts.CONFIRM_ROTATE, DeviceAction.ROTATE_CONFIRM
+    else:
+        question, action = texts.CONFIRM_REVOKE, DeviceAction.REVOKE_CONFIRM
+    await show(
+        query,
+        question.format(name=html.quote(device.name)),
+        keyboards.device_confirm(device, action),
+    )
+
+
+@router.callback_query(DeviceCb.filter(F.action == DeviceAction.ROTATE_CONFIRM))
+async def rotate_key(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    callback_answer: CallbackAnswer,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    service = DeviceService(session, container)
+    device, credentials = await service.rotate_key(
+        user.id, callback_data.device, seen_version=callback_data.version
+    )
+    callback_answer.text = texts.KEY_ROTATED_TOAST
+    await show(query, *card(device, container))
+    await reply(query, texts.key_rotated(device, credentials))
+
+
+@router.callback_query(DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
+async def revoke(
+    query: CallbackQuery,
+    callback_data: DeviceCb,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    service = DeviceService(session, container)
+    device = await service.revoke(user.id, callback_data.device)
+    text, markup = await list_view(service, container, user)
+    revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))
+    await show(query, f"{revoked}\n\n{text}", markup)

@@ -1,0 +1,158 @@
+"""/devices: the list of the user's devices and adding one (name, platform, credentials)."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from aiogram import F, Router, html
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts
+from bot.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
+from bot.container import Container
+from bot.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.services.devices import DeviceService, Platform
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+
+class AddDevice(StatesGroup):
+    name = State()
+    platform = State()
+
+
+async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Show ``text`` in place of the pressed message (a new one if it is too old to edit)."""
+    if isinstance(query.message, Message):
+        with suppress(TelegramBadRequest):  # "message is not modified": already shown
+            await query.message.edit_text(text, reply_markup=markup)
+        return
+    if query.bot is not None:
+        await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
+
+
+async def reply(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Send a new message into the chat of the pressed button."""
+    if query.bot is not None:
+        await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
+
+
+async def list_view(
+    service: DeviceService, container: Container, user: UserDTO
+) -> tuple[str, InlineKeyboardMarkup]:
+    devices = await service.list_owned(user.id)
+    text = texts.device_list(
+        devices,
+        container.clock(),
+        limit=service.limit,
+        online_window=service.settings.online_window,
+    )
+    return text, keyboards.devices_list(devices)
+
+
+@router.message(Command("devices"))
+async def cmd_devices(
+    message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
+) -> None:
+    current = await state.get_state()
+    if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
+        await state.clear()  # /devices starts over
+    text, markup = await list_view(DeviceService(session, container), container, user)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(DevicesCb.filter(F.action == DevicesAction.LIST))
+async def show_list(
+    query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO
+) -> None:
+    text, markup = await list_view(DeviceService(session, container), container, user)
+    await show(query, text, markup)
+
+
+@router.callback_query(DevicesCb.filter(F.action == DevicesAction.ADD))
+async def start_adding(
+    query: CallbackQuery,
+    state: FSMContext,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    await DeviceService(session, container).ensure_room(user.id)
+    await state.set_state(AddDevice.name)
+    await reply(query, texts.ASK_DEVICE_NAME)
+
+
+@router.message(AddDevice.name, F.text)
+async def got_name(
+    message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
+) -> None:
+    try:
+        name = await DeviceService(session, container).check_name(user.id, message.text or "")
+    except InvalidInputError as exc:
+        await message.answer(f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        return
+    await state.update_data(name=name)
+    await state.set_state(AddDevice.platform)
+    await message.answer(
+        texts.ASK_DEVICE_PLATFORM.format(name=html.quote(name)),
+        reply_markup=keyboards.device_platforms(),
+    )
+
+
+@router.message(AddDevice.name)
+async def name_not_text(message: Message) -> None:
+    await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{texts.ASK_DEVICE_NAME}")
+
+
+@router.message(AddDevice.platform)
+async def platform_not_pressed(message: Message, state: FSMContext) -> None:
+    name = str((await state.get_data()).get("name", ""))
+    await message.answer(
+        f"{texts.HINT_USE_BUTTONS}\n\n{texts.ASK_DEVICE_PLATFORM.format(name=html.quote(name))}",
+        reply_markup=keyboards.device_platforms(),
+    )
+
+
+@router.callback_query(DevicePlatformCb.filter(), AddDevice.platform)
+async def got_platform(
+    query: CallbackQuery,
+    callback_data: DevicePlatformCb,
+    state: FSMContext,
+    session: AsyncSession,
+    container: Container,
+    user: UserDTO,
+) -> None:
+    try:
+        platform = Platform(callback_data.platform)
+    except ValueError:
+        raise NotFoundError(texts.NOT_AVAILABLE) from None
+    name = str((await state.get_data()).get("name", ""))
+    service = DeviceService(session, container)
+    try:
+        device, credentials = await service.create(user.id, name, platform)
+    except InvalidInputError as exc:  # the name was taken meanwhile: ask again
+        await state.set_state(AddDevice.name)
+        await reply(query, f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        return
+    except ConflictError:  # the limit was reached meanwhile: the errors handler says so
+        await state.clear()
+        raise
+    await state.clear()
+    await show(
+        query,
+        texts.DEVICE_ADDED_PLATFORM.format(name=html.quote(device.name), platform=platform.label),
+        None,
+    )
+    await reply(
+        query,
+        texts.credentials(device, credentials, container.settings.server.public_url),
+        keyboards.device_created(device),
+    )

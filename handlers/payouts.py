@@ -1,0 +1,274 @@
+"""/payout: method, destination, amount, confirm; /payout history with Prev / Next."""
+
+from __future__ import annotations
+
+import secrets
+
+from aiogram import F, Router, html
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts, views
+from bot.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
+from bot.clock import Clock
+from bot.config import Settings
+from bot.container import Container
+from bot.services.money import Money
+from bot.services.payout_destinations import METHODS, display_destination, normalize_destination
+from bot.services.payouts import (
+    available_balance,
+    balance_overview,
+    check_amount,
+    payout_history,
+    request_payout,
+)
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+# Text that is not a command: commands typed mid-flow still reach their own handlers.
+PLAIN_TEXT = F.text & ~F.text.startswith("/")
+
+
+class PayoutForm(StatesGroup):
+    destination = State()
+    amount = State()
+    confirm = State()
+
+
+async def _edit(
+    container: Container, query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Edit the pressed message in place ("not modified" on a repeated press is fine)."""
+    if isinstance(query.message, Message):
+        await container.require_notifier().edit(
+            query.message.chat.id, query.message.message_id, text, reply_markup=markup
+        )
+
+
+@router.message(Command("payout"))
+async def cmd_payout(
+    message: Message,
+    command: CommandObject,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+) -> None:
+    if (command.args or "").strip().lower() == "history":
+        text, markup = await _history(session, settings, user.id, 0)
+        await message.answer(text, reply_markup=markup)
+        return
+    await state.clear()
+    config = settings.affiliates
+    money = Money.from_settings(config)
+    balance = await balance_overview(session, user.id, clock())
+    if balance.available_minor < config.payout_minimum_minor:
+        pending = ""
+        if balance.pending_minor:
+            pending = texts.PAYOUT_PENDING_NOTE.format(pending=money.format(balance.pending_minor))
+        await message.answer(
+            texts.PAYOUT_BELOW_MINIMUM.format(
+                balance=money.format(balance.available_minor),
+                minimum=money.format(config.payout_minimum_minor),
+                missing=money.format(config.payout_minimum_minor - balance.available_minor),
+                pending=pending,
+            )
+        )
+        return
+    methods = [(str(code), METHODS[code].title) for code in config.payout_methods]
+    await message.answer(
+        texts.PAYOUT_CHOOSE_METHOD.format(balance=money.format(balance.available_minor)),
+        reply_markup=keyboards.payout_methods(methods),
+    )
+
+
+@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.METHOD))
+async def method_chosen(
+    query: CallbackQuery,
+    callback_data: PayoutCallback,
+    settings: Settings,
+    state: FSMContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    method = callback_data.value
+    if method not in settings.affiliates.payout_methods or query.message is None:
+        callback_answer.text = texts.PAYOUT_METHOD_GONE
+        callback_answer.show_alert = True
+        return
+    await state.set_state(PayoutForm.destination)
+    await state.set_data({"method": method})
+    info = METHODS[method]
+    await query.message.answer(
+        texts.PAYOUT_ASK_DESTINATION.format(asks_for=info.asks_for, example=info.example)
+    )
+
+
+@router.message(PayoutForm.destination, PLAIN_TEXT)
+async def destination_entered(
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+) -> None:
+    data = await state.get_data()
+    destination = normalize_destination(data["method"], message.text or "")
+    config = settings.affiliates
+    money = Money.from_settings(config)
+    balance = await available_balance(session, user.id, clock())
+    check_amount(settings, config.payout_minimum_minor, balance)
+    await state.update_data(destination=destination)
+    await state.set_state(PayoutForm.amount)
+    await message.answer(
+        texts.PAYOUT_ASK_AMOUNT.format(
+            balance=money.format(balance), minimum=money.format(config.payout_minimum_minor)
+        ),
+        reply_markup=keyboards.payout_amount(
+            texts.PAYOUT_ALL_BUTTON.format(balance=money.format(balance))
+        ),
+    )
+
+
+@router.message(PayoutForm.amount, PLAIN_TEXT)
+async def amount_entered(
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+) -> None:
+    amount = Money.from_settings(settings.affiliates).parse(message.text or "")
+    check_amount(settings, amount, await available_balance(session, user.id, clock()))
+    await _ask_confirmation(message, state, settings, amount)
+
+
+@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.ALL))
+async def all_pressed(
+    query: CallbackQuery,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if await state.get_state() != PayoutForm.amount.state or not isinstance(query.message, Message):
+        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.show_alert = True
+        return
+    balance = await available_balance(session, user.id, clock())
+    check_amount(settings, balance, balance)
+    await _ask_confirmation(query.message, state, settings, balance)
+
+
+@router.message(PayoutForm.destination, ~F.text)
+@router.message(PayoutForm.amount, ~F.text)
+async def not_text(message: Message) -> None:
+    await message.answer(texts.PAYOUT_TEXT_EXPECTED)
+
+
+async def _ask_confirmation(
+    message: Message, state: FSMContext, settings: Settings, amount: int
+) -> None:
+    data = await state.get_data()
+    # A fresh key per confirmation screen: pressing Confirm twice files one request.
+    key = secrets.token_urlsafe(9)
+    await state.update_data(amount=amount, key=key)
+    await state.set_state(PayoutForm.confirm)
+    money = Money.from_settings(settings.affiliates)
+    await message.answer(
+        texts.PAYOUT_CONFIRM.format(
+            amount=money.format(amount),
+            method=views.method_title(data["method"]),
+            destination=html.quote(display_destination(data["method"], data["destination"])),
+        ),
+        reply_markup=keyboards.payout_confirm(key),
+    )
+
+
+@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CONFIRM))
+async def confirm_pressed(
+    query: CallbackQuery,
+    callback_data: PayoutCallback,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+    container: Container,
+    callback_answer: CallbackAnswer,
+) -> None:
+    data = await state.get_data()
+    if await state.get_state() != PayoutForm.confirm.state or data.get("key") != (
+        callback_data.value
+    ):
+        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.show_alert = True
+        return
+    payout = await request_payout(
+        session,
+        settings,
+        user_id=user.id,
+        request_key=data["key"],
+        method=data["method"],
+        destination=data["destination"],
+        amount_minor=data["amount"],
+        now=clock(),
+    )
+    await state.clear()
+    money = Money.from_settings(settings.affiliates)
+    await _edit(
+        container,
+        query,
+        texts.PAYOUT_REQUESTED.format(
+            id=payout.id,
+            amount=money.format(payout.amount_minor),
+            method=views.method_title(payout.method),
+        ),
+        None,
+    )
+    card = views.payout_card(payout, money)
+    notifier = container.require_notifier()
+    for admin_id in sorted(container.admin_ids):
+        await notifier.try_send(
+            admin_id, card, reply_markup=keyboards.payout_review(payout.id, payout.state)
+        )
+
+
+@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CANCEL))
+async def cancel_pressed(query: CallbackQuery, state: FSMContext, container: Container) -> None:
+    await state.clear()
+    await _edit(container, query, texts.PAYOUT_CANCELLED, None)
+
+
+@router.callback_query(PayoutHistoryCallback.filter())
+async def history_page(
+    query: CallbackQuery,
+    callback_data: PayoutHistoryCallback,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    container: Container,
+) -> None:
+    text, markup = await _history(session, settings, user.id, callback_data.page)
+    await _edit(container, query, text, markup)
+
+
+async def _history(
+    session: AsyncSession, settings: Settings, user_id: int, page: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    result = await payout_history(session, user_id, page)
+    if not result.items:
+        return texts.HISTORY_EMPTY, None
+    money = Money.from_settings(settings.affiliates)
+    lines = [views.history_line(item, money) for item in result.items]
+    header = texts.HISTORY_HEADER.format(page=result.page + 1, pages=result.pages)
+    return "\n".join([header, *lines]), keyboards.history_pages(result.page, result.pages)

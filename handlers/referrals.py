@@ -1,0 +1,38 @@
+"""/link: the user's referral link, a share button, their tier and its rates."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts, views
+from bot.clock import Clock
+from bot.config import Settings
+from bot.services.money import Money
+from bot.services.referrals import ensure_account, referral_link, share_url, tier_status
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+
+@router.message(Command("link"))
+async def cmd_link(
+    message: Message,
+    bot: Bot,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    now = clock()
+    account = await ensure_account(session, user.id, now)
+    me = await bot.me()
+    link = referral_link(me.username or "", account.token)
+    status = await tier_status(session, settings.affiliates, user.id, now)
+    money = Money.from_settings(settings.affiliates)
+    await message.answer(
+        views.link_text(link, status, money),
+        reply_markup=keyboards.share_link(share_url(link, texts.LINK_SHARE_TEXT)),
+    )

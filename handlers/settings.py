@@ -1,0 +1,49 @@
+"""/settings: auto-approve, fill and error notifications, each a toggle button."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts
+from bot.callbacks import SettingsCb, SettingsToggle
+from bot.clock import Clock
+from bot.services.user_settings import SettingName, get_prefs, toggle
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+_NAMES: dict[SettingsToggle, SettingName] = {
+    SettingsToggle.AUTO_APPROVE: "auto_approve",
+    SettingsToggle.NOTIFY_FILLS: "notify_fills",
+    SettingsToggle.NOTIFY_ERRORS: "notify_errors",
+}
+
+
+@router.message(Command("settings"))
+async def cmd_settings(message: Message, user: UserDTO, session: AsyncSession) -> None:
+    values = (await get_prefs(session, user.id)).as_dict()
+    await message.answer(
+        texts.settings_text(values), reply_markup=keyboards.settings_keyboard(values)
+    )
+
+
+@router.callback_query(SettingsCb.filter())
+async def switch(
+    query: CallbackQuery,
+    callback_data: SettingsCb,
+    user: UserDTO,
+    session: AsyncSession,
+    clock: Clock,
+    callback_answer: CallbackAnswer,
+) -> None:
+    name = _NAMES[callback_data.toggle]
+    values = (await toggle(session, user.id, name, clock())).as_dict()
+    callback_answer.text = texts.setting_switched(name, values[name])
+    if isinstance(query.message, Message):
+        await query.message.edit_text(
+            texts.settings_text(values), reply_markup=keyboards.settings_keyboard(values)
+        )

@@ -1,0 +1,35 @@
+"""Approve / Reject on a signal's message."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.callbacks import SignalVote, Vote
+from bot.container import Container
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+
+@router.callback_query(SignalVote.filter())
+async def vote(
+    query: CallbackQuery,
+    callback_data: SignalVote,
+    user: UserDTO,
+    container: Container,
+    session: AsyncSession,
+    callback_answer: CallbackAnswer,
+) -> None:
+    # The press names a signal; decide() checks the presser was sent it, and records once.
+    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    outcome = await container.signals.decide(
+        session,
+        signal_id=callback_data.signal,
+        user_id=user.id,
+        approve=callback_data.action == Vote.APPROVE,
+        message_id=message_id,
+    )
+    callback_answer.text = outcome.answer

@@ -1,0 +1,65 @@
+"""/stats: referrals, commissions by state, balance, tier; the earnings chart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keyboards, texts, views
+from bot.callbacks import StatsAction, StatsCallback
+from bot.clock import Clock
+from bot.config import Settings
+from bot.container import Container
+from bot.services.charts import render_earnings_png
+from bot.services.commissions import CHART_DAYS, affiliate_stats, daily_earnings
+from bot.services.money import Money
+from bot.services.referrals import ensure_account
+from bot.services.users import UserDTO
+
+router = Router(name=__name__)
+
+
+@router.message(Command("stats"))
+async def cmd_stats(
+    message: Message, user: UserDTO, session: AsyncSession, settings: Settings, clock: Clock
+) -> None:
+    now = clock()
+    await ensure_account(session, user.id, now)
+    stats = await affiliate_stats(session, settings, user.id, now)
+    await message.answer(
+        views.stats_text(stats, settings.affiliates), reply_markup=keyboards.stats()
+    )
+
+
+@router.callback_query(StatsCallback.filter(F.action == StatsAction.CHART))
+async def chart_pressed(
+    query: CallbackQuery,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    container: Container,
+) -> None:
+    earnings = await daily_earnings(session, user.id, clock())
+    # Rendering takes a fraction of a second in a thread: end the transaction first so the
+    # (single, on SQLite) connection is not held meanwhile.
+    await session.commit()
+    config = settings.affiliates
+    png = await asyncio.to_thread(
+        render_earnings_png,
+        earnings.days,
+        earnings.pending_minor,
+        earnings.confirmed_minor,
+        currency=config.currency,
+        minor_digits=config.minor_digits,
+    )
+    caption = texts.CHART_CAPTION.format(
+        days=CHART_DAYS, total=Money.from_settings(config).format(earnings.total_minor)
+    )
+    await container.require_notifier().send_photo(
+        user.id, BufferedInputFile(png, filename="earnings.png"), caption=caption
+    )
