@@ -53,6 +53,7 @@ FIRST_USER = 10_000_000
 PREPARED_PER_SECOND = 6_000
 STATS_METHOD = "getBenchStats"
 SERVER = "bench.webhook:webhook_app"
+NORMAL_LOAD_COUNT = 200
 
 
 # --------------------------------------------------------------------- the server process
@@ -271,6 +272,35 @@ def server_cpu_seconds(factory: str) -> float | None:
     return None
 
 
+async def _paced_answers(url: str, requests: list[Request], per_second: float) -> list[float]:
+    """Deliver one at a time at ``per_second``; return each answer's time in ms."""
+    timings = []
+    async with aiohttp.ClientSession() as http:
+        for request in requests:
+            started = time.perf_counter()
+            async with http.post(
+                url + request.path, data=request.body, headers=dict(request.headers)
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"delivery answered {response.status}")
+            elapsed = time.perf_counter() - started
+            timings.append(elapsed * 1000)
+            await asyncio.sleep(max(0.0, 1 / per_second - elapsed))
+    return sorted(timings)
+
+
+def normal_load_latency(url: str, users: int, *, count: int = 200, per_second: float = 20) -> str:
+    """Answer times at a normal load (``per_second`` updates/s, each processed meanwhile)."""
+    requests = list(deliveries(count, users, first_update=50_000_000))
+    timings = asyncio.run(_paced_answers(url, requests, per_second))
+    p50, p99 = timings[len(timings) // 2], timings[int(len(timings) * 0.99) - 1]
+    return (
+        f"webhook answers at {per_second:.0f} updates/s (normal load): "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {timings[-1]:.1f} ms"
+    )
+
+
 def wait_until_processed(api_url: str, target: int, *, idle_limit: float = 10.0) -> int:
     """Poll the fake Bot API until ``target`` replies arrived (or nothing moves for a while)."""
     last, last_change = -1, time.monotonic()
@@ -298,6 +328,10 @@ def measure(
 ) -> tuple[Result, Result, float | None]:
     """Load one server with wrk; return (answers, updates processed, server CPU per update)."""
     with server_process(factory, env=env) as url:
+        if factory == SERVER:
+            before = sent_replies(api_url)
+            print(normal_load_latency(url, users, count=NORMAL_LOAD_COUNT))
+            wait_until_processed(api_url, before + NORMAL_LOAD_COUNT)
         initial = sent_replies(api_url)
         cpu_before = server_cpu_seconds(factory)
         started = time.monotonic()
@@ -349,6 +383,9 @@ def run(seconds: int, connections: int, users: int, database: str | None) -> Non
             "RATE_LIMIT__CAPACITY": "10000",
             # Nothing refused: every delivery is processed and counted (Telegram would retry).
             "WEBHOOK__MAX_PENDING": "100000",
+            # The fake Bot API has no rate limit, so the send path need not pace for one.
+            "SENDING__GLOBAL_PER_SECOND": "1000000",
+            "SENDING__PER_CHAT_INTERVAL_SECONDS": "0",
         }
         common = {"seconds": seconds, "connections": connections, "users": users}
         webhook = measure("webhook", SERVER, env, api_url, first_update=1, **common)
