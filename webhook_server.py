@@ -1,4 +1,4 @@
-"""The side server: EA reports, the provider API, /healthz and (in webhook mode) Telegram.
+"""The side server: EA reports, provider API, /healthz, /metrics, Telegram's webhook.
 
 Every response carries ``X-Server-Time``; every error is the JSON of EA_PROTOCOL.md
 (``{"error": code, "message": text}``), never HTML and never a stack trace.
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.container import Container
+from bot.webhook import WebhookIntake
 from db.engine import ping
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ MAX_BODY_BYTES = 64 * 1024
 HEALTH_TIMEOUT_S = 3.0
 
 CONTAINER: web.AppKey[Container] = web.AppKey("container", Container)
+WEBHOOK_INTAKE: web.AppKey[WebhookIntake] = web.AppKey("webhook_intake", WebhookIntake)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -106,17 +108,27 @@ async def healthz(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     # Feature views import CONTAINER and ApiError from this module, hence imported here.
-    from bot.web import ea, provider
+    from bot.web import ea, provider, telegram
 
     app.router.add_get("/healthz", healthz, allow_head=False)
+    settings = app[CONTAINER].settings
+    if settings.metrics.enabled and not settings.metrics.port:
+        app.router.add_get("/metrics", app[CONTAINER].metrics.view, allow_head=False)
     ea.setup(app)
     provider.setup(app)
+    telegram.setup(app)
 
 
-def create_app(container: Container) -> web.Application:
+def create_app(container: Container, *, intake: WebhookIntake | None = None) -> web.Application:
+    """The side server; with ``intake`` (webhook mode) it also takes Telegram's updates."""
     # client_max_size also caps chunked bodies that carry no Content-Length.
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[container.metrics.aiohttp_middleware(), error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[CONTAINER] = container
+    if intake is not None:
+        app[WEBHOOK_INTAKE] = intake
     app.on_response_prepare.append(_server_time_header)
     setup_routes(app)
     return app

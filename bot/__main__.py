@@ -1,4 +1,4 @@
-"""`python -m bot`: start polling and the side server in one process."""
+"""`python -m bot`: the bot (polling or webhook) and the side server in one process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ def main() -> int:
     try:
         settings = load_settings()
         settings.require_bot_token()
+        if settings.telegram.mode == "webhook":
+            settings.require_webhook()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

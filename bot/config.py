@@ -36,6 +36,8 @@ from pydantic_settings.sources import DotEnvSettingsSource
 
 SECRET_KEYS = ("bot_token", "master_key", "webhook_secret", "provider_token")
 BOT_TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")
+# Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret_token.
+WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
@@ -95,6 +97,18 @@ class WebhookSettings(Section):
     url: str = ""
     path: str = "/tg/webhook"
     delete_on_shutdown: bool = False
+    max_connections: int = Field(default=40, ge=1, le=100)
+    max_concurrency: int = Field(default=8, ge=1, le=1000)
+    max_pending: int = Field(default=1000, ge=1, le=100_000)
+    recover_after_s: int = Field(default=30, ge=1, le=3600)
+    retention_days: int = Field(default=7, ge=1, le=365)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
 
     @field_validator("path")
     @classmethod
@@ -102,6 +116,18 @@ class WebhookSettings(Section):
         if not value.startswith("/"):
             raise ValueError("must start with /")
         return value
+
+
+class RateLimitSettings(Section):
+    enabled: bool = True
+    capacity: int = Field(default=10, ge=1, le=10_000)
+    refill_per_minute: float = Field(default=10, gt=0, le=60_000)
+
+
+class MetricsSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
 
 
 class RedisSettings(Section):
@@ -293,6 +319,8 @@ class Settings(BaseSettings):
     affiliates: AffiliatesSettings = AffiliatesSettings()
     signals: SignalsSettings = SignalsSettings()
     sending: SendingSettings = SendingSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -325,6 +353,21 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             raise ConfigError(f"{name.upper()} is not set: run `make run` once to create .env")
         return value.get_secret_value()
+
+    def require_webhook(self) -> tuple[str, str]:
+        """The full webhook URL and the secret token; ConfigError naming what is missing."""
+        if not self.webhook.url:
+            raise ConfigError(
+                "config error: webhook.url (WEBHOOK__URL or config.toml): required in webhook "
+                "mode: the public https:// base URL Telegram posts updates to"
+            )
+        secret = self.require_secret("webhook_secret")
+        if not WEBHOOK_SECRET_RE.match(secret):
+            raise ConfigError(
+                "WEBHOOK_SECRET is malformed: Telegram accepts 1-256 characters of "
+                "A-Z, a-z, 0-9, _ and -"
+            )
+        return self.webhook.url + self.webhook.path, secret
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,16 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.services.device_activity import DeviceActivity
 from bot.services.device_hub import DeviceHub
 from bot.services.device_keys import DeviceKeyring
 from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
 from bot.services.pubsub import Broadcast, create_broadcast
+from bot.services.ratelimit import RateLimiter, create_rate_limiter
 from bot.services.sending import SendPath
 from bot.services.signal_publisher import SignalPublisher
 from bot.services.signals import SignalService, SubscriberCheck
 from bot.services.subscriptions import active_subscribers
+from bot.updatelog import UpdateLog
 
 
 @dataclass
@@ -42,6 +45,10 @@ class Container:
     device_hub: DeviceHub = field(init=False)
     nonces: NonceStore = field(init=False)
     device_activity: DeviceActivity = field(init=False)
+    # Protection and observability: per-user buckets, the update log, Prometheus metrics.
+    metrics: Metrics = field(default_factory=Metrics)
+    rate_limiter: RateLimiter | None = None
+    update_log: UpdateLog = field(init=False)
 
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
@@ -68,6 +75,17 @@ class Container:
         self.nonces = create_nonce_store(redis_url, prefix)
         self.device_activity = DeviceActivity(self.sessionmaker)
 
+        if self.rate_limiter is None:
+            self.rate_limiter = create_rate_limiter(self.settings, self.clock)
+        self.update_log = UpdateLog(self.metrics)
+        if self.bot is not None:
+            # Inside the send path: every real request (retries too) is counted.
+            self.bot.session.middleware(self.metrics.bot_api_middleware())
+        hub, send_path = self.device_hub, self.send_path
+        self.metrics.watch_long_polls(lambda: hub.waiting)
+        if send_path is not None:
+            self.metrics.watch_send_queue(lambda: send_path.queue_depth)
+
     async def stop_background(self, within: float) -> int:
         """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
         stop them; returns how many broadcasts were cut short."""
@@ -85,6 +103,8 @@ class Container:
         """Disconnect from Redis; the engine is disposed by whoever created it."""
         await self.broadcast.close()
         await self.nonces.close()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.close()
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:

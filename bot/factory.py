@@ -21,7 +21,11 @@ from bot.container import Container
 from bot.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
+    HandlerNameMiddleware,
+    InboxMiddleware,
     InFlightMiddleware,
+    RateLimitMiddleware,
+    UpdateLogMiddleware,
     UserMiddleware,
 )
 from bot.services.sending import install_send_path
@@ -77,10 +81,20 @@ def create_dispatcher(container: Container) -> Dispatcher:
     )
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
+    # Order matters: the log sees every outcome; the inbox mark and a throttled update
+    # live in the update's transaction; the rate limit comes before the user's SELECT.
+    dp.update.outer_middleware(UpdateLogMiddleware(container.update_log))
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(container.sessionmaker))
+    dp.update.outer_middleware(InboxMiddleware(container.clock))
+    if settings.rate_limit.enabled and container.rate_limiter is not None:
+        dp.update.outer_middleware(RateLimitMiddleware(container.rate_limiter, container.admin_ids))
     blocked = container.notifier.blocked if container.notifier is not None else None
     dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock, blocked))
+    handler_names = HandlerNameMiddleware()
+    for name, observer in dp.observers.items():
+        if name not in {"update", "error"}:
+            observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware())
     dp.include_routers(*get_routers())
     return dp

@@ -789,3 +789,11 @@ def key_rotated(device: DeviceDTO, creds: Credentials) -> str:
     return KEY_ROTATED.format(
         name=html.quote(device.name), device_id=creds.device_id, secret=creds.secret
     )
+
+
+# --- webhook and protection ---
+SLOW_DOWN = "Slow down: try again in {seconds} s."
+
+
+def slow_down(seconds: int) -> str:
+    return SLOW_DOWN.format(seconds=seconds)

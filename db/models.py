@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,12 +43,19 @@ class User(Base):
 
 
 class ProcessedUpdate(Base):
-    """Telegram update ids already handled, so a redelivered update is a no-op."""
+    """Webhook updates accepted (claimed) by an instance: a redelivered update is a no-op.
+
+    The row is inserted, with the raw update, before Telegram is answered; it is marked
+    handled inside the update's own transaction, so a crash mid-processing leaves it
+    pending (``handled_at`` NULL, payload kept) for recovery. See docs/operations.md.
+    """
 
     __tablename__ = "processed_updates"
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    payload: Mapped[str | None] = mapped_column(Text)
 
 
 # --- affiliates and checkout ---

@@ -162,6 +162,9 @@ def make_settings(database_url: str, api_base: str, **sections: Any) -> Settings
         # tests/test_sending.py proves the pacing with small numbers.
         "sending": {"global_per_second": 100_000, "per_chat_interval_seconds": 0},
         "signals": {"edit_interval_seconds": 0},
+        # Flows send many updates at a frozen FakeClock; tests/test_ratelimit.py sets the
+        # production bucket (10 a minute) itself.
+        "rate_limit": {"capacity": 1000},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

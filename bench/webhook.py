@@ -1,0 +1,440 @@
+"""Telegram webhook updates per second through the whole stack, against hello-world.
+
+`python -m bench.webhook [--seconds 10] [--connections 32] [--users 1000] [--database URL]`:
+migrates a fresh SQLite file (or the given PostgreSQL database, emptied first) and
+creates the users, starts the fake Bot API in its own process (on wrk's core, answering
+without any rate limit) and the real side server in webhook mode (``create_app`` with a
+``WebhookIntake``: secret check, claim, per-chat queues, the real dispatcher with every
+middleware, the /help handler reading the user from the database, the reply POSTed to the
+fake Bot API) pinned to one core. wrk replays signed deliveries (unique update ids,
+round-robin over the users); afterwards the benchmark waits until every accepted update
+has been answered. The figure that counts is updates processed per second, as a ratio
+to the bare aiohttp hello-world measured in the same run (floor 0.05, aim 0.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiogram import Dispatcher
+from aiohttp import web
+from sqlalchemy import insert, text
+
+from bench.common import (
+    CLIENT_CPU,
+    REPO_ROOT,
+    Request,
+    Result,
+    measure_baseline,
+    print_header,
+    run_wrk,
+    server_process,
+)
+from bot.container import Container
+
+BOT_TOKEN = "123456789:" + "B" * 35
+SECRET = "bench-webhook-secret-" + "s" * 22
+PATH = "/tg/webhook"
+FIRST_USER = 10_000_000
+# A generous upper bound of deliveries per second, so wrk never runs out of prepared ones.
+PREPARED_PER_SECOND = 6_000
+STATS_METHOD = "getBenchStats"
+SERVER = "bench.webhook:webhook_app"
+NORMAL_LOAD_COUNT = 200
+
+
+# --------------------------------------------------------------------- the server process
+
+
+async def webhook_app() -> web.Application:
+    """The real side server in webhook mode, configured from the environment."""
+    from bot.webhook import WebhookIntake
+    from webhook_server import create_app
+
+    container, dp = _build()
+    intake = WebhookIntake(container, dp)
+    await intake.start()
+    app = create_app(container, intake=intake)
+
+    async def close(_app: web.Application) -> None:
+        await intake.drain(5)
+        await intake.close()
+        await _close(container, dp)
+
+    app.on_cleanup.append(close)
+    return app
+
+
+async def dispatcher_app() -> web.Application:
+    """The reference: the same dispatcher fed inline per request, as polling would feed it.
+
+    No secret check, claim, queue or mark: what the foundation's stack costs per update.
+    """
+    from aiogram.types import Update
+
+    container, dp = _build()
+    bot = container.bot
+    assert bot is not None
+
+    async def feed(request: web.Request) -> web.Response:
+        update = Update.model_validate_json(await request.read(), context={"bot": bot})
+        await dp.feed_update(bot, update)
+        return web.json_response({"ok": True})
+
+    async def close(_app: web.Application) -> None:
+        await _close(container, dp)
+
+    app = web.Application()
+    app.router.add_post(PATH, feed)
+    app.on_cleanup.append(close)
+    return app
+
+
+def _build() -> tuple[Container, Dispatcher]:
+    import logging
+
+    from bot.config import load_settings
+    from bot.factory import create_bot, create_container, create_dispatcher
+    from bot.logging_setup import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.logging.level)
+    # The update log is formatted as in production, but written nowhere: a terminal or a
+    # pipe would measure the console.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.FileHandler(os.devnull))
+    container = create_container(settings, bot=create_bot(settings))
+    return container, create_dispatcher(container)
+
+
+async def _close(container: Container, dp: Dispatcher) -> None:
+    assert container.bot is not None
+    await container.bot.session.close()
+    await dp.storage.close()
+    await container.stop_background(5)
+    await container.aclose()
+    await container.engine.dispose()
+
+
+# --------------------------------------------------------------------- the fake Bot API
+
+
+async def _serve_fake_api() -> None:
+    from tests.fake_bot_api import FakeBotAPI
+
+    api = FakeBotAPI()
+
+    def stats(_call: object) -> dict[str, int]:
+        sent = sum(1 for call in api.calls if call.method == "sendMessage" and call.ok)
+        api.calls.clear()  # keep memory flat; the count is cumulative below
+        api_stats["sent"] += sent
+        return {"sent": api_stats["sent"]}
+
+    api_stats = {"sent": 0}
+    api.set_handler(STATS_METHOD, stats)
+    print(await api.start(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await api.close()
+
+
+@contextmanager
+def fake_api_process() -> Iterator[str]:
+    """The fake Bot API in a child on wrk's core; yields its base URL."""
+    command = [sys.executable, "-m", "bench.webhook", "--fake-api"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http://"):
+            raise RuntimeError("the fake Bot API did not start")
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _sent(api_url: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{api_url}/bot{BOT_TOKEN}/{STATS_METHOD}") as response,
+    ):
+        return int((await response.json())["result"]["sent"])
+
+
+def sent_replies(api_url: str) -> int:
+    return asyncio.run(_sent(api_url))
+
+
+# --------------------------------------------------------------------- the database
+
+
+async def _prepare_database(database_url: str, users: int) -> None:
+    """Migrate (PostgreSQL: from scratch) and create the users, seen just now."""
+    from db.engine import create_engine
+    from db.migrate import upgrade
+    from db.models import User
+
+    engine = create_engine(database_url)
+    try:
+        if database_url.startswith("postgresql"):
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
+        await upgrade(engine)
+        now = datetime.now(UTC)
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(User),
+                [
+                    {
+                        "id": FIRST_USER + n,
+                        "first_name": "Bench",
+                        "last_name": None,
+                        "username": None,
+                        "language_code": "en",
+                        "role": "user",
+                        "created_at": now,
+                        "last_seen_at": now,
+                        "is_blocked": False,
+                        "blocked_at": None,
+                        "referred_by_id": None,
+                    }
+                    for n in range(users)
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------- the load
+
+
+def deliveries(count: int, users: int, *, first_update: int = 1) -> Iterator[Request]:
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for n in range(count):
+        user_id = FIRST_USER + n % users
+        user = {"id": user_id, "is_bot": False, "first_name": "Bench", "language_code": "en"}
+        update = {
+            "update_id": first_update + n,
+            "message": {
+                "message_id": 1 + n // users,
+                "from": user,
+                "chat": {"id": user_id, "type": "private", "first_name": "Bench"},
+                "date": 1_767_268_800,
+                "text": "/help",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+            },
+        }
+        body = json.dumps(update, separators=(",", ":")).encode()
+        yield Request("POST", PATH, headers=headers, body=body)
+
+
+def server_cpu_seconds(factory: str) -> float | None:
+    """CPU time (user + system) of the server child serving ``factory``, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if factory.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / ticks
+    return None
+
+
+async def _paced_answers(url: str, requests: list[Request], per_second: float) -> list[float]:
+    """Deliver one at a time at ``per_second``; return each answer's time in ms."""
+    timings = []
+    async with aiohttp.ClientSession() as http:
+        for request in requests:
+            started = time.perf_counter()
+            async with http.post(
+                url + request.path, data=request.body, headers=dict(request.headers)
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"delivery answered {response.status}")
+            elapsed = time.perf_counter() - started
+            timings.append(elapsed * 1000)
+            await asyncio.sleep(max(0.0, 1 / per_second - elapsed))
+    return sorted(timings)
+
+
+def normal_load_latency(url: str, users: int, *, count: int = 200, per_second: float = 20) -> str:
+    """Answer times at a normal load (``per_second`` updates/s, each processed meanwhile)."""
+    requests = list(deliveries(count, users, first_update=50_000_000))
+    timings = asyncio.run(_paced_answers(url, requests, per_second))
+    p50, p99 = timings[len(timings) // 2], timings[int(len(timings) * 0.99) - 1]
+    return (
+        f"webhook answers at {per_second:.0f} updates/s (normal load): "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {timings[-1]:.1f} ms"
+    )
+
+
+def wait_until_processed(api_url: str, target: int, *, idle_limit: float = 10.0) -> int:
+    """Poll the fake Bot API until ``target`` replies arrived (or nothing moves for a while)."""
+    last, last_change = -1, time.monotonic()
+    while True:
+        sent = sent_replies(api_url)
+        if sent >= target:
+            return sent
+        if sent != last:
+            last, last_change = sent, time.monotonic()
+        elif time.monotonic() - last_change > idle_limit:
+            return sent
+        time.sleep(0.02)
+
+
+def measure(
+    name: str,
+    factory: str,
+    env: dict[str, str],
+    api_url: str,
+    *,
+    first_update: int,
+    seconds: int,
+    connections: int,
+    users: int,
+) -> tuple[Result, Result, float | None]:
+    """Load one server with wrk; return (answers, updates processed, server CPU per update)."""
+    with server_process(factory, env=env) as url:
+        if factory == SERVER:
+            before = sent_replies(api_url)
+            print(normal_load_latency(url, users, count=NORMAL_LOAD_COUNT))
+            wait_until_processed(api_url, before + NORMAL_LOAD_COUNT)
+        initial = sent_replies(api_url)
+        cpu_before = server_cpu_seconds(factory)
+        started = time.monotonic()
+        answers = run_wrk(
+            f"{name}: HTTP answers",
+            url,
+            deliveries(PREPARED_PER_SECOND * seconds, users, first_update=first_update),
+            connections=connections,
+            seconds=seconds,
+        )
+        answered = answers.requests - answers.errors
+        sent = wait_until_processed(api_url, initial + answered) - initial
+        elapsed = time.monotonic() - started
+        cpu_after = server_cpu_seconds(factory)
+    processed = Result(
+        name=f"{name}: updates processed",
+        requests=sent,
+        seconds=elapsed,
+        errors=max(0, answered - sent),
+        p50_ms=answers.p50_ms,
+        p99_ms=answers.p99_ms,
+    )
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and sent:
+        cpu = (cpu_after - cpu_before) / sent
+    return answers, processed, cpu
+
+
+def run(seconds: int, connections: int, users: int, database: str | None) -> None:
+    print_header("webhook: /help through the whole stack")
+    # The machine is shared: the baseline is measured before and after, and averaged.
+    before = measure_baseline(connections=connections, seconds=seconds)
+    print(before.line())
+    with tempfile.TemporaryDirectory() as tmp, fake_api_process() as api_url:
+        database_url = database or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        asyncio.run(_prepare_database(database_url, users))
+        env = {
+            "APP_CONFIG": str(REPO_ROOT / "config.toml"),
+            "BOT_TOKEN": BOT_TOKEN,
+            "WEBHOOK_SECRET": SECRET,
+            "MASTER_KEY": "m" * 43,
+            "PROVIDER_TOKEN": "p" * 43,
+            "TELEGRAM__MODE": "webhook",
+            "TELEGRAM__API_BASE": api_url,
+            "WEBHOOK__URL": "https://bench.example.com",
+            "WEBHOOK__PATH": PATH,
+            "DATABASE__URL": database_url,
+            # Each bench user sends many updates; the bucket is still checked for each.
+            "RATE_LIMIT__CAPACITY": "10000",
+            # Nothing refused: every delivery is processed and counted (Telegram would retry).
+            "WEBHOOK__MAX_PENDING": "100000",
+            # The fake Bot API has no rate limit, so the send path need not pace for one.
+            "SENDING__GLOBAL_PER_SECOND": "1000000",
+            "SENDING__PER_CHAT_INTERVAL_SECONDS": "0",
+        }
+        common = {"seconds": seconds, "connections": connections, "users": users}
+        webhook = measure("webhook", SERVER, env, api_url, first_update=1, **common)
+        reference = measure(
+            "dispatcher inline (reference)",
+            "bench.webhook:dispatcher_app",
+            env,
+            api_url,
+            first_update=10_000_000,
+            **common,
+        )
+    after = measure_baseline(connections=connections, seconds=seconds)
+    print(after.line())
+    baseline = Result(
+        name="baseline (mean of both)",
+        requests=before.requests + after.requests,
+        seconds=before.seconds + after.seconds,
+        errors=before.errors + after.errors,
+        p50_ms=(before.p50_ms + after.p50_ms) / 2,
+        p99_ms=(before.p99_ms + after.p99_ms) / 2,
+    )
+    print(baseline.line())
+    for answers, processed, cpu in (reference, webhook):
+        print(answers.line(baseline))
+        print(processed.line(baseline))
+        if cpu is not None:
+            print(f"    server CPU {cpu * 1000:.2f} ms per update")
+    print(
+        f"the figure: webhook updates processed / hello-world = "
+        f"{webhook[1].rps / baseline.rps:.3f} (floor 0.05, aim 0.15); "
+        f"a hello-world request costs {1000 / baseline.rps:.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--database", help="postgresql+asyncpg://... (default: a SQLite file)")
+    parser.add_argument("--fake-api", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_api:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {CLIENT_CPU})
+        asyncio.run(_serve_fake_api())
+        return
+    run(args.seconds, args.connections, args.users, args.database)
+
+
+if __name__ == "__main__":
+    main()
