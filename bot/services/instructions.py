@@ -40,7 +40,7 @@ from bot.services.device_keys import DeviceIdentity
 from bot.services.devices import map_symbol
 from bot.services.reports import Report, ReportKind
 from bot.services.signal_dto import DeviceLine
-from bot.services.signal_rules import format_decimal
+from bot.services.signal_rules import decimal_or_none, format_decimal, wire_time
 from db.hooks import after_commit
 from db.models import Signal
 from db.repositories.instructions import InstructionRepository, ReportRow, ReportTarget
@@ -81,15 +81,6 @@ def new_instruction_id() -> str:
 
 def new_record_id() -> str:
     return f"exe_{secrets.token_urlsafe(12)}"
-
-
-def wire_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _decimal(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
 
 
 # ---------------------------------------------------------------------- issuing
@@ -219,23 +210,24 @@ def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
         head.update(
             side=instruction.side,
             order_type=instruction.order_type,
-            entry=_decimal(instruction.entry),
-            stop_loss=_decimal(instruction.stop_loss),
+            entry=decimal_or_none(instruction.entry),
+            stop_loss=decimal_or_none(instruction.stop_loss),
             take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
-            volume=_decimal(instruction.volume),
+            volume=decimal_or_none(instruction.volume),
             comment=instruction.comment,
             issued_at=wire_time(instruction.issued_at),
             expires_at=wire_time(instruction.expires_at),
         )
     elif instruction.action == "modify":
         head.update(
-            stop_loss=_decimal(instruction.stop_loss),
+            stop_loss=decimal_or_none(instruction.stop_loss),
             take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
             issued_at=wire_time(instruction.issued_at),
         )
     elif instruction.action == "close":
         head.update(
-            fraction=_decimal(instruction.fraction), issued_at=wire_time(instruction.issued_at)
+            fraction=decimal_or_none(instruction.fraction),
+            issued_at=wire_time(instruction.issued_at),
         )
     else:
         head.update(issued_at=wire_time(instruction.issued_at))
@@ -252,9 +244,9 @@ def content_hash(report: Report) -> str:
         report.kind.value,
         report.instruction_id,
         report.ticket,
-        _decimal(report.price),
-        _decimal(report.volume),
-        _decimal(report.profit),
+        decimal_or_none(report.price),
+        decimal_or_none(report.volume),
+        decimal_or_none(report.profit),
         None if report.executed_at is None else report.executed_at.astimezone(UTC).isoformat(),
         report.code,
         report.message,
@@ -398,9 +390,9 @@ class ReportDesk:
                 "instruction_id": instruction_id,
                 "action": action,
                 "ticket": record.ticket,
-                "price": _decimal(record.price),
-                "volume": _decimal(record.volume),
-                "profit": _decimal(record.profit),
+                "price": decimal_or_none(record.price),
+                "volume": decimal_or_none(record.volume),
+                "profit": decimal_or_none(record.profit),
                 "code": record.code,
                 "message": record.message,
                 "executed_at": None
