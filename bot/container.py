@@ -85,7 +85,7 @@ class Container:
     async def stop_background(self, within: float) -> int:
         """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
         stop them; returns how many broadcasts were cut short."""
-        await self.reports.drain()
+        await self.reports.close()
         if self.signal_publisher is not None:
             return await self.signal_publisher.close(within)
         if self.notifier is not None:

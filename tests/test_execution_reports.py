@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.container import Container
 from bot.services.devices import DeviceService
+from bot.services.instructions import ReportDesk
 from bot.services.reports import ReportKind, parse_report
 from bot.services.user_settings import toggle
 from db.models import Commission, ExecutionRecord, Instruction
@@ -254,18 +255,48 @@ async def test_concurrent_duplicates_store_one_record(container: Container, ea: 
     assert len(await stored_records(container)) == 1
 
 
-async def test_concurrent_duplicates_through_the_store(container: Container, ea: EAClient) -> None:
-    """The unique constraint decides when two copies pass the check at once."""
+async def test_two_instances_storing_the_same_report_at_once(
+    container: Container, ea: EAClient
+) -> None:
+    """Two writers (as on two instances) race; the unique (device, report_id) decides and
+    the loser answers from the winner's record."""
     instruction = await opened(container, ea)
     [device] = await owned(container)
-    identity = await container.device_keys.lookup(device.public_id)
-    assert identity is not None
+    found = await container.device_keys.lookup(device.public_id)
+    assert found is not None
+    other = ReportDesk(container.settings, container.sessionmaker, container.clock)
     parsed = parse_report(ReportKind.FILL, fill_body(instruction["id"]))
-    receipts = await asyncio.gather(
-        *(container.reports.record(identity.device, parsed) for _ in range(3))
-    )
-    assert sorted(r.duplicate for r in receipts) == [False, True, True]
+    try:
+        receipts = await asyncio.gather(
+            container.reports.record(found.device, parsed), other.record(found.device, parsed)
+        )
+    finally:
+        await other.close()
+    assert sorted(r.duplicate for r in receipts) == [False, True]
     assert len({r.id for r in receipts}) == 1
+    assert len(await stored_records(container)) == 1
+
+
+async def test_one_batch_answers_each_report_on_its_own(container: Container, ea: EAClient) -> None:
+    """Reports queued together share a transaction, not their answers."""
+    first = await opened(container, ea)
+    stored_first = fill_body(first["id"])
+    assert (await report(ea, "fill", stored_first)).status == 201
+    second = await opened(container, ea)
+    new = fill_body(second["id"])
+    responses = await asyncio.gather(
+        report(ea, "fill", new),
+        report(ea, "fill", new),
+        report(ea, "fill", stored_first),
+        report(ea, "fill", dict(stored_first, price="2")),
+        report(ea, "fill", fill_body("ins_unknown0001")),
+        report(ea, "ack", {"report_id": report_id(), "instruction_id": second["id"]}),
+    )
+    assert [r.status for r in responses[2:]] == [200, 409, 404, 201]
+    assert sorted(r.status for r in responses[:2]) == [200, 201]
+    assert len(await stored_records(container)) == 3
+    states = {i.public_id: i.state for i in await stored_instructions(container)}
+    assert states == {first["id"]: "filled", second["id"]: "filled"}
 
 
 async def test_another_devices_instruction_is_404(

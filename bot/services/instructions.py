@@ -18,6 +18,7 @@ owner of fills and errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 # Wakes the long polls of these devices (DeviceHub.notify for each), after a commit.
 DeviceWaker = Callable[[int], None]
 
+# Reports stored per transaction at most (bounded statements and parameters).
+MAX_BATCH = 500
 _STATE_OF_REPORT = {ReportKind.ACK: "acked", ReportKind.FILL: "filled", ReportKind.ERROR: "errored"}
 
 
@@ -263,8 +266,28 @@ class _Stored:
     report: Report
 
 
+@dataclass(slots=True)
+class _Queued:
+    device: DeviceIdentity
+    report: Report
+    digest: str
+    future: asyncio.Future[ReportReceipt]
+
+
+Outcome = ReportReceipt | NotFoundError | ConflictError
+
+
 class ReportDesk:
-    """Stores reports (one short transaction each) and announces them after the commit."""
+    """Stores reports with group commits and announces them after each commit.
+
+    Every report joins a queue; one writer task takes whatever is queued, stores it in one
+    transaction (a handful of statements for the whole batch) and answers each request
+    after the commit. Throughput then no longer pays a commit per request, and an idle
+    server still answers at once (there is no timer). Idempotency holds inside a batch (a
+    second copy of a report answers from the first) and across batches (the stored
+    record). When a batch fails on the unique (device, report_id), because another
+    instance stored a copy at the same moment, its reports are stored one by one.
+    """
 
     def __init__(
         self,
@@ -274,55 +297,112 @@ class ReportDesk:
         *,
         notifier: Notifier | None = None,
         publisher: SignalPublisher | None = None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.notifier = notifier
         self.publisher = publisher
+        self.max_batch = max_batch
+        self._queue: list[_Queued] = []
+        self._queued = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Answers not given yet (drain waits for them).
+        self._waiting: set[asyncio.Future[ReportReceipt]] = set()
 
     async def record(self, device: DeviceIdentity, report: Report) -> ReportReceipt:
-        """Store ``report`` once; a retry gets the same id, other content a 409.
+        """Store ``report`` once; a retry gets the same id, other content a 409, an
+        instruction not addressed to ``device`` a 404."""
+        future: asyncio.Future[ReportReceipt] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(device, report, content_hash(report), future))
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        self._queued.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever())
+        return await future
 
-        Two copies arriving at once race on the unique (device, report_id): the loser's
-        insert fails, and it answers from the winner's record.
-        """
-        digest = content_hash(report)
+    async def _write_forever(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Queued]) -> None:
         try:
-            async with self.sessionmaker.begin() as session:
-                return await self._record(session, device, report, digest)
+            outcomes = await self._transaction(batch)
         except IntegrityError:
-            async with self.sessionmaker.begin() as session:
-                found = await InstructionRepository(session).record_by_report_id(
-                    device.pk, report.report_id
-                )
-            if found is None:
-                raise
-            return _receipt(found[0], found[1], digest)
+            outcomes = []
+            for item in batch:
+                outcomes.extend(await self._write_alone(item))
+        except Exception as exc:
+            logger.exception("storing %d reports failed", len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if item.future.done():  # the client went away; the report is stored anyway
+                continue
+            if isinstance(outcome, ReportReceipt):
+                item.future.set_result(outcome)
+            else:
+                item.future.set_exception(outcome)
 
-    async def _record(
-        self, session: AsyncSession, device: DeviceIdentity, report: Report, digest: str
-    ) -> ReportReceipt:
+    async def _write_alone(self, item: _Queued) -> list[Outcome]:
+        try:
+            return await self._transaction([item])
+        except IntegrityError:
+            # Stored by another instance meanwhile: answer from its record.
+            return await self._transaction([item])
+
+    async def _transaction(self, batch: Sequence[_Queued]) -> list[Outcome]:
+        async with self.sessionmaker.begin() as session:
+            return await self._store(session, batch)
+
+    async def _store(self, session: AsyncSession, batch: Sequence[_Queued]) -> list[Outcome]:
         repo = InstructionRepository(session)
-        target = await repo.report_target(report.instruction_id, device.pk, report.report_id)
-        if target is None:
-            existing = await repo.record_by_report_id(device.pk, report.report_id)
-            if existing is not None:
-                return _receipt(existing[0], existing[1], digest)
-            raise UnknownInstructionError(
-                f"Instruction {report.instruction_id} is unknown or not addressed to this device."
-            )
-        if target.existing_id is not None:
-            assert target.existing_hash is not None
-            return _receipt(target.existing_id, target.existing_hash, digest)
+        targets = await repo.report_targets({item.report.instruction_id for item in batch})
+        known = await repo.records_by_report_id(
+            {(item.device.pk, item.report.report_id) for item in batch}
+        )
         now = self.clock()
-        public_id = new_record_id()
-        await repo.add_records([_record_row(public_id, target, report, digest, now)])
-        await repo.set_states([(target.instruction_pk, _STATE_OF_REPORT[report.kind])])
-        await self._credit(session, device, target, report, now)
-        after_commit(session, lambda: self._announce([_Stored(target, report)]))
-        return ReportReceipt(public_id, duplicate=False)
+        rows: list[dict[str, Any]] = []
+        states: list[tuple[int, str]] = []
+        stored: list[_Stored] = []
+        outcomes: list[Outcome] = []
+        for item in batch:
+            device, report = item.device, item.report
+            key = (device.pk, report.report_id)
+            if key in known:
+                outcomes.append(_receipt(*known[key], item.digest))
+                continue
+            target = targets.get(report.instruction_id)
+            if target is None or target.device_pk != device.pk:
+                outcomes.append(
+                    UnknownInstructionError(
+                        f"Instruction {report.instruction_id} is unknown or not addressed "
+                        "to this device."
+                    )
+                )
+                continue
+            public_id = new_record_id()
+            known[key] = (public_id, item.digest)
+            rows.append(_record_row(public_id, target, report, item.digest, now))
+            states.append((target.instruction_pk, _STATE_OF_REPORT[report.kind]))
+            stored.append(_Stored(target, report))
+            await self._credit(session, device, target, report, now)
+            outcomes.append(ReportReceipt(public_id, duplicate=False))
+        if rows:
+            await repo.add_records(rows)
+            await repo.set_states(states)
+            after_commit(session, lambda: self._announce(stored))
+        return outcomes
 
     async def _credit(
         self,
@@ -368,9 +448,18 @@ class ReportDesk:
             task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Let notifications under way finish (shutdown, tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Let queued reports and notifications under way finish (shutdown, tests)."""
+        while self._waiting or self._tasks:
+            await asyncio.gather(*self._waiting, *self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Shutdown: finish what is queued, then stop the writer."""
+        await self.drain()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
 
     # ------------------------------------------------------------------ status
 
@@ -404,9 +493,9 @@ class ReportDesk:
         ]
 
 
-def _receipt(existing_id: str, existing_hash: str, digest: str) -> ReportReceipt:
+def _receipt(existing_id: str, existing_hash: str, digest: str) -> Outcome:
     if existing_hash != digest:
-        raise ReportConflictError(
+        return ReportConflictError(
             "This report_id was already used for a different report; "
             "use a new report_id for a new report."
         )

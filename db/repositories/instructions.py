@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -33,7 +33,8 @@ class PendingRow:
 
 @dataclass(frozen=True, slots=True)
 class ReportTarget:
-    """An instruction a report names, with everything storing and announcing it needs."""
+    """An instruction a report names, with everything storing and announcing it needs
+    (whether it is addressed to the reporting device is the caller's check)."""
 
     instruction_pk: int
     device_pk: int
@@ -47,9 +48,6 @@ class ReportTarget:
     notify_fills: bool
     notify_errors: bool
     referred: bool
-    # The stored record with this report_id from this device, if any.
-    existing_id: str | None
-    existing_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,80 +127,89 @@ class InstructionRepository:
         rows = (await self.session.execute(query)).all()
         return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
 
-    async def report_target(
-        self, instruction_public_id: str, device_pk: int, report_id: str
-    ) -> ReportTarget | None:
-        """The instruction if it is addressed to ``device_pk``, in one round trip."""
-        record = and_(
-            ExecutionRecord.device_id == device_pk, ExecutionRecord.report_id == report_id
-        )
+    async def report_targets(self, public_ids: Iterable[str]) -> dict[str, ReportTarget]:
+        """The instructions that reports name, by public id, in one round trip per chunk."""
         approval = and_(
             Approval.signal_id == Instruction.signal_id, Approval.user_id == Device.owner_id
         )
-        query = (
-            select(
-                Instruction.id,
-                Instruction.signal_id,
-                Instruction.action,
-                Instruction.symbol,
-                Signal.side,
-                Device.name,
-                Device.owner_id,
-                Approval.id,
-                UserSettings.notify_fills,
-                UserSettings.notify_errors,
-                Referral.referred_id,
+        found: dict[str, ReportTarget] = {}
+        for part in chunks(sorted(public_ids)):
+            query = (
+                select(
+                    Instruction.public_id,
+                    Instruction.id,
+                    Instruction.device_id,
+                    Instruction.signal_id,
+                    Instruction.action,
+                    Instruction.symbol,
+                    Signal.side,
+                    Device.name,
+                    Device.owner_id,
+                    Approval.id,
+                    UserSettings.notify_fills,
+                    UserSettings.notify_errors,
+                    Referral.referred_id,
+                )
+                .join(Signal, Signal.id == Instruction.signal_id)
+                .join(Device, Device.id == Instruction.device_id)
+                .outerjoin(Approval, approval)
+                .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
+                .outerjoin(Referral, Referral.referred_id == Device.owner_id)
+                .where(Instruction.public_id.in_(part))
+            )
+            for row in (await self.session.execute(query)).all():
+                found[str(row[0])] = ReportTarget(
+                    instruction_pk=int(row[1]),
+                    device_pk=int(row[2]),
+                    signal_pk=int(row[3]),
+                    action=str(row[4]),
+                    symbol=str(row[5]),
+                    side=str(row[6]),
+                    device_name=str(row[7]),
+                    owner_id=int(row[8]),
+                    approval_id=row[9],
+                    notify_fills=True if row[10] is None else bool(row[10]),
+                    notify_errors=True if row[11] is None else bool(row[11]),
+                    referred=row[12] is not None,
+                )
+        return found
+
+    async def records_by_report_id(
+        self, keys: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[str, str]]:
+        """(device pk, report_id) → (record public id, content hash) of stored records."""
+        found: dict[tuple[int, str], tuple[str, str]] = {}
+        for part in chunks(sorted(keys)):
+            query = select(
+                ExecutionRecord.device_id,
+                ExecutionRecord.report_id,
                 ExecutionRecord.public_id,
                 ExecutionRecord.content_hash,
-            )
-            .join(Signal, Signal.id == Instruction.signal_id)
-            .join(Device, Device.id == Instruction.device_id)
-            .outerjoin(Approval, approval)
-            .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
-            .outerjoin(Referral, Referral.referred_id == Device.owner_id)
-            .outerjoin(ExecutionRecord, record)
-            .where(Instruction.public_id == instruction_public_id, Device.id == device_pk)
-        )
-        row = (await self.session.execute(query)).first()
-        if row is None:
-            return None
-        return ReportTarget(
-            instruction_pk=int(row[0]),
-            device_pk=device_pk,
-            signal_pk=int(row[1]),
-            action=str(row[2]),
-            symbol=str(row[3]),
-            side=str(row[4]),
-            device_name=str(row[5]),
-            owner_id=int(row[6]),
-            approval_id=row[7],
-            notify_fills=True if row[8] is None else bool(row[8]),
-            notify_errors=True if row[9] is None else bool(row[9]),
-            referred=row[10] is not None,
-            existing_id=row[11],
-            existing_hash=row[12],
-        )
-
-    async def record_by_report_id(self, device_pk: int, report_id: str) -> tuple[str, str] | None:
-        """(public id, content hash) of the device's record with that report_id."""
-        query = select(ExecutionRecord.public_id, ExecutionRecord.content_hash).where(
-            ExecutionRecord.device_id == device_pk, ExecutionRecord.report_id == report_id
-        )
-        row = (await self.session.execute(query)).first()
-        return None if row is None else (str(row[0]), str(row[1]))
+            ).where(tuple_(ExecutionRecord.device_id, ExecutionRecord.report_id).in_(part))
+            for row in (await self.session.execute(query)).all():
+                found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
+        return found
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
         await self.session.execute(insert(ExecutionRecord), list(rows))
 
     async def set_states(self, changes: Sequence[tuple[int, str]]) -> None:
-        """Each (instruction pk, state from its newest report); an ack never overwrites a
-        fill or an error (a late ack after the fill)."""
-        for instruction_pk, state in changes:
-            query = update(Instruction).where(Instruction.id == instruction_pk)
-            if state == "acked":
-                query = query.where(Instruction.state == "pending")
+        """Each (instruction pk, state its report gives it), in the order reported; an ack
+        only moves a pending instruction (a late ack never undoes a fill or an error)."""
+        table = cast(Table, Instruction.__table__)
+        acked = sorted({pk for pk, state in changes if state == "acked"})
+        final = {pk: state for pk, state in changes if state != "acked"}
+        if acked:
             await self.session.execute(
-                query.values(state=state).execution_options(synchronize_session=False)
+                update(table)
+                .where(table.c.id == bindparam("pk"), table.c.state == "pending")
+                .values(state="acked"),
+                [{"pk": pk} for pk in acked],
+            )
+        if final:
+            await self.session.execute(
+                update(table).where(table.c.id == bindparam("pk")).values(state=bindparam("to")),
+                [{"pk": pk, "to": state} for pk, state in final.items()],
             )
 
     async def device_had_signal(self, device_pk: int, signal_public_id: str) -> int | None:
