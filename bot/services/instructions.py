@@ -334,18 +334,16 @@ class ReportDesk:
                 await self._write(batch)
 
     async def _write(self, batch: list[_Queued]) -> None:
+        outcomes: Sequence[Outcome | Exception]
         try:
-            outcomes = await self._transaction(batch)
-        except IntegrityError:
-            outcomes = []
-            for item in batch:
-                outcomes.extend(await self._write_alone(item))
+            try:
+                outcomes = await self._transaction(batch)
+            except IntegrityError:
+                outcomes = [outcome for item in batch for outcome in await self._write_alone(item)]
         except Exception as exc:
+            # The requests get a 500; the writer goes on with the next batch.
             logger.exception("storing %d reports failed", len(batch))
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-            return
+            outcomes = [exc] * len(batch)
         for item, outcome in zip(batch, outcomes, strict=True):
             if item.future.done():  # the client went away; the report is stored anyway
                 continue
