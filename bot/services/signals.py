@@ -331,10 +331,9 @@ class SignalService:
             session, signal, action, self.clock(), self.wake_device, fraction=fraction
         )
         dto = SignalDTO.from_model(signal)
-        ids = await SignalRepository(session).message_approval_ids(signal.id)
         publisher = self.publisher
         if publisher is not None:
-            after_commit(session, lambda: publisher.refresh(dto.id, ids))
+            after_commit(session, lambda: publisher.refresh_signal(dto.id))
         return dto
 
     # ------------------------------------------------------------------ decisions
