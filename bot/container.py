@@ -13,6 +13,7 @@ from bot.metrics import Metrics
 from bot.services.device_activity import DeviceActivity
 from bot.services.device_hub import DeviceHub
 from bot.services.device_keys import DeviceKeyring
+from bot.services.instructions import ReportDesk, device_lines
 from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
 from bot.services.pubsub import Broadcast, create_broadcast
@@ -38,6 +39,8 @@ class Container:
     subscriber_check: SubscriberCheck = field(default=active_subscribers)
     signal_publisher: SignalPublisher | None = None
     signals: SignalService = field(init=False)
+    # Execution reports from devices: storage, live status, owners' notifications.
+    reports: ReportDesk = field(init=False)
     # Devices: messages between instances, verification keys, long-poll wake-ups,
     # replay protection and last-seen times (in-process, or shared through Redis).
     broadcast: Broadcast = field(init=False)
@@ -58,13 +61,9 @@ class Container:
         if self.send_path is not None and self.notifier is not None:
             self.send_path.blocked = self.notifier.blocked
         if self.signal_publisher is None and self.notifier is not None:
-            self.signal_publisher = SignalPublisher(self.notifier, self.sessionmaker, self.settings)
-        self.signals = SignalService(
-            self.settings,
-            self.clock,
-            publisher=self.signal_publisher,
-            subscriber_check=self.subscriber_check,
-        )
+            self.signal_publisher = SignalPublisher(
+                self.notifier, self.sessionmaker, self.settings, device_lines=device_lines
+            )
 
         redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
         self.broadcast = create_broadcast(redis_url, prefix)
@@ -85,10 +84,25 @@ class Container:
         self.metrics.watch_long_polls(lambda: hub.waiting)
         if send_path is not None:
             self.metrics.watch_send_queue(lambda: send_path.queue_depth)
+        self.signals = SignalService(
+            self.settings,
+            self.clock,
+            publisher=self.signal_publisher,
+            subscriber_check=self.subscriber_check,
+            wake_device=self.device_hub.notify,
+        )
+        self.reports = ReportDesk(
+            self.settings,
+            self.sessionmaker,
+            self.clock,
+            notifier=self.notifier,
+            publisher=self.signal_publisher,
+        )
 
     async def stop_background(self, within: float) -> int:
         """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
         stop them; returns how many broadcasts were cut short."""
+        await self.reports.close()
         if self.signal_publisher is not None:
             return await self.signal_publisher.close(within)
         if self.notifier is not None:

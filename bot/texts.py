@@ -797,3 +797,33 @@ SLOW_DOWN = "Slow down: try again in {seconds} s."
 
 def slow_down(seconds: int) -> str:
     return SLOW_DOWN.format(seconds=seconds)
+
+
+# --- execution reports ---
+
+
+def fill_notice(
+    device: str,
+    symbol: str,
+    side: str,
+    action: str,
+    fill_price: Decimal,
+    volume: Decimal,
+    profit: Decimal | None,
+) -> str:
+    """The owner's message about a fill: an opened position, or a part of it closed."""
+    what = "closed" if action == "close" else f"{html.quote(side)} filled"
+    text = (
+        f"✅ <b>{html.quote(device)}</b>: {html.quote(symbol)} {what} "
+        f"{price(volume)} @ <code>{price(fill_price)}</code>"
+    )
+    if profit is not None:
+        text += f", profit {format_decimal(profit)}"
+    return text
+
+
+def error_notice(device: str, symbol: str, side: str, action: str, code: int, message: str) -> str:
+    return (
+        f"⚠️ <b>{html.quote(device)}</b>: {html.quote(symbol)} {html.quote(side)} "
+        f"({html.quote(action)}) failed, code {code}: {html.quote(message)}"
+    )

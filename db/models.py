@@ -296,3 +296,72 @@ class Device(Base):
     key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- instructions and execution reports ---
+
+
+class Instruction(Base):
+    """What one device is told to do about one signal, frozen when it is issued.
+
+    ``action``: open, modify, close or cancel. The payload columns an action does not use
+    stay NULL (``symbol`` is always the device's mapped symbol). ``state`` is pending until
+    the device reports on it, then acked, filled or errored (its latest report).
+    """
+
+    __tablename__ = "instructions"
+    __table_args__ = (
+        Index("ix_instructions_device_id_state", "device_id", "state"),
+        Index("ix_instructions_signal_id_device_id", "signal_id", "device_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str | None] = mapped_column(String(4))
+    order_type: Mapped[str | None] = mapped_column(String(8))
+    entry: Mapped[Decimal | None] = mapped_column(PRICE)
+    stop_loss: Mapped[Decimal | None] = mapped_column(PRICE)
+    take_profit: Mapped[list[str] | None] = mapped_column(JSON)
+    volume: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    fraction: Mapped[Decimal | None] = mapped_column(Numeric(12, 10))
+    comment: Mapped[str | None] = mapped_column(String(500))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class ExecutionRecord(Base):
+    """One report of a device on one of its instructions (ack, fill or error).
+
+    ``report_id`` is the EA's own id, unique per device: a retry finds the stored record
+    (same ``content_hash``) instead of storing it twice.
+    """
+
+    __tablename__ = "execution_records"
+    __table_args__ = (
+        UniqueConstraint("device_id", "report_id"),
+        Index("ix_execution_records_signal_id_device_id", "signal_id", "device_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    report_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    instruction_id: Mapped[int] = mapped_column(
+        ForeignKey("instructions.id", ondelete="CASCADE"), index=True
+    )
+    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    ticket: Mapped[int | None] = mapped_column(BigInteger)
+    price: Mapped[Decimal | None] = mapped_column(PRICE)
+    volume: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    profit: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    code: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(String(500))
+    executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str] = mapped_column(String(64))

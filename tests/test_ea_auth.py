@@ -97,7 +97,7 @@ async def test_vectors_accepted_by_the_server(
     monkeypatch.setattr(container.device_keys, "secret", lambda _id, _version: VECTOR_SECRET)
     instruction = {"id": "ins_01", "signal_id": "sig_1", "action": "cancel", "symbol": "EURUSD"}
 
-    async def one_pending(_session: Any, _device: Any) -> list[dict[str, Any]]:
+    async def one_pending(_session: Any, _device: Any, _now: Any) -> list[dict[str, Any]]:
         return [instruction]
 
     monkeypatch.setattr("bot.web.ea.pending_instructions", one_pending)

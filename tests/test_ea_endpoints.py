@@ -42,7 +42,7 @@ class PendingProbe:
         self.calls = 0
         self.items: list[dict[str, Any]] = []
 
-    async def __call__(self, _session: Any, _device: Any) -> list[dict[str, Any]]:
+    async def __call__(self, _session: Any, _device: Any, _now: Any) -> list[dict[str, Any]]:
         self.calls += 1
         return list(self.items)
 

@@ -112,8 +112,8 @@ class DeviceLine:
 class SignalCounts:
     """What became of a signal: decisions by recipients and reports by devices.
 
-    ``fills`` and ``errors`` count execution reports, which arrive with the device
-    protocol; ``count_signal`` in db/repositories/signals.py is where they are summed.
+    ``fills`` and ``errors`` count the devices' execution reports on the signal (each
+    stored once); ``count_signal`` in bot/services/signals.py sums them.
     """
 
     recipients: int

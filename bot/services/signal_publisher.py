@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,6 +51,8 @@ class SignalPublisher:
             self.render_edits, self._edit, interval=settings.signals.edit_interval_seconds
         )
         self._tasks: set[asyncio.Task[BroadcastResult]] = set()
+        # Look-ups of a changed signal's delivered messages (refresh_signal).
+        self._lookups: set[asyncio.Task[Any]] = set()
         # Signals being broadcast → whether they changed meanwhile.
         self._broadcasting: dict[int, bool] = {}
 
@@ -103,6 +106,25 @@ class SignalPublisher:
             self._broadcasting[signal_id] = True
         self.edits.touch(approval_ids)
 
+    def refresh_signal(self, signal_id: int) -> None:
+        """The signal changed (after its commit): update every message delivered for it.
+
+        The messages are looked up now, after the commit, so one whose id a broadcast
+        recorded while the change was being stored is not missed.
+        """
+        if signal_id in self._broadcasting:
+            # The broadcast edits every message it delivered once it has finished.
+            self._broadcasting[signal_id] = True
+            return
+        task = asyncio.create_task(self._refresh_delivered(signal_id))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _refresh_delivered(self, signal_id: int) -> None:
+        async with self.sessionmaker() as session:
+            ids = await SignalRepository(session).message_approval_ids(signal_id)
+        self.edits.touch(ids)
+
     def refresh_approvals(self, approval_ids: Iterable[int]) -> None:
         self.edits.touch(approval_ids)
 
@@ -149,17 +171,18 @@ class SignalPublisher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), within)
         cut = [task for task in self._tasks if not task.done()]
-        for task in cut:
+        lookups = [task for task in self._lookups if not task.done()]
+        for task in (*cut, *lookups):
             task.cancel()
-        await asyncio.gather(*cut, return_exceptions=True)
+        await asyncio.gather(*cut, *lookups, return_exceptions=True)
         await self.edits.close()
         await self.notifier.drain()
         return len(cut)
 
     async def drain(self) -> None:
         """Finish broadcasts and edits under way (shutdown, tests)."""
-        while self._tasks or self.edits.pending:
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or self._lookups or self.edits.pending:
+            if self._tasks or self._lookups:
+                await asyncio.gather(*self._tasks, *self._lookups, return_exceptions=True)
             await self.edits.drain()
         await self.notifier.drain()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -86,6 +87,16 @@ class LevelChanges:
 def format_decimal(value: Decimal) -> str:
     """A decimal string without exponent or trailing zeros: ``1.0800000000`` → ``1.08``."""
     return f"{value.normalize():f}"
+
+
+def decimal_or_none(value: Decimal | None) -> str | None:
+    """``format_decimal`` for a value that may be missing (JSON null)."""
+    return None if value is None else format_decimal(value)
+
+
+def wire_time(moment: datetime) -> str:
+    """A time on the wire: ISO 8601 in UTC with a ``Z``, whole seconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_price(value: Any) -> Decimal:

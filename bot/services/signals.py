@@ -25,6 +25,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import ConflictError, NotFoundError
+from bot.services.instructions import DeviceWaker, issue_followups, issue_opens
 from bot.services.signal_dto import ApprovalDTO, SignalCounts, SignalDTO
 from bot.services.signal_rules import (
     SignalDraft,
@@ -35,6 +36,7 @@ from bot.services.signal_rules import (
 from bot.services.subscriptions import active_subscribers
 from db.hooks import after_commit
 from db.models import Signal
+from db.repositories.instructions import InstructionRepository
 from db.repositories.signals import SignalRepository
 
 if TYPE_CHECKING:
@@ -91,11 +93,13 @@ class SignalService:
         *,
         publisher: SignalPublisher | None = None,
         subscriber_check: SubscriberCheck = active_subscribers,
+        wake_device: DeviceWaker | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.publisher = publisher
         self.subscriber_check = subscriber_check
+        self.wake_device = wake_device
 
     # ------------------------------------------------------------------ creation
 
@@ -159,6 +163,9 @@ class SignalService:
             for user_id, auto in recipients
         ]
         ids = await repo.add_approvals(rows)
+        auto_approvers = [user_id for user_id, auto in recipients if auto]
+        if auto_approvers:
+            await issue_opens(session, signal, auto_approvers, now, self.wake_device)
         approvals = [
             ApprovalDTO(
                 id=ids[user_id],
@@ -278,7 +285,7 @@ class SignalService:
         if changes.set_take_profit:
             signal.take_profit = [format_decimal(price) for price in changes.take_profit]
         signal.modified_at = self.clock()
-        return await self._changed(session, signal)
+        return await self._changed(session, signal, "modify")
 
     async def close(
         self,
@@ -299,7 +306,7 @@ class SignalService:
             remaining = Decimal(1) - signal.closed_fraction
             closed = signal.closed_fraction + remaining * fraction
             signal.closed_fraction = closed.quantize(FRACTION_QUANTUM)
-        return await self._changed(session, signal), fraction
+        return await self._changed(session, signal, "close", fraction=fraction), fraction
 
     async def cancel(
         self, session: AsyncSession, *, public_id: str | None = None, signal_id: int | None = None
@@ -307,15 +314,26 @@ class SignalService:
         signal = await self._changeable(session, public_id=public_id, signal_id=signal_id)
         signal.state = "cancelled"
         signal.ended_at = self.clock()
-        return await self._changed(session, signal)
+        return await self._changed(session, signal, "cancel")
 
-    async def _changed(self, session: AsyncSession, signal: Signal) -> SignalDTO:
+    async def _changed(
+        self,
+        session: AsyncSession,
+        signal: Signal,
+        action: str,
+        *,
+        fraction: Decimal | None = None,
+    ) -> SignalDTO:
+        """Show the change on every delivered message and pass it to the devices that
+        opened the signal."""
         await session.flush()
+        await issue_followups(
+            session, signal, action, self.clock(), self.wake_device, fraction=fraction
+        )
         dto = SignalDTO.from_model(signal)
-        ids = await SignalRepository(session).message_approval_ids(signal.id)
         publisher = self.publisher
         if publisher is not None:
-            after_commit(session, lambda: publisher.refresh(dto.id, ids))
+            after_commit(session, lambda: publisher.refresh_signal(dto.id))
         return dto
 
     # ------------------------------------------------------------------ decisions
@@ -348,6 +366,8 @@ class SignalService:
             # A second press raced this one and won; report what it recorded.
             await session.refresh(approval)
             return DecisionOutcome(False, approval.decision, texts.VOTE_ALREADY[approval.decision])
+        if approve:
+            await issue_opens(session, signal, [user_id], now, self.wake_device)
         publisher = self.publisher
         if publisher is not None:
             approval_id = approval.id
@@ -389,16 +409,16 @@ class SignalService:
 async def count_signal(session: AsyncSession, signal_id: int) -> SignalCounts:
     """Decisions by recipients and execution reports by devices on one signal.
 
-    Execution reports (fills, errors) come with the device protocol; until they are stored
-    there are none to count.
+    Fills and errors count the devices' reports (each stored once, retries excluded).
     """
     decisions = await SignalRepository(session).decision_counts(signal_id)
+    reports = await InstructionRepository(session).report_counts(signal_id)
     return SignalCounts(
         recipients=sum(decisions.values()),
         approvals=decisions.get("approved", 0) + decisions.get("auto", 0),
         rejections=decisions.get("rejected", 0),
         pending=decisions.get("pending", 0),
         expired=decisions.get("expired", 0),
-        fills=0,
-        errors=0,
+        fills=reports.get("fill", 0),
+        errors=reports.get("error", 0),
     )

@@ -17,8 +17,6 @@ from bot.services.instructions import (
     UnknownInstructionError,
     UnknownSignalError,
     pending_instructions,
-    record_report,
-    signal_records,
 )
 from bot.services.reports import InvalidReport, ReportKind, parse_report
 from bot.web.device_auth import DEVICE, Handler, signed
@@ -49,7 +47,7 @@ async def _pending(container: Container, device: DeviceIdentity) -> list[dict[st
         return []
     generation = hub.generation(device.pk)
     async with container.sessionmaker.begin() as session:
-        instructions = await pending_instructions(session, device)
+        instructions = await pending_instructions(session, device, container.clock())
     if not instructions:
         hub.mark_idle(device.pk, generation)
     return instructions
@@ -97,8 +95,7 @@ def _report_view(kind: ReportKind) -> Handler:
                 422, "invalid_request", "The report has invalid fields.", fields=exc.fields
             ) from None
         try:
-            async with container.sessionmaker.begin() as session:
-                receipt = await record_report(session, request[DEVICE], report)
+            receipt = await container.reports.record(request[DEVICE], report)
         except UnknownInstructionError as exc:
             raise ApiError(404, "unknown_instruction", exc.message) from None
         except ReportConflictError as exc:
@@ -118,7 +115,7 @@ async def get_status(request: web.Request) -> web.Response:
     signal_id = request.match_info["signal_id"]
     try:
         async with container.sessionmaker.begin() as session:
-            records = await signal_records(session, request[DEVICE], signal_id)
+            records = await container.reports.signal_records(session, request[DEVICE], signal_id)
     except UnknownSignalError as exc:
         raise ApiError(404, "unknown_signal", exc.message) from None
     return web.json_response({"signal_id": signal_id, "records": records})

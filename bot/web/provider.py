@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.container import Container
 from bot.services.signal_dto import SignalCounts, SignalDTO
-from bot.services.signal_rules import SignalValidationError, format_decimal, validate_new_signal
+from bot.services.signal_rules import (
+    SignalValidationError,
+    decimal_or_none,
+    format_decimal,
+    validate_new_signal,
+    wire_time,
+)
 from bot.services.signals import SignalClosedError, SignalNotFoundError, count_signal
 from webhook_server import CONTAINER, ApiError
 
@@ -99,13 +105,10 @@ def _unauthorized() -> ApiError:
 
 
 def iso_utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else wire_time(moment)
 
 
-def _price(value: Decimal | None) -> str | None:
-    return format_decimal(value) if value is not None else None
+_price = decimal_or_none
 
 
 def signal_json(signal: SignalDTO, counts: SignalCounts) -> dict[str, Any]:

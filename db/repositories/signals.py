@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Approval, Signal, User, UserSettings
+
+T = TypeVar("T")
 
 # Large IN lists are split so no backend meets its bound-parameter limit.
 CHUNK = 500
@@ -25,7 +27,7 @@ class Candidate:
     auto_approve: bool
 
 
-def chunks(items: Sequence[int], size: int = CHUNK) -> Iterable[Sequence[int]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

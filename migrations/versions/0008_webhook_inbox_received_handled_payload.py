@@ -1,7 +1,7 @@
 """webhook inbox: received, handled, payload
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-27 09:07:04.092408
 
 processed_at becomes received_at (ids already stored stay, marked handled at that time);
@@ -15,8 +15,8 @@ from alembic import op
 
 import db.types
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,211 @@
+"""Shared parts of the device benchmarks: a prepared SQLite database, the server process
+factory (the real side server on it) and signed requests built like an EA builds them.
+
+The parent process prepares the database and the requests; ``bench.serve`` runs
+:func:`side_server` in a child pinned to the server CPU, configured through the
+environment (``BENCH_DATABASE_URL``; ``BENCH_BOT_API`` to give it a bot too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import insert
+
+from bench.common import Request
+from bot.config import Settings
+from bot.factory import create_bot, create_container, create_dispatcher
+from bot.services.device_keys import derive_secret, new_device_id
+from bot.web.signing import sign_request
+from db.migrate import upgrade
+from db.models import Device, Signal, User
+from webhook_server import create_app
+
+MASTER_KEY = "bench-master-key-" + "m" * 32
+BOT_TOKEN = "123456789:" + "B" * 35
+FIRST_USER = 20_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class BenchDevice:
+    pk: int
+    owner_id: int
+    device_id: str
+    secret: str
+
+
+def settings_for(database_url: str, bot_api: str | None = None) -> Settings:
+    return Settings(
+        _env_file=None,
+        master_key=MASTER_KEY,
+        bot_token=BOT_TOKEN,
+        provider_token="bench-provider-token",
+        database={"url": database_url},
+        telegram={"api_base": bot_api or "http://127.0.0.1:9", "admin_ids": []},
+        sending={"global_per_second": 1e9, "per_chat_interval_seconds": 0},
+    )
+
+
+async def prepare_devices(settings: Settings, owners: int) -> tuple[list[BenchDevice], int]:
+    """A migrated database with ``owners`` users, one device each, and one open signal
+    (valid for an hour); the devices and the signal's pk."""
+    container = create_container(settings)
+    try:
+        await upgrade(container.engine)
+        now = datetime.now(UTC)
+        devices: list[BenchDevice] = []
+        async with container.sessionmaker.begin() as session:
+            await session.execute(
+                insert(User),
+                [
+                    {
+                        "id": FIRST_USER + index,
+                        "first_name": "U",
+                        "role": "user",
+                        "created_at": now,
+                        "last_seen_at": now,
+                        "is_blocked": False,
+                    }
+                    for index in range(owners)
+                ],
+            )
+            for index in range(owners):
+                public_id = new_device_id()
+                device = Device(
+                    public_id=public_id,
+                    owner_id=FIRST_USER + index,
+                    name=f"EA {index}",
+                    platform="mt5",
+                    key_version=1,
+                    paused=False,
+                    lot_size=Decimal("0.10"),
+                    symbol_map={},
+                    symbol_prefix="",
+                    symbol_suffix="",
+                    max_signal_age=3600,
+                    created_at=now,
+                )
+                session.add(device)
+                await session.flush()
+                secret = derive_secret(MASTER_KEY.encode(), public_id, 1)
+                devices.append(BenchDevice(device.id, device.owner_id, public_id, secret))
+            signal = Signal(
+                public_id="sig_bench",
+                symbol="EURUSD",
+                side="buy",
+                order_type="market",
+                stop_loss=Decimal("1.08"),
+                take_profit=["1.095"],
+                issued_at=now,
+                expires_at=now + timedelta(hours=1),
+                state="open",
+                closed_fraction=Decimal(0),
+                source="provider",
+            )
+            session.add(signal)
+            await session.flush()
+            signal_pk = signal.id
+        return devices, signal_pk
+    finally:
+        await container.engine.dispose()
+
+
+def signed(
+    device: BenchDevice, method: str, target: str, payload: Any = None, *, at: int | None = None
+) -> Request:
+    body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+    timestamp = int(time.time()) if at is None else at
+    nonce = secrets.token_urlsafe(18)
+    headers = sign_request(device.device_id, device.secret, method, target, timestamp, nonce, body)
+    if body:
+        headers["Content-Type"] = "application/json"
+    return Request(method, target, headers, body)
+
+
+def fill_request(device: BenchDevice, instruction_id: str, report_id: str) -> Request:
+    return signed(
+        device,
+        "POST",
+        "/api/v1/exec/fill",
+        {
+            "report_id": report_id,
+            "instruction_id": instruction_id,
+            "ticket": 5012345,
+            "price": "1.08512",
+            "volume": "0.10",
+        },
+    )
+
+
+def instruction_rows(
+    devices: Sequence[BenchDevice], signal_pk: int, count: int
+) -> tuple[list[dict[str, Any]], list[tuple[BenchDevice, str]]]:
+    """``count`` pending opens spread over the devices, and (device, instruction id) each."""
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    targets: list[tuple[BenchDevice, str]] = []
+    for index in range(count):
+        device = devices[index % len(devices)]
+        public_id = f"ins_bench{index:09d}"
+        rows.append(
+            {
+                "public_id": public_id,
+                "signal_id": signal_pk,
+                "device_id": device.pk,
+                "action": "open",
+                "symbol": "EURUSD",
+                "side": "buy",
+                "order_type": "market",
+                "entry": None,
+                "stop_loss": Decimal("1.08"),
+                "take_profit": ["1.095"],
+                "volume": Decimal("0.10"),
+                "fraction": None,
+                "comment": None,
+                "issued_at": now,
+                "expires_at": now + timedelta(hours=1),
+                # Already acked: the fills below are their only report each.
+                "state": "acked",
+            }
+        )
+        targets.append((device, public_id))
+    return rows, targets
+
+
+async def side_server() -> web.Application:
+    """The real side server on ``BENCH_DATABASE_URL``; with ``BENCH_BOT_API``, also a bot
+    and its dispatcher (``POST /bench/update`` feeds it one Telegram update)."""
+    bot_api = os.environ.get("BENCH_BOT_API")
+    settings = settings_for(os.environ["BENCH_DATABASE_URL"], bot_api)
+    bot = create_bot(settings) if bot_api else None
+    container = create_container(settings, bot=bot)
+    app = create_app(container)
+
+    async def lifecycle(_app: web.Application) -> Any:
+        await container.start()
+        yield
+        await container.stop_background(1)
+        await container.aclose()
+        if bot is not None:
+            await bot.session.close()
+        await container.engine.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    if bot is not None:
+        dispatcher = create_dispatcher(container)
+
+        async def feed(request: web.Request) -> web.Response:
+            await dispatcher.feed_raw_update(bot, await request.json())
+            return web.json_response({"ok": True})
+
+        app.router.add_post("/bench/update", feed)
+    return app

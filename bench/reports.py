@@ -1,0 +1,82 @@
+"""Report ingestion: distinct valid fills at concurrency 32 on SQLite, against the
+hello-world baseline measured in the same run.
+
+`python -m bench.reports [SECONDS]`. The parent prepares a database with 32 devices and
+enough instructions for every request to be a new fill of its own instruction, signs the
+requests like an EA, and replays each once with wrk; the real side server runs in a child
+on the server CPU. Afterwards it checks that every 201 stored exactly one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from bench.common import measure_baseline, print_header, run_wrk, server_process
+from bench.ea_support import fill_request, instruction_rows, prepare_devices, settings_for
+from bot.factory import create_container
+from db.models import ExecutionRecord, Instruction
+
+CONNECTIONS = 32
+DEVICES = 32
+# Prepared per second of the run: above the best rate the server could reach.
+PER_SECOND = 12_000
+
+
+async def prepare(database_url: str, count: int) -> list[tuple[object, str]]:
+    devices, signal_pk = await prepare_devices(settings_for(database_url), DEVICES)
+    rows, targets = instruction_rows(devices, signal_pk, count)
+    container = create_container(settings_for(database_url))
+    try:
+        async with container.sessionmaker.begin() as session:
+            for start in range(0, len(rows), 5_000):
+                await session.execute(insert(Instruction), rows[start : start + 5_000])
+    finally:
+        await container.engine.dispose()
+    return list(targets)
+
+
+async def stored(database_url: str) -> int:
+    container = create_container(settings_for(database_url))
+    try:
+        async with container.sessionmaker() as session:
+            return int(await session.scalar(select(func.count()).select_from(ExecutionRecord)) or 0)
+    finally:
+        await container.engine.dispose()
+
+
+def main(seconds: int) -> None:
+    print_header("report ingestion: distinct fills, concurrency 32, SQLite")
+    baseline = measure_baseline(connections=CONNECTIONS, seconds=seconds)
+    print(baseline.line())
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'reports.sqlite3'}"
+        count = PER_SECOND * seconds
+        targets = asyncio.run(prepare(url, count))
+        with server_process(
+            "bench.ea_support:side_server", env={"BENCH_DATABASE_URL": url}
+        ) as base:
+            requests = [
+                fill_request(device, instruction_id, f"r-{index:010d}")  # type: ignore[arg-type]
+                for index, (device, instruction_id) in enumerate(targets)
+            ]
+            result = run_wrk(
+                "POST /api/v1/exec/fill (new fills)",
+                base,
+                requests,
+                connections=CONNECTIONS,
+                seconds=seconds,
+            )
+        print(result.line(baseline))
+        records = asyncio.run(stored(url))
+        print(
+            f"records stored: {records} (answered without error: {result.requests - result.errors})"
+        )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10)

@@ -1,0 +1,276 @@
+"""Instructions to devices and their execution reports: queries only, never a commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    Approval,
+    Device,
+    ExecutionRecord,
+    Instruction,
+    Referral,
+    Signal,
+    UserSettings,
+)
+from db.repositories.signals import chunks
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    instruction: Instruction
+    signal_public_id: str
+    signal_issued_at: datetime
+    max_signal_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTarget:
+    """An instruction a report names, with everything storing and announcing it needs
+    (whether it is addressed to the reporting device is the caller's check)."""
+
+    instruction_pk: int
+    device_pk: int
+    signal_pk: int
+    action: str
+    symbol: str
+    side: str
+    device_name: str
+    owner_id: int
+    approval_id: int | None
+    notify_fills: bool
+    notify_errors: bool
+    referred: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One instruction of a device on a signal and, if any, one report on it."""
+
+    owner_id: int
+    signal_pk: int
+    device_pk: int
+    device_name: str
+    action: str
+    record_pk: int | None
+    kind: str | None
+    ticket: int | None
+    price: Decimal | None
+    volume: Decimal | None
+    profit: Decimal | None
+    code: int | None
+    message: str | None
+
+
+class InstructionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def executing_devices(self, owner_ids: Sequence[int]) -> list[Device]:
+        """The owners' devices that may be sent an open: not revoked, not paused."""
+        found: list[Device] = []
+        for part in chunks(list(owner_ids)):
+            query = (
+                select(Device)
+                .where(
+                    Device.owner_id.in_(part),
+                    Device.revoked_at.is_(None),
+                    Device.paused.is_(False),
+                )
+                .order_by(Device.id)
+            )
+            found.extend((await self.session.scalars(query)).all())
+        return found
+
+    async def opened(self, signal_pk: int) -> list[tuple[int, str]]:
+        """(device pk, mapped symbol) of every device whose open of the signal was acked
+        or filled: they get the provider's later changes."""
+        query = (
+            select(Instruction.device_id, Instruction.symbol)
+            .where(
+                Instruction.signal_id == signal_pk,
+                Instruction.action == "open",
+                Instruction.state.in_(("acked", "filled")),
+            )
+            .order_by(Instruction.device_id)
+        )
+        return [(int(row[0]), str(row[1])) for row in (await self.session.execute(query)).all()]
+
+    async def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(Instruction), list(rows))
+
+    async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
+        """The device's unreported instructions, oldest first; opens only while their
+        signal is open and unexpired and the device is not paused (age is the caller's)."""
+        servable_open = and_(
+            Signal.state == "open", Signal.expires_at > now, Device.paused.is_(False)
+        )
+        query = (
+            select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
+            .join(Signal, Signal.id == Instruction.signal_id)
+            .join(Device, Device.id == Instruction.device_id)
+            .where(
+                Instruction.device_id == device_pk,
+                Instruction.state == "pending",
+                or_(Instruction.action != "open", servable_open),
+            )
+            .order_by(Instruction.id)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
+
+    async def report_targets(self, public_ids: Iterable[str]) -> dict[str, ReportTarget]:
+        """The instructions that reports name, by public id, in one round trip per chunk."""
+        approval = and_(
+            Approval.signal_id == Instruction.signal_id, Approval.user_id == Device.owner_id
+        )
+        found: dict[str, ReportTarget] = {}
+        for part in chunks(sorted(public_ids)):
+            query = (
+                select(
+                    Instruction.public_id,
+                    Instruction.id,
+                    Instruction.device_id,
+                    Instruction.signal_id,
+                    Instruction.action,
+                    Instruction.symbol,
+                    Signal.side,
+                    Device.name,
+                    Device.owner_id,
+                    Approval.id,
+                    UserSettings.notify_fills,
+                    UserSettings.notify_errors,
+                    Referral.referred_id,
+                )
+                .join(Signal, Signal.id == Instruction.signal_id)
+                .join(Device, Device.id == Instruction.device_id)
+                .outerjoin(Approval, approval)
+                .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
+                .outerjoin(Referral, Referral.referred_id == Device.owner_id)
+                .where(Instruction.public_id.in_(part))
+            )
+            for row in (await self.session.execute(query)).all():
+                found[str(row[0])] = ReportTarget(
+                    instruction_pk=int(row[1]),
+                    device_pk=int(row[2]),
+                    signal_pk=int(row[3]),
+                    action=str(row[4]),
+                    symbol=str(row[5]),
+                    side=str(row[6]),
+                    device_name=str(row[7]),
+                    owner_id=int(row[8]),
+                    approval_id=row[9],
+                    notify_fills=True if row[10] is None else bool(row[10]),
+                    notify_errors=True if row[11] is None else bool(row[11]),
+                    referred=row[12] is not None,
+                )
+        return found
+
+    async def records_by_report_id(
+        self, keys: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[str, str]]:
+        """(device pk, report_id) → (record public id, content hash) of stored records."""
+        found: dict[tuple[int, str], tuple[str, str]] = {}
+        for part in chunks(sorted(keys)):
+            query = select(
+                ExecutionRecord.device_id,
+                ExecutionRecord.report_id,
+                ExecutionRecord.public_id,
+                ExecutionRecord.content_hash,
+            ).where(tuple_(ExecutionRecord.device_id, ExecutionRecord.report_id).in_(part))
+            for row in (await self.session.execute(query)).all():
+                found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
+        return found
+
+    async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.session.execute(insert(ExecutionRecord), list(rows))
+
+    async def set_states(self, changes: Sequence[tuple[int, str]]) -> None:
+        """Each (instruction pk, state its report gives it), in the order reported; an ack
+        only moves a pending instruction (a late ack never undoes a fill or an error)."""
+        table = cast(Table, Instruction.__table__)
+        acked = sorted({pk for pk, state in changes if state == "acked"})
+        final = {pk: state for pk, state in changes if state != "acked"}
+        if acked:
+            await self.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("pk"), table.c.state == "pending")
+                .values(state="acked"),
+                [{"pk": pk} for pk in acked],
+            )
+        if final:
+            await self.session.execute(
+                update(table).where(table.c.id == bindparam("pk")).values(state=bindparam("to")),
+                [{"pk": pk, "to": state} for pk, state in final.items()],
+            )
+
+    async def device_had_signal(self, device_pk: int, signal_public_id: str) -> int | None:
+        """The signal's pk if the device was ever sent an instruction for it."""
+        query = (
+            select(Signal.id)
+            .join(Instruction, Instruction.signal_id == Signal.id)
+            .where(Signal.public_id == signal_public_id, Instruction.device_id == device_pk)
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def records(
+        self, device_pk: int, signal_pk: int
+    ) -> list[tuple[ExecutionRecord, str, str]]:
+        """The device's records on the signal with their instruction's id and action."""
+        query = (
+            select(ExecutionRecord, Instruction.public_id, Instruction.action)
+            .join(Instruction, Instruction.id == ExecutionRecord.instruction_id)
+            .where(ExecutionRecord.device_id == device_pk, ExecutionRecord.signal_id == signal_pk)
+            .order_by(ExecutionRecord.id)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [(row[0], str(row[1]), str(row[2])) for row in rows]
+
+    async def report_rows(self, pairs: Sequence[tuple[int, int]]) -> list[ReportRow]:
+        """Every instruction (and its reports) of each (owner, signal), oldest first."""
+        signal_pks = sorted({signal_pk for _, signal_pk in pairs})
+        wanted = set(pairs)
+        found: list[ReportRow] = []
+        for part in chunks(signal_pks):
+            query = (
+                select(
+                    Device.owner_id,
+                    Instruction.signal_id,
+                    Device.id,
+                    Device.name,
+                    Instruction.action,
+                    ExecutionRecord.id,
+                    ExecutionRecord.kind,
+                    ExecutionRecord.ticket,
+                    ExecutionRecord.price,
+                    ExecutionRecord.volume,
+                    ExecutionRecord.profit,
+                    ExecutionRecord.code,
+                    ExecutionRecord.message,
+                )
+                .join(Device, Device.id == Instruction.device_id)
+                .outerjoin(ExecutionRecord, ExecutionRecord.instruction_id == Instruction.id)
+                .where(Instruction.signal_id.in_(part))
+                .order_by(Device.id, Instruction.id, ExecutionRecord.id)
+            )
+            for row in (await self.session.execute(query)).all():
+                if (int(row[0]), int(row[1])) in wanted:
+                    found.append(ReportRow(*tuple(row)))
+        return found
+
+    async def report_counts(self, signal_pk: int) -> dict[str, int]:
+        query = (
+            select(ExecutionRecord.kind, func.count())
+            .where(ExecutionRecord.signal_id == signal_pk)
+            .group_by(ExecutionRecord.kind)
+        )
+        return {str(row[0]): int(row[1]) for row in (await self.session.execute(query)).all()}
