@@ -32,7 +32,7 @@ POLL = "/api/v1/ea/instructions?wait=0"
 
 
 @pytest.fixture
-async def server(aiohttp_client: Any, container: Container) -> TestClient[Any, Any]:
+async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
 
 
@@ -415,7 +415,7 @@ async def test_failed_requests_do_not_count_as_seen(ea: EAClient, container: Con
 
 
 async def test_pending_flush_written_at_shutdown(
-    aiohttp_client: Any, container: Container, clock: FakeClock
+    container: Container, aiohttp_client: Any, clock: FakeClock
 ) -> None:
     server = await aiohttp_client(create_app(container))
     _device, credentials = await add_device(container)

@@ -18,7 +18,7 @@ from webhook_server import create_app
 
 
 @pytest.fixture
-async def server(aiohttp_client: Any, container: Container) -> TestClient[Any, Any]:
+async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
 
 

@@ -42,7 +42,7 @@ OWNER, OTHER = 3201, 3202
 
 
 @pytest.fixture
-async def server(aiohttp_client: Any, container: Container) -> TestClient[Any, Any]:
+async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
 
 

@@ -39,7 +39,7 @@ async def scrape(client: TestClient[Any, Any]) -> str:
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, container: Container) -> TestClient[Any, Any]:
+async def client(container: Container, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
 
 
@@ -162,7 +162,7 @@ def test_each_container_has_its_own_registry() -> None:
     "metrics_settings", [{"enabled": False}, {"port": 9464}], ids=["disabled", "own-port"]
 )
 async def test_metrics_leave_the_side_server_when_disabled_or_moved(
-    aiohttp_client: ClientFactory, container: Container, metrics_settings: dict[str, Any]
+    container: Container, aiohttp_client: ClientFactory, metrics_settings: dict[str, Any]
 ) -> None:
     container.settings = container.settings.model_copy(
         update={"metrics": container.settings.metrics.model_copy(update=metrics_settings)}
@@ -173,7 +173,7 @@ async def test_metrics_leave_the_side_server_when_disabled_or_moved(
 
 
 async def test_the_separate_metrics_listener_serves_them(
-    aiohttp_client: ClientFactory, container: Container
+    container: Container, aiohttp_client: ClientFactory
 ) -> None:
     container.metrics.updates.labels("message", "handled").inc()
     client = await aiohttp_client(create_metrics_app(container.metrics))

@@ -16,7 +16,7 @@ ClientFactory = Any
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, container: Container) -> TestClient[Any, Any]:
+async def client(container: Container, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
     app = create_app(container)
     app.router.add_post("/echo-size", _echo_size)
     app.router.add_get("/boom", _boom)

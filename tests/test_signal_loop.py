@@ -24,7 +24,7 @@ ALICE, BOB, CAROL = 3101, 3102, 3103
 
 
 @pytest.fixture
-async def server(aiohttp_client: Any, container: Container) -> TestClient[Any, Any]:
+async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
 
 
