@@ -54,6 +54,13 @@ def button(call: Call, text_part: str) -> str:
     raise AssertionError(f"no button with {text_part!r} in {buttons(call)}")
 
 
+async def start_usdt_payout(chat: Chat, fake_api: FakeBotAPI) -> None:
+    """/payout, choose USDT, give a valid address: the bot then asks for the amount."""
+    await chat.send(AFFILIATE, "/payout")
+    await chat.press(AFFILIATE, button(fake_api.last("sendMessage", AFFILIATE), "USDT"))
+    await chat.send(AFFILIATE, TRON_ADDRESS)
+
+
 async def test_below_minimum_says_what_is_missing(
     chat: Chat,
     settings: Settings,
@@ -152,9 +159,7 @@ async def test_reject_asks_reason_and_frees_amount(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await earn(chat, sessionmaker, settings, clock)
-    await chat.send(AFFILIATE, "/payout")
-    await chat.press(AFFILIATE, button(fake_api.last("sendMessage", AFFILIATE), "USDT"))
-    await chat.send(AFFILIATE, TRON_ADDRESS)
+    await start_usdt_payout(chat, fake_api)
     await chat.press(AFFILIATE, button(fake_api.last("sendMessage", AFFILIATE), "All"))
     await chat.press(AFFILIATE, button(fake_api.last("sendMessage", AFFILIATE), "Confirm"))
     [payout] = await rows(sessionmaker, Payout)
@@ -249,9 +254,7 @@ async def test_double_confirm_through_the_dispatcher_files_once(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await earn(chat, sessionmaker, settings, clock)
-    await chat.send(AFFILIATE, "/payout")
-    await chat.press(AFFILIATE, button(fake_api.last("sendMessage", AFFILIATE), "USDT"))
-    await chat.send(AFFILIATE, TRON_ADDRESS)
+    await start_usdt_payout(chat, fake_api)
     await chat.send(AFFILIATE, "80")
     data = button(fake_api.last("sendMessage", AFFILIATE), "Confirm")
     await asyncio.gather(chat.press(AFFILIATE, data), chat.press(AFFILIATE, data))
