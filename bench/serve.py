@@ -28,7 +28,25 @@ async def main(factory_path: str, port: int) -> None:
     await runner.cleanup()
 
 
+def run(factory_path: str, port: int) -> None:
+    """Serve; with BENCH_PROFILE=<dir>, write a cProfile of the whole run there."""
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    if not profile_dir:
+        asyncio.run(main(factory_path, port))
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(main(factory_path, port))
+    finally:
+        profiler.disable()
+        name = factory_path.replace(":", ".").replace("/", "_")
+        profiler.dump_stats(os.path.join(profile_dir, f"{name}.prof"))
+
+
 if __name__ == "__main__":
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {SERVER_CPU})
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    run(sys.argv[1], int(sys.argv[2]))

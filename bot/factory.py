@@ -6,7 +6,6 @@ import logging
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
@@ -29,6 +28,7 @@ from bot.middlewares import (
     UserMiddleware,
 )
 from bot.services.sending import install_send_path
+from bot.telegram_session import BotApiSession
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
+    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
     bot = Bot(
         token=settings.require_bot_token(),
         session=session,

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
+from db.sqlite_inline import inline_creator
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # No waiting inside SQLite: it would stop the event loop (db/sqlite_inline.py waits).
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_creator(parsed: URL) -> Callable[[], Any]:
+    """Connections on the loop's thread, opened as the pysqlite dialect would open them."""
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(parsed)
+    kwargs.pop("check_same_thread", None)  # inline_creator sets it
+    return inline_creator(str(args[0]), **kwargs)
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
@@ -29,6 +40,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     SQLite gets exactly one connection (pool 1, no overflow): with more, writers wait on
     each other inside SQLite's busy handler and p99 latency explodes (see DESIGN.md).
     Code must therefore never open a second session while holding one in the same task.
+    Its statements run on the event loop's thread (db/sqlite_inline.py).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -38,6 +50,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = _create_async_engine(
             url,
             echo=echo,
+            async_creator=_sqlite_creator(parsed),
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=0,

@@ -185,6 +185,8 @@ class Call:
     """Error code when the call was answered with an error (injected or validation), else None."""
     description: str | None = None
     """Error description when ``failed`` is set."""
+    content_type: str = ""
+    """The request's Content-Type without parameters (``application/json``, ...)."""
     result: Any = None
     """The ``result`` the server answered with (None for failed or still-pending calls)."""
 
@@ -981,7 +983,13 @@ class FakeBotAPI:
             params = await self._read_params(request)
         except ValueError:
             params = {}
-        call = Call(method=method, token=token, params=params, at=time.monotonic())
+        call = Call(
+            method=method,
+            token=token,
+            params=params,
+            at=time.monotonic(),
+            content_type=request.content_type if request.body_exists else "",
+        )
         self._record(call)
         key = method.lower()
         try:
