@@ -44,6 +44,7 @@ from bench.common import (
     server_process,
 )
 from bot.container import Container
+from bot.heap import freeze_startup_heap
 
 BOT_TOKEN = "123456789:" + "B" * 35
 SECRET = "bench-webhook-secret-" + "s" * 22
@@ -68,6 +69,7 @@ async def webhook_app() -> web.Application:
     intake = WebhookIntake(container, dp)
     await intake.start()
     app = create_app(container, intake=intake)
+    freeze_startup_heap()
 
     async def close(_app: web.Application) -> None:
         await intake.drain(5)
@@ -99,6 +101,7 @@ async def dispatcher_app() -> web.Application:
 
     app = web.Application()
     app.router.add_post(PATH, feed)
+    freeze_startup_heap()
     app.on_cleanup.append(close)
     return app
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.config import ConfigError, Settings
 from bot.container import Container
 from bot.factory import create_bot, create_container, create_dispatcher, set_commands
+from bot.heap import freeze_startup_heap
 from bot.metrics import create_metrics_app
 from bot.middlewares import InFlightMiddleware
 from bot.webhook import WebhookIntake, register_webhook
@@ -75,6 +76,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     expiry = asyncio.create_task(container.signals.run_expiry(container.sessionmaker, stop))
     try:
         side_app = create_app(container, intake=intake)
+        freeze_startup_heap()
         runners.append(await _start_site(side_app, settings.server.host, settings.server.port))
         logger.info("side server listening on %s:%s", settings.server.host, settings.server.port)
         if settings.metrics.enabled and settings.metrics.port:

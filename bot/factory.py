@@ -17,6 +17,7 @@ from bot.clock import Clock, utcnow
 from bot.commands import commands_for
 from bot.config import Settings
 from bot.container import Container
+from bot.filters_inline import run_filters_inline
 from bot.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
@@ -97,6 +98,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware())
     dp.include_routers(*get_routers())
+    run_filters_inline(dp)
     return dp
 
 

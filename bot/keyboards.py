@@ -231,14 +231,19 @@ def settings_keyboard(values: dict[str, bool]) -> InlineKeyboardMarkup:
 
 # --- devices ---
 def devices_list(devices: list[DeviceDTO]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for device in devices:
-        builder.button(
-            text=device.name, callback_data=DeviceCb(action=DeviceAction.MENU, device=device.pk)
-        )
-    builder.button(text=texts.BUTTON_ADD_DEVICE, callback_data=DevicesCb(action=DevicesAction.ADD))
-    builder.adjust(1)
-    return builder.as_markup()
+    # One button a row, built directly: /devices is frequent and the builder deep-copies.
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=device.name,
+                callback_data=DeviceCb(action=DeviceAction.MENU, device=device.pk).pack(),
+            )
+        ]
+        for device in devices
+    ]
+    add = DevicesCb(action=DevicesAction.ADD).pack()
+    rows.append([InlineKeyboardButton(text=texts.BUTTON_ADD_DEVICE, callback_data=add)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def device_platforms() -> InlineKeyboardMarkup:

@@ -75,13 +75,18 @@ class BotApiSession(AiohttpSession):
                 headers=_JSON_HEADERS,
                 timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
             ) as resp:
-                raw_result = await resp.text()
+                # Bytes: the Bot API answers UTF-8 JSON, which pydantic-core and json.loads
+                # read directly (no charset detection, no str copy).
+                raw_result = await resp.read()
         except TimeoutError as e:
             raise TelegramNetworkError(method=method, message="Request timeout error") from e
         except ClientError as e:
             raise TelegramNetworkError(method=method, message=f"{type(e).__name__}: {e}") from e
         response = self.check_response(
-            bot=bot, method=method, status_code=resp.status, content=raw_result
+            bot=bot,
+            method=method,
+            status_code=resp.status,
+            content=raw_result,
         )
         return cast(TelegramType, response.result)
 
@@ -90,7 +95,7 @@ class BotApiSession(AiohttpSession):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         status_code: int,
-        content: str,
+        content: str | bytes,
     ) -> Response[TelegramType]:
         parsed = response_type(method.__returning__)
         if HTTPStatus.OK <= status_code <= HTTPStatus.IM_USED:
@@ -102,4 +107,6 @@ class BotApiSession(AiohttpSession):
                 if response.ok:
                     return cast(Response[TelegramType], response)
         # An error answer: aiogram maps it to its exception types (retry_after, 403, ...).
+        if isinstance(content, bytes):
+            content = content.decode("utf-8", "replace")
         return super().check_response(bot, method, status_code, content)

@@ -1,0 +1,63 @@
+"""Run synchronous filters on the event loop instead of a thread.
+
+aiogram calls a filter that is not a coroutine (a magic filter such as ``F.text``, a
+``State`` used as a filter) through ``asyncio.to_thread``: every message that reaches
+such a handler pays a round trip to the thread pool, even though the check is an
+attribute lookup. ``run_filters_inline`` wraps each of them, once, at start-up, in a
+coroutine that calls it directly. A filter must therefore never block; ours are pure
+checks of the update (tests/test_routing.py keeps it that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiogram import Router
+from aiogram.dispatcher.event.handler import FilterObject, HandlerObject
+
+
+def _inline(callback: Callable[..., Any]) -> Callable[..., Any]:
+    async def call_inline(*args: Any, **kwargs: Any) -> Any:
+        return callback(*args, **kwargs)
+
+    return call_inline
+
+
+def handler_objects(router: Router) -> Iterator[HandlerObject]:
+    """Every handler of ``router`` and its sub-routers, and each observer's own filters."""
+    for observer in router.observers.values():
+        root = getattr(observer, "_handler", None)  # router.message.filter(...) lives here
+        if isinstance(root, HandlerObject):
+            yield root
+        yield from observer.handlers
+    for sub_router in router.sub_routers:
+        yield from handler_objects(sub_router)
+
+
+def sync_filters(router: Router) -> list[FilterObject]:
+    """The filters aiogram would run in a thread."""
+    return [
+        event_filter
+        for handler in handler_objects(router)
+        for event_filter in handler.filters or ()
+        if not event_filter.awaitable
+    ]
+
+
+def sync_handlers(router: Router) -> list[HandlerObject]:
+    """Handlers that are plain functions (aiogram would run them in a thread too)."""
+    found = [h for observer in router.observers.values() for h in observer.handlers]
+    return [h for h in found if not h.awaitable] + [
+        h for sub_router in router.sub_routers for h in sync_handlers(sub_router)
+    ]
+
+
+def run_filters_inline(router: Router) -> int:
+    """Make every synchronous filter of ``router`` (recursively) run inline; return how many."""
+    changed = sync_filters(router)
+    for event_filter in changed:
+        # The parameters aiogram passes were read from the original signature.
+        event_filter.callback = _inline(event_filter.callback)
+        event_filter.awaitable = True
+    return len(changed)
