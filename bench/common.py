@@ -215,7 +215,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 def measure_baseline(*, connections: int = 32, seconds: int = 10) -> Result:
     with server_process("bench.common:hello_app") as url:
-        count = 40_000 * seconds
+        count = 60_000 * seconds
         return run_wrk(
             "aiohttp hello-world (baseline)",
             url,

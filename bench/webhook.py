@@ -2,14 +2,15 @@
 
 `python -m bench.webhook [--seconds 10] [--connections 32] [--users 1000] [--database URL]`:
 migrates a fresh SQLite file (or the given PostgreSQL database, emptied first) and
-creates the users, starts the fake Bot API in its own process (on wrk's core, answering
-without any rate limit) and the real side server in webhook mode (``create_app`` with a
-``WebhookIntake``: secret check, claim, per-chat queues, the real dispatcher with every
-middleware, the /help handler reading the user from the database, the reply POSTed to the
-fake Bot API) pinned to one core. wrk replays signed deliveries (unique update ids,
-round-robin over the users); afterwards the benchmark waits until every accepted update
-has been answered. The figure that counts is updates processed per second, as a ratio
-to the bare aiohttp hello-world measured in the same run (floor 0.05, aim 0.15).
+creates the users with two devices each, starts the fake Bot API in its own process (on
+wrk's core, answering without any rate limit) and the real side server in webhook mode
+(``create_app`` with a ``WebhookIntake``: secret check, claim, per-chat queues, the real
+dispatcher with every middleware, the /devices handler reading the user's devices from
+the database, the reply with its keyboard POSTed to the fake Bot API) pinned to one
+core. wrk replays signed deliveries (unique update ids, round-robin over the users);
+afterwards the benchmark waits until every accepted update has been answered. The
+figure that counts is updates processed per second, as a ratio to the bare aiohttp
+hello-world measured in the same run (floor 0.05, aim 0.15).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ PREPARED_PER_SECOND = 6_000
 STATS_METHOD = "getBenchStats"
 SERVER = "bench.webhook:webhook_app"
 NORMAL_LOAD_COUNT = 200
+COMMAND = "/devices"
 
 
 # --------------------------------------------------------------------- the server process
@@ -201,10 +203,12 @@ def sent_replies(api_url: str) -> int:
 
 
 async def _prepare_database(database_url: str, users: int) -> None:
-    """Migrate (PostgreSQL: from scratch) and create the users, seen just now."""
+    """Migrate (PostgreSQL: from scratch) and create the users, each with two devices."""
+    from decimal import Decimal
+
     from db.engine import create_engine
     from db.migrate import upgrade
-    from db.models import User
+    from db.models import Device, User
 
     engine = create_engine(database_url)
     try:
@@ -234,6 +238,28 @@ async def _prepare_database(database_url: str, users: int) -> None:
                     for n in range(users)
                 ],
             )
+            await connection.execute(
+                insert(Device),
+                [
+                    {
+                        "public_id": f"bench-{n}-{k}",
+                        "owner_id": FIRST_USER + n,
+                        "name": f"{platform} terminal",
+                        "platform": platform,
+                        "key_version": 1,
+                        "paused": False,
+                        "lot_size": Decimal("0.10"),
+                        "symbol_map": {},
+                        "symbol_prefix": "",
+                        "symbol_suffix": "",
+                        "max_signal_age": 60,
+                        "created_at": now,
+                        "last_seen_at": now,
+                    }
+                    for n in range(users)
+                    for k, platform in enumerate(("mt4", "mt5"))
+                ],
+            )
     finally:
         await engine.dispose()
 
@@ -253,8 +279,8 @@ def deliveries(count: int, users: int, *, first_update: int = 1) -> Iterator[Req
                 "from": user,
                 "chat": {"id": user_id, "type": "private", "first_name": "Bench"},
                 "date": 1_767_268_800,
-                "text": "/help",
-                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                "text": COMMAND,
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(COMMAND)}],
             },
         }
         body = json.dumps(update, separators=(",", ":")).encode()
@@ -364,7 +390,7 @@ def measure(
 
 
 def run(seconds: int, connections: int, users: int, database: str | None) -> None:
-    print_header("webhook: /help through the whole stack")
+    print_header(f"webhook: {COMMAND} through the whole stack")
     # The machine is shared: the baseline is measured before and after, and averaged.
     before = measure_baseline(connections=connections, seconds=seconds)
     print(before.line())

@@ -22,6 +22,7 @@ from bot.services.sending import SendPath
 from bot.services.signal_publisher import SignalPublisher
 from bot.services.signals import SignalService, SubscriberCheck
 from bot.services.subscriptions import active_subscribers
+from bot.services.user_cache import UserCache
 from bot.updatelog import UpdateLog
 
 
@@ -52,6 +53,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)
     rate_limiter: RateLimiter | None = None
     update_log: UpdateLog = field(init=False)
+    user_cache: UserCache | None = field(init=False)
 
     def __post_init__(self) -> None:
         if self.notifier is None and self.bot is not None:
@@ -74,6 +76,8 @@ class Container:
         self.nonces = create_nonce_store(redis_url, prefix)
         self.device_activity = DeviceActivity(self.sessionmaker)
 
+        # One instance owns its users' rows; several could change them behind its back.
+        self.user_cache = UserCache() if not redis_url else None
         if self.rate_limiter is None:
             self.rate_limiter = create_rate_limiter(self.settings, self.clock)
         self.update_log = UpdateLog(self.metrics)

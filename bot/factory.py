@@ -91,7 +91,9 @@ def create_dispatcher(container: Container) -> Dispatcher:
     if settings.rate_limit.enabled and container.rate_limiter is not None:
         dp.update.outer_middleware(RateLimitMiddleware(container.rate_limiter, container.admin_ids))
     blocked = container.notifier.blocked if container.notifier is not None else None
-    dp.update.outer_middleware(UserMiddleware(container.admin_ids, container.clock, blocked))
+    dp.update.outer_middleware(
+        UserMiddleware(container.admin_ids, container.clock, blocked, container.user_cache)
+    )
     handler_names = HandlerNameMiddleware()
     for name, observer in dp.observers.items():
         if name not in {"update", "error"}:

@@ -3,13 +3,15 @@
 A delivery is claimed (its id and raw JSON inserted into ``processed_updates``) before
 Telegram gets its 200, then processed in the background: per chat in arrival order,
 at most ``webhook.max_concurrency`` at once. The row is marked handled inside the
-update's own transaction (bot/middlewares/inbox.py), so a crash mid-processing leaves it
-pending and recovery processes it later. docs/operations.md explains the choice.
+update's own transaction when the update wrote anything, else in a batch right after it
+(bot/middlewares/inbox.py), so a crash mid-processing leaves it pending and recovery
+processes it later. docs/operations.md explains the choice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 PRUNE_INTERVAL_S = 3600.0
+# Marks of read-only updates are written this often, in one statement (MarkBatcher).
+MARK_INTERVAL_S = 0.05
 
 
 class Receipt(StrEnum):
@@ -157,6 +161,68 @@ class ClaimBatcher:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
 
+class MarkBatcher:
+    """Batched "handled" marks for updates that only read (see bot/middlewares/inbox.py).
+
+    ``defer`` is called from an after-commit hook and only queues. Nobody waits for a
+    mark, so they are written every ``MARK_INTERVAL_S`` in one statement rather than one
+    by one. Ids stay in ``waiting`` until their mark is stored, so recovery leaves them
+    alone meanwhile; ``on_stored`` hears of each batch once it is written (or given up:
+    then recovery finds those updates pending and runs them again). A crash loses at
+    most the last interval's marks, and those updates are read-only ones.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        on_stored: Callable[[list[int]], None],
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.on_stored = on_stored
+        self.waiting: set[int] = set()
+        self._batch: list[int] = []
+        self._hurry = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def defer(self, update_id: int) -> None:
+        self.waiting.add(update_id)
+        self._batch.append(update_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._batch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), MARK_INTERVAL_S)
+            batch, self._batch = self._batch, []
+            await self._store(batch)
+
+    async def _store(self, batch: list[int]) -> None:
+        try:
+            async with self.sessionmaker.begin() as session:
+                await ProcessedUpdateRepository(session).mark_many_handled(batch, self.clock())
+        except Exception as exc:
+            logger.warning(
+                "%d handled updates stay pending (run again by recovery): %s",
+                len(batch),
+                type(exc).__name__,
+            )
+        finally:
+            self.waiting.difference_update(batch)
+            self.on_stored(batch)
+
+    async def flush(self) -> None:
+        """Store every mark queued so far, now."""
+        self._hurry.set()
+        try:
+            if self._flusher is not None:
+                await asyncio.gather(self._flusher, return_exceptions=True)
+        finally:
+            self._hurry.clear()
+
+
 class WebhookIntake:
     """Receives webhook deliveries for one dispatcher; see the module docstring."""
 
@@ -175,6 +241,7 @@ class WebhookIntake:
         concurrency = 1 if container.settings.is_sqlite else self.settings.max_concurrency
         self._queues = ChatQueues(concurrency)
         self._claims = ClaimBatcher(container.sessionmaker, container.clock)
+        self._marks = MarkBatcher(container.sessionmaker, container.clock, self._forget)
         self._active: set[int] = set()
         self._accepting = True
         self._maintenance: asyncio.Task[None] | None = None
@@ -188,13 +255,16 @@ class WebhookIntake:
             self._maintenance = asyncio.create_task(self._maintain())
 
     async def join(self) -> None:
-        """Wait until every accepted update has been processed (tests, benchmarks)."""
+        """Wait until every accepted update has been processed and marked (tests, benchmarks)."""
         await self._queues.join()
+        await self._marks.flush()
 
     async def drain(self, within: float) -> int:
         """Stop accepting (503 from now on) and let work finish; return what was left."""
         self._accepting = False
-        return await self._queues.drain(within)
+        left = await self._queues.drain(within)
+        await self._marks.flush()
+        return left
 
     async def close(self) -> None:
         self._accepting = False
@@ -204,6 +274,7 @@ class WebhookIntake:
             self._maintenance = None
         await self._queues.drain(0)
         await self._claims.close()
+        await self._marks.flush()
 
     # ------------------------------------------------------------------ receiving
 
@@ -234,6 +305,10 @@ class WebhookIntake:
         self._submit(update)
         return Receipt.ACCEPTED
 
+    def _forget(self, update_ids: list[int]) -> None:
+        """Their marks are stored (or given up): no longer in flight here."""
+        self._active.difference_update(update_ids)
+
     def _duplicate(self, update: Update) -> Receipt:
         trace = UpdateTrace.of(update)
         trace.outcome = Outcome.DUPLICATE
@@ -252,14 +327,15 @@ class WebhookIntake:
     async def _process(self, update: Update) -> None:
         trace = UpdateTrace.of(update)
         try:
-            await self.dp.feed_update(self.bot, update, trace=trace, **{CLAIMED_KEY: True})
+            await self.dp.feed_update(self.bot, update, trace=trace, **{CLAIMED_KEY: self._marks})
         except Exception:
             # The errors handler gave up (or something before our middlewares failed).
             logger.exception("update %s failed outside its handlers", update.update_id)
             if trace.outcome is None:
                 return  # not even started: leave it pending for recovery
         finally:
-            self._active.discard(update.update_id)
+            if update.update_id not in self._marks.waiting:
+                self._active.discard(update.update_id)
         if trace.outcome is Outcome.ERROR:
             # The failed update's transaction rolled back its mark; the user has had the
             # apology, so settle it rather than retrying a poison update forever.

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from db.sqlite_inline import inline_creator
+from db.writes import track_writes
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -57,10 +58,12 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             pool_timeout=30,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        return engine
-    return _create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    else:
+        engine = _create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    track_writes(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

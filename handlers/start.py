@@ -14,6 +14,7 @@ from bot.container import Container
 from bot.services.deeplink import parse_start_payload
 from bot.services.referrals import attribute_referral
 from bot.services.users import UserDTO
+from db.hooks import after_commit
 
 router = Router(name=__name__)
 
@@ -37,6 +38,9 @@ async def cmd_start(
             now=clock(),
         )
         if attribution is not None:
+            cache = container.user_cache
+            if cache is not None:  # the row now names its referrer
+                after_commit(session, lambda: cache.forget(user.id))
             await container.require_notifier().try_send(
                 attribution.referrer_id, texts.referral_joined(user.first_name)
             )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import commands as commands_module
 from bot import texts
 from bot.commands import CommandInfo
+from bot.container import Container
 from bot.errors import AppError
 from bot.factory import set_commands
 from bot.services.deeplink import parse_start_payload
@@ -109,15 +110,20 @@ async def test_user_row_refreshed_only_when_needed(
 
 
 async def test_blocked_user_who_writes_again_is_unblocked(
-    chat: Chat, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+    chat: Chat,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    container: Container,
+    fake_api: FakeBotAPI,
 ) -> None:
-    await chat.send(USER_ID, "/start")
-    async with sessionmaker.begin() as session:
-        user = await session.get(User, USER_ID)
-        assert user is not None
-        user.is_blocked = True
-        user.blocked_at = clock.now
-    await chat.send(USER_ID, "/help")
+    await chat.send(USER_ID, "/start")  # the user is now cached as seen a moment ago
+    fake_api.block_chat(USER_ID)
+    notifier = container.require_notifier()
+    assert await notifier.send(USER_ID, "a signal") is None  # 403: marked blocked
+    await notifier.blocked.drain()
+    user = await get_user(sessionmaker, USER_ID)
+    assert user is not None and user.is_blocked
+    fake_api.unblock_chat(USER_ID)
+    assert await chat.send(USER_ID, "/help")
     user = await get_user(sessionmaker, USER_ID)
     assert user is not None and not user.is_blocked and user.blocked_at is None
 

@@ -12,14 +12,18 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram import Bot, F
-from aiogram.types import Message
+from aiogram.types import Message, Update
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
+from bot import webhook as webhook_module
 from bot.config import ConfigError
 from bot.container import Container
 from bot.factory import create_bot, create_container
+from bot.middlewares.inbox import CLAIMED_KEY
+from bot.updatelog import Outcome, UpdateTrace
 from bot.webhook import ChatQueues, register_webhook
-from db.models import ProcessedUpdate
+from db.models import ProcessedUpdate, User
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session, message_update
 from tests.webhook_support import (
@@ -426,3 +430,101 @@ def test_webhook_mode_without_url_names_the_key(fake_api: FakeBotAPI) -> None:
     message = str(info.value)
     assert "webhook.url" in message and "WEBHOOK__URL" in message
     assert "\n" not in message
+
+
+# ---------------------------------------------------------------- where the mark is written
+
+
+class Statements:
+    """Records the SQL an engine sends (for counting writes)."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.seen: list[str] = []
+        self._engine = instance.container.engine.sync_engine
+        sa_event.listen(self._engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.seen.append(" ".join(statement.split()).lower())
+
+    def close(self) -> None:
+        sa_event.remove(self._engine, "before_cursor_execute", self._record)
+
+    def matching(self, prefix: str) -> list[str]:
+        return [s for s in self.seen if s.startswith(prefix)]
+
+
+async def test_read_only_updates_are_marked_after_their_transactions_in_one_batch(
+    hook: Instance, fake_api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = list(range(7301, 7311))
+    for n, user_id in enumerate(users):  # first contact writes the user: marked inline
+        await hook.deliver_and_wait({"update_id": 600 + n, **message_update(user_id, "/help")})
+    monkeypatch.setattr(webhook_module, "MARK_INTERVAL_S", 30.0)  # only join() flushes
+    statements = Statements(hook)
+    try:
+        answers = await asyncio.gather(
+            *(
+                hook.deliver({"update_id": 700 + n, **message_update(user_id, "/help")})
+                for n, user_id in enumerate(users)
+            )
+        )
+        assert all(status == 200 for status, _ in answers)
+        await fake_api.wait_for("sendMessage", lambda call: call.chat_id == users[-1], count=2)
+        await hook.intake.join()
+    finally:
+        statements.close()
+    for n in range(len(users)):
+        row = await hook.row(700 + n)
+        assert row is not None and row.handled_at is not None and row.payload is None
+    [mark] = statements.matching("update processed_updates")
+    assert " in (" in mark  # ten updates, one statement
+    # Nothing else was written for them: no per-update mark, no user refresh.
+    writes = [s for s in statements.seen if s.startswith(("update", "delete"))]
+    assert writes == [mark]
+
+
+async def test_an_update_that_wrote_is_marked_inside_its_own_transaction(
+    hook: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_module, "MARK_INTERVAL_S", 30.0)
+    statements = Statements(hook)
+    try:
+        # A first contact stores the user: the mark commits with it, before the answer.
+        await hook.deliver_and_wait({"update_id": 720, **message_update(7320, "/start")})
+    finally:
+        statements.close()
+    row = await hook.row(720)
+    assert row is not None and row.handled_at is not None
+    [mark] = statements.matching("update processed_updates")
+    assert " in (" not in mark  # the single-row mark of the update's own transaction
+    assert statements.seen.index(mark) > statements.seen.index(
+        next(s for s in statements.seen if s.startswith("insert into users"))
+    )
+
+
+async def test_a_writing_update_finished_elsewhere_first_is_rolled_back_quietly(
+    hook: Instance, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    # Another instance's recovery ran this update and stored its mark meanwhile.
+    async with hook.container.sessionmaker.begin() as session:
+        session.add(ProcessedUpdate(update_id=730, received_at=clock.now, handled_at=clock.now))
+
+    class Marks:
+        def __init__(self) -> None:
+            self.deferred: list[int] = []
+
+        def defer(self, update_id: int) -> None:
+            self.deferred.append(update_id)
+
+    marks = Marks()
+    update = Update.model_validate(
+        {"update_id": 730, **message_update(7330, "/start")}, context={"bot": hook.intake.bot}
+    )
+    trace = UpdateTrace.of(update)
+    await hook.dp.feed_update(hook.intake.bot, update, trace=trace, **{CLAIMED_KEY: marks})
+    assert trace.outcome is Outcome.DUPLICATE
+    async with hook.container.sessionmaker() as session:
+        assert await session.get(User, 7330) is None  # its write was rolled back
+    assert marks.deferred == []
+    texts = fake_api.texts(7330)
+    assert not any("something went wrong" in text for text in texts)  # no apology

@@ -10,6 +10,10 @@ from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
+class QuietRollback(Exception):
+    """Raised inside an update to roll its transaction back with no error reply."""
+
+
 class DbSessionMiddleware(BaseMiddleware):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
@@ -21,6 +25,9 @@ class DbSessionMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         # An exception rolls the whole update back before the errors handler answers.
-        async with self.sessionmaker() as session, session.begin():
-            data["session"] = session
-            return await handler(event, data)
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                data["session"] = session
+                return await handler(event, data)
+        except QuietRollback:
+            return None

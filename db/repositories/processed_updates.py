@@ -1,4 +1,5 @@
-"""Webhook updates: claimed on receipt, marked handled in the update's transaction.
+"""Webhook updates: claimed on receipt, marked handled in the update's transaction
+(when it wrote) or in a batch after it (when it only read).
 
 Core statements on the session's connection: this runs for every update, and the ORM's
 bulk-update machinery and statement building cost more than the query itself.
@@ -61,6 +62,18 @@ class ProcessedUpdateRepository:
         connection = await self.session.connection()
         result = await connection.execute(_MARK_HANDLED, {"b_update_id": update_id, "b_now": now})
         return bool(result.rowcount == 1)
+
+    async def mark_many_handled(self, update_ids: Sequence[int], now: datetime) -> int:
+        """Mark pending updates handled in one statement; return how many were pending."""
+        if not update_ids:
+            return 0
+        connection = await self.session.connection()
+        result = await connection.execute(
+            update(_TABLE)
+            .where(_TABLE.c.update_id.in_(update_ids), _TABLE.c.handled_at.is_(None))
+            .values(handled_at=now, payload=None)
+        )
+        return int(result.rowcount)
 
     async def pending(self, received_before: datetime, limit: int) -> list[tuple[int, str]]:
         """Claimed but unhandled updates received before the given time, oldest first."""
