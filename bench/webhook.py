@@ -267,7 +267,9 @@ async def _prepare_database(database_url: str, users: int) -> None:
 # --------------------------------------------------------------------- the load
 
 
-def deliveries(count: int, users: int, *, first_update: int = 1) -> Iterator[Request]:
+def deliveries(
+    count: int, users: int, *, first_update: int = 1, command: str = COMMAND
+) -> Iterator[Request]:
     headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
     for n in range(count):
         user_id = FIRST_USER + n % users
@@ -279,8 +281,8 @@ def deliveries(count: int, users: int, *, first_update: int = 1) -> Iterator[Req
                 "from": user,
                 "chat": {"id": user_id, "type": "private", "first_name": "Bench"},
                 "date": 1_767_268_800,
-                "text": COMMAND,
-                "entities": [{"type": "bot_command", "offset": 0, "length": len(COMMAND)}],
+                "text": command,
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
             },
         }
         body = json.dumps(update, separators=(",", ":")).encode()
@@ -319,9 +321,11 @@ async def _paced_answers(url: str, requests: list[Request], per_second: float) -
     return sorted(timings)
 
 
-def normal_load_latency(url: str, users: int, *, count: int = 200, per_second: float = 20) -> str:
+def normal_load_latency(
+    url: str, users: int, command: str, *, count: int = 200, per_second: float = 20
+) -> str:
     """Answer times at a normal load (``per_second`` updates/s, each processed meanwhile)."""
-    requests = list(deliveries(count, users, first_update=50_000_000))
+    requests = list(deliveries(count, users, first_update=50_000_000, command=command))
     timings = asyncio.run(_paced_answers(url, requests, per_second))
     p50, p99 = timings[len(timings) // 2], timings[int(len(timings) * 0.99) - 1]
     return (
@@ -354,12 +358,13 @@ def measure(
     seconds: int,
     connections: int,
     users: int,
+    command: str,
 ) -> tuple[Result, Result, float | None]:
     """Load one server with wrk; return (answers, updates processed, server CPU per update)."""
     with server_process(factory, env=env) as url:
         if factory == SERVER:
             before = sent_replies(api_url)
-            print(normal_load_latency(url, users, count=NORMAL_LOAD_COUNT))
+            print(normal_load_latency(url, users, command, count=NORMAL_LOAD_COUNT))
             wait_until_processed(api_url, before + NORMAL_LOAD_COUNT)
         initial = sent_replies(api_url)
         cpu_before = server_cpu_seconds(factory)
@@ -367,7 +372,9 @@ def measure(
         answers = run_wrk(
             f"{name}: HTTP answers",
             url,
-            deliveries(PREPARED_PER_SECOND * seconds, users, first_update=first_update),
+            deliveries(
+                PREPARED_PER_SECOND * seconds, users, first_update=first_update, command=command
+            ),
             connections=connections,
             seconds=seconds,
         )
@@ -389,8 +396,8 @@ def measure(
     return answers, processed, cpu
 
 
-def run(seconds: int, connections: int, users: int, database: str | None) -> None:
-    print_header(f"webhook: {COMMAND} through the whole stack")
+def run(seconds: int, connections: int, users: int, database: str | None, command: str) -> None:
+    print_header(f"webhook: {command} through the whole stack")
     # The machine is shared: the baseline is measured before and after, and averaged.
     before = measure_baseline(connections=connections, seconds=seconds)
     print(before.line())
@@ -416,7 +423,12 @@ def run(seconds: int, connections: int, users: int, database: str | None) -> Non
             "SENDING__GLOBAL_PER_SECOND": "1000000",
             "SENDING__PER_CHAT_INTERVAL_SECONDS": "0",
         }
-        common = {"seconds": seconds, "connections": connections, "users": users}
+        common = {
+            "seconds": seconds,
+            "connections": connections,
+            "users": users,
+            "command": command,
+        }
         webhook = measure("webhook", SERVER, env, api_url, first_update=1, **common)
         reference = measure(
             "dispatcher inline (reference)",
@@ -455,6 +467,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--database", help="postgresql+asyncpg://... (default: a SQLite file)")
+    parser.add_argument(
+        "--command", default=COMMAND, help="the command every update sends (default /devices)"
+    )
     parser.add_argument("--fake-api", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_api:
@@ -462,7 +477,7 @@ def main() -> None:
             os.sched_setaffinity(0, {CLIENT_CPU})
         asyncio.run(_serve_fake_api())
         return
-    run(args.seconds, args.connections, args.users, args.database)
+    run(args.seconds, args.connections, args.users, args.database, args.command)
 
 
 if __name__ == "__main__":

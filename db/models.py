@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,15 +47,27 @@ class ProcessedUpdate(Base):
     """Webhook updates accepted (claimed) by an instance: a redelivered update is a no-op.
 
     The row is inserted, with the raw update, before Telegram is answered; it is marked
-    handled inside the update's own transaction, so a crash mid-processing leaves it
-    pending (``handled_at`` NULL, payload kept) for recovery. See docs/operations.md.
+    handled with the update's writes (or in a batch after a read-only update), so a crash
+    mid-processing leaves it pending (``handled_at`` NULL, payload kept) for recovery.
+    See docs/operations.md. On SQLite ``update_id`` is the rowid (declared INTEGER), and
+    only pending rows are indexed for recovery (migration 0009 says why).
     """
 
     __tablename__ = "processed_updates"
+    __table_args__ = (
+        Index(
+            "ix_processed_updates_pending",
+            "received_at",
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+    )
 
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payload: Mapped[str | None] = mapped_column(Text)
 
 
