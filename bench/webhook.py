@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -423,20 +424,16 @@ def run(seconds: int, connections: int, users: int, database: str | None, comman
             "SENDING__GLOBAL_PER_SECOND": "1000000",
             "SENDING__PER_CHAT_INTERVAL_SECONDS": "0",
         }
-        common = {
-            "seconds": seconds,
-            "connections": connections,
-            "users": users,
-            "command": command,
-        }
-        webhook = measure("webhook", SERVER, env, api_url, first_update=1, **common)
-        reference = measure(
+        load = partial(
+            measure, seconds=seconds, connections=connections, users=users, command=command
+        )
+        webhook = load("webhook", SERVER, env, api_url, first_update=1)
+        reference = load(
             "dispatcher inline (reference)",
             "bench.webhook:dispatcher_app",
             env,
             api_url,
             first_update=10_000_000,
-            **common,
         )
     after = measure_baseline(connections=connections, seconds=seconds)
     print(after.line())
