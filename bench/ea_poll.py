@@ -38,7 +38,7 @@ from webhook_server import CONTAINER, create_app
 TARGET = "/api/v1/ea/instructions?wait=0"
 OWNER_ID = 1
 # A generous upper bound of requests per second, so wrk never runs out of prepared ones.
-PREPARED_PER_SECOND = 15_000
+PREPARED_PER_SECOND = 40_000
 
 Credentials = list[tuple[str, str]]
 

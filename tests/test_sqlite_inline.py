@@ -36,6 +36,16 @@ async def _count(engine: AsyncEngine) -> int:
         return int((await connection.execute(text("SELECT count(*) FROM fills"))).scalar_one())
 
 
+async def hold_the_write_lock(
+    engine: AsyncEngine, holding: asyncio.Event, release: asyncio.Event
+) -> None:
+    """Write, then keep the transaction open (a handler awaiting the Bot API in it)."""
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO fills (who) VALUES ('first')"))
+        holding.set()
+        await release.wait()
+
+
 class Ticker:
     """Counts event-loop turns while it runs: proof that nothing blocked the loop."""
 
@@ -71,19 +81,13 @@ async def test_a_writer_waits_for_another_connections_lock_while_the_loop_runs(
     first, second = engines
     holding, release = asyncio.Event(), asyncio.Event()
 
-    async def hold_the_write_lock() -> None:
-        async with first.begin() as connection:
-            await connection.execute(text("INSERT INTO fills (who) VALUES ('first')"))
-            holding.set()
-            await release.wait()  # e.g. a handler awaiting the Bot API inside its transaction
-
     async def write_meanwhile() -> None:
         await holding.wait()
         async with second.begin() as connection:
             await connection.execute(text("INSERT INTO fills (who) VALUES ('second')"))
 
     ticker = Ticker()
-    holder = asyncio.create_task(hold_the_write_lock())
+    holder = asyncio.create_task(hold_the_write_lock(first, holding, release))
     writer = asyncio.create_task(write_meanwhile())
     await holding.wait()
     await asyncio.sleep(0.1)
@@ -102,14 +106,7 @@ async def test_a_lock_held_too_long_fails_the_writer_after_the_busy_timeout(
     monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_S", 0.2)
     first, second = engines
     holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_the_write_lock() -> None:
-        async with first.begin() as connection:
-            await connection.execute(text("INSERT INTO fills (who) VALUES ('first')"))
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold_the_write_lock())
+    holder = asyncio.create_task(hold_the_write_lock(first, holding, release))
     await holding.wait()
     ticker = Ticker()
     loop = asyncio.get_running_loop()
