@@ -17,7 +17,7 @@ from bot.clock import Clock, utcnow
 from bot.commands import commands_for
 from bot.config import Settings
 from bot.container import Container
-from bot.filters_inline import run_filters_inline
+from bot.fast_filters import run_filters_inline
 from bot.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,

@@ -1,4 +1,4 @@
-"""No filter or handler of ours runs on aiogram's thread pool (bot/filters_inline.py)."""
+"""No filter or handler of ours runs on aiogram's thread pool (bot/fast_filters.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 
-from bot.filters_inline import run_filters_inline, sync_filters, sync_handlers
+from bot.fast_filters import run_filters_inline, sync_filters, sync_handlers
 from tests.fake_bot_api import message_update
 
 

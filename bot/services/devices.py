@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram import html
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
@@ -79,7 +80,8 @@ class DeviceDTO:
     last_seen_at: datetime | None
 
     @classmethod
-    def from_model(cls, device: Device, *, last_seen_at: datetime | None) -> DeviceDTO:
+    def from_model(cls, device: Device | Row[Any], *, last_seen_at: datetime | None) -> DeviceDTO:
+        """From the ORM object or a row of the devices table (the same attribute names)."""
         return cls(
             pk=device.id,
             public_id=device.public_id,
@@ -200,7 +202,7 @@ class DeviceService:
         return self.settings.max_per_user
 
     async def list_owned(self, owner_id: int) -> list[DeviceDTO]:
-        return [self._dto(device) for device in await self.repo.active_for_owner(owner_id)]
+        return [self._dto(row) for row in await self.repo.active_rows_for_owner(owner_id)]
 
     async def get(self, owner_id: int, device_pk: int) -> DeviceDTO:
         return self._dto(await self._owned(owner_id, device_pk))
@@ -333,7 +335,7 @@ class DeviceService:
         secret = self.container.device_keys.secret(device.public_id, device.key_version)
         return Credentials(device_id=device.public_id, secret=secret)
 
-    def _dto(self, device: Device) -> DeviceDTO:
+    def _dto(self, device: Device | Row[Any]) -> DeviceDTO:
         last_seen = self.container.device_activity.last_seen(device.id, device.last_seen_at)
         return DeviceDTO.from_model(device, last_seen_at=last_seen)
 

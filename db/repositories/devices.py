@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Device, User
@@ -14,6 +17,14 @@ _ACTIVE_FOR_OWNER = (
     .where(Device.owner_id == bindparam("owner_id"), Device.revoked_at.is_(None))
     .order_by(Device.created_at, Device.id)
 )
+_DEVICES = cast(Table, Device.__table__)
+# The same rows as plain tuples: for a list that is only shown, ORM objects (identity
+# map, instance state) cost more than the query.
+_ACTIVE_ROWS_FOR_OWNER = (
+    select(_DEVICES)
+    .where(_DEVICES.c.owner_id == bindparam("owner_id"), _DEVICES.c.revoked_at.is_(None))
+    .order_by(_DEVICES.c.created_at, _DEVICES.c.id)
+)
 
 
 class DeviceRepository:
@@ -23,6 +34,11 @@ class DeviceRepository:
     async def active_for_owner(self, owner_id: int) -> list[Device]:
         result = await self.session.scalars(_ACTIVE_FOR_OWNER, {"owner_id": owner_id})
         return list(result.all())
+
+    async def active_rows_for_owner(self, owner_id: int) -> Sequence[Row[Any]]:
+        """Like ``active_for_owner``, as read-only rows with the same attribute names."""
+        result = await self.session.execute(_ACTIVE_ROWS_FOR_OWNER, {"owner_id": owner_id})
+        return result.all()
 
     async def get_active(self, owner_id: int, device_pk: int) -> Device | None:
         """The device if it exists, belongs to ``owner_id`` and is not revoked."""

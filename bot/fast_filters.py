@@ -1,11 +1,12 @@
-"""Run synchronous filters on the event loop instead of a thread.
+"""Synchronous filters run on the event loop, not on aiogram's thread pool.
 
+An update visits the routers in order and each handler's filters until one matches.
 aiogram calls a filter that is not a coroutine (a magic filter such as ``F.text``, a
-``State`` used as a filter) through ``asyncio.to_thread``: every message that reaches
-such a handler pays a round trip to the thread pool, even though the check is an
-attribute lookup. ``run_filters_inline`` wraps each of them, once, at start-up, in a
-coroutine that calls it directly. A filter must therefore never block; ours are pure
-checks of the update (tests/test_routing.py keeps it that way).
+``State`` used as a filter) through ``asyncio.to_thread``: a round trip to the thread
+pool for an attribute lookup, paid by every message that passes such a handler.
+``run_filters_inline`` wraps each, once, when the dispatcher is built (bot/factory.py),
+in a coroutine that calls it directly. A filter must therefore never block; ours are
+pure checks of the update (tests/test_routing.py keeps it that way).
 """
 
 from __future__ import annotations
