@@ -55,7 +55,11 @@ async def fake_bot_api_app() -> web.Application:
     message_ids = itertools.count(1)
 
     async def handle(request: web.Request) -> web.Response:
-        form = await request.post()
+        # Like Telegram: a form (aiogram's own session) or JSON (ours, bot/telegram_session.py).
+        if request.content_type == "application/json":
+            form = await request.json()
+        else:
+            form = dict(await request.post())
         chat_id = int(str(form["chat_id"]))
         result = {
             "message_id": next(message_ids),
@@ -159,6 +163,7 @@ async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float]
         _env_file=None,
         bot_token=TOKEN,
         provider_token="bench-provider-token",
+        master_key="bench-master-key-" + "m" * 27,
         telegram={"api_base": url, "admin_ids": []},
         database={"url": f"sqlite+aiosqlite:///{database}"},
         sending={
