@@ -1,6 +1,7 @@
 """Telegram webhook updates per second through the whole stack, against hello-world.
 
-`python -m bench.webhook [--seconds 10] [--connections 32] [--users 1000] [--database URL]`:
+`python -m bench.webhook [--seconds 10] [--connections 32] [--users 1000] [--database URL]
+[--command /devices]`:
 migrates a fresh SQLite file (or the given PostgreSQL database, emptied first) and
 creates the users with two devices each, starts the fake Bot API in its own process (on
 wrk's core, answering without any rate limit) and the real side server in webhook mode
