@@ -12,7 +12,6 @@ for scale.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import statistics
@@ -21,46 +20,27 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import insert
 
-from bench.common import CLIENT_CPU, free_port, measure_baseline, print_header, server_process
+from bench.common import (
+    BENCH_BOT_ID,
+    CLIENT_CPU,
+    free_port,
+    measure_baseline,
+    minimal_bot_api_app,
+    print_header,
+    server_process,
+)
 from bench.ea_support import BenchDevice, prepare_devices, settings_for, signed
 from bot.callbacks import SignalVote, Vote
 from bot.factory import create_container
 from db.models import Approval
 
-BOT_ID = 123456789
 WAIT_S = 25
 POLL_TARGET = f"/api/v1/ea/instructions?wait={WAIT_S}"
-
-
-async def fake_bot_api() -> web.Application:
-    """Telegram's answers to what the bot calls here, with nothing recorded."""
-    message_ids = itertools.count(1)
-
-    async def handle(request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        form = await request.post()
-        result: Any = True
-        if method == "getMe":
-            result = {"id": BOT_ID, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}
-        elif method in ("sendMessage", "editMessageText"):
-            chat_id = int(str(form.get("chat_id", 0)))
-            result = {
-                "message_id": int(str(form.get("message_id", 0))) or next(message_ids),
-                "date": int(time.time()),
-                "chat": {"id": chat_id, "type": "private", "first_name": "U"},
-                "text": str(form.get("text", "")),
-            }
-        return web.json_response({"ok": True, "result": result})
-
-    app = web.Application()
-    app.router.add_post("/bot{token}/{method}", handle)
-    return app
 
 
 async def prepare(database_url: str, count: int) -> tuple[list[BenchDevice], int]:
@@ -89,7 +69,7 @@ async def prepare(database_url: str, count: int) -> tuple[list[BenchDevice], int
 
 
 def press_update(update_id: int, device: BenchDevice, message_id: int, signal_pk: int) -> str:
-    user = {"id": device.owner_id, "is_bot": False, "first_name": "U"}
+    user = {"id": device.owner_id, "is_bot": False, "first_name": "Bench", "language_code": "en"}
     return json.dumps(
         {
             "update_id": update_id,
@@ -98,7 +78,7 @@ def press_update(update_id: int, device: BenchDevice, message_id: int, signal_pk
                 "from": user,
                 "message": {
                     "message_id": message_id,
-                    "from": {"id": BOT_ID, "is_bot": True, "first_name": "Bench"},
+                    "from": {"id": BENCH_BOT_ID, "is_bot": True, "first_name": "Bench"},
                     "chat": {"id": device.owner_id, "type": "private", "first_name": "U"},
                     "date": int(time.time()),
                     "text": "signal",
@@ -204,7 +184,7 @@ async def measure(base: str, devices: list[BenchDevice], signal_pk: int, presses
 
 
 async def run_fake_api(port: int) -> web.AppRunner:
-    runner = web.AppRunner(await fake_bot_api(), access_log=None)
+    runner = web.AppRunner(await minimal_bot_api_app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner

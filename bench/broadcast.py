@@ -18,7 +18,6 @@ It prints the time per message of each and what our pipeline adds per message.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import sys
@@ -33,10 +32,9 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import InlineKeyboardMarkup
-from aiohttp import web
 from sqlalchemy import func, insert, select
 
-from bench.common import CLIENT_CPU, print_header, server_process
+from bench.common import CLIENT_CPU, print_header, server_process, user_rows
 from bot.config import Settings, SignalsSettings
 from bot.factory import create_bot, create_container
 from bot.services.signal_dto import ApprovalDTO, SignalDTO
@@ -48,30 +46,6 @@ from db.models import Approval, User
 TOKEN = "123456789:" + "B" * 35
 CONCURRENCY = 50
 FIRST_USER = 10_000_000
-
-
-async def fake_bot_api_app() -> web.Application:
-    """Answers sendMessage like Telegram, with no limit and nothing recorded."""
-    message_ids = itertools.count(1)
-
-    async def handle(request: web.Request) -> web.Response:
-        # Like Telegram: a form (aiogram's own session) or JSON (ours, bot/telegram_session.py).
-        if request.content_type == "application/json":
-            form = await request.json()
-        else:
-            form = dict(await request.post())
-        chat_id = int(str(form["chat_id"]))
-        result = {
-            "message_id": next(message_ids),
-            "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private", "first_name": "U"},
-            "text": str(form.get("text", "")),
-        }
-        return web.json_response({"ok": True, "result": result})
-
-    app = web.Application()
-    app.router.add_post("/bot{token}/{method}", handle)
-    return app
 
 
 def _bodies(count: int) -> list[dict[str, str]]:
@@ -178,20 +152,7 @@ async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float]
         await upgrade(container.engine)
         now = container.clock()
         async with container.sessionmaker.begin() as session:
-            await session.execute(
-                insert(User),
-                [
-                    {
-                        "id": FIRST_USER + index,
-                        "first_name": "U",
-                        "role": "user",
-                        "created_at": now,
-                        "last_seen_at": now,
-                        "is_blocked": False,
-                    }
-                    for index in range(count)
-                ],
-            )
+            await session.execute(insert(User), user_rows(FIRST_USER, count, now))
         draft = validate_new_signal(
             {
                 "symbol": "EURUSD",
@@ -223,7 +184,7 @@ async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float]
 
 async def main(count: int) -> None:
     with (
-        server_process("bench.broadcast:fake_bot_api_app") as url,
+        server_process("bench.common:minimal_bot_api_app") as url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         # Warm up both paths (connections, imports, caches) on a small run.

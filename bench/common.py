@@ -8,6 +8,7 @@ Python beforehand (signed ones need unique nonces) and replayed by bench/wrk.lua
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -19,7 +20,9 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -163,6 +166,61 @@ def run_wrk(
 def repeat(request: Request, count: int) -> Iterator[Request]:
     for _ in range(count):
         yield request
+
+
+# --- what several benchmarks share -----------------------------------------------------
+
+BENCH_BOT_ID = 123456789
+
+
+def user_rows(first_id: int, count: int, now: datetime) -> list[dict[str, Any]]:
+    """``count`` users (ids from ``first_id``) for ``insert(User)``, seen at ``now``."""
+    return [
+        {
+            "id": first_id + index,
+            "first_name": "Bench",
+            "language_code": "en",
+            "role": "user",
+            "created_at": now,
+            "last_seen_at": now,
+            "is_blocked": False,
+        }
+        for index in range(count)
+    ]
+
+
+async def minimal_bot_api_app() -> web.Application:
+    """Telegram's answers to getMe, sendMessage and editMessageText, with no limit and
+    nothing recorded (``True`` for anything else). Reads JSON bodies (our session) and
+    forms (aiogram's own), as Telegram does."""
+    message_ids = itertools.count(1)
+
+    async def handle(request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params: dict[str, Any] = await request.json()
+        else:
+            params = dict(await request.post())
+        result: Any = True
+        if method == "getMe":
+            result = {
+                "id": BENCH_BOT_ID,
+                "is_bot": True,
+                "first_name": "Bench",
+                "username": "bench_bot",
+            }
+        elif method in ("sendMessage", "editMessageText"):
+            result = {
+                "message_id": int(str(params.get("message_id", 0))) or next(message_ids),
+                "date": int(time.time()),
+                "chat": {"id": int(str(params["chat_id"])), "type": "private", "first_name": "U"},
+                "text": str(params.get("text", "")),
+            }
+        return web.json_response({"ok": True, "result": result})
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", handle)
+    return app
 
 
 # --- servers in their own process ------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import insert
 
-from bench.common import Request
+from bench.common import Request, user_rows
 from bot.config import Settings
 from bot.factory import create_bot, create_container, create_dispatcher
 from bot.services.device_keys import derive_secret, new_device_id
@@ -64,20 +64,7 @@ async def prepare_devices(settings: Settings, owners: int) -> tuple[list[BenchDe
         now = datetime.now(UTC)
         devices: list[BenchDevice] = []
         async with container.sessionmaker.begin() as session:
-            await session.execute(
-                insert(User),
-                [
-                    {
-                        "id": FIRST_USER + index,
-                        "first_name": "U",
-                        "role": "user",
-                        "created_at": now,
-                        "last_seen_at": now,
-                        "is_blocked": False,
-                    }
-                    for index in range(owners)
-                ],
-            )
+            await session.execute(insert(User), user_rows(FIRST_USER, owners, now))
             for index in range(owners):
                 public_id = new_device_id()
                 device = Device(

@@ -45,6 +45,7 @@ from bench.common import (
     print_header,
     run_wrk,
     server_process,
+    user_rows,
 )
 from bot.container import Container
 from bot.heap import freeze_startup_heap
@@ -221,25 +222,7 @@ async def _prepare_database(database_url: str, users: int) -> None:
         await upgrade(engine)
         now = datetime.now(UTC)
         async with engine.begin() as connection:
-            await connection.execute(
-                insert(User),
-                [
-                    {
-                        "id": FIRST_USER + n,
-                        "first_name": "Bench",
-                        "last_name": None,
-                        "username": None,
-                        "language_code": "en",
-                        "role": "user",
-                        "created_at": now,
-                        "last_seen_at": now,
-                        "is_blocked": False,
-                        "blocked_at": None,
-                        "referred_by_id": None,
-                    }
-                    for n in range(users)
-                ],
-            )
+            await connection.execute(insert(User), user_rows(FIRST_USER, users, now))
             await connection.execute(
                 insert(Device),
                 [
