@@ -45,6 +45,7 @@ from bench.common import (
     print_header,
     run_wrk,
     server_process,
+    stop_process,
     user_rows,
 )
 from bot.container import Container
@@ -182,12 +183,7 @@ def fake_api_process() -> Iterator[str]:
             raise RuntimeError("the fake Bot API did not start")
         yield base_url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 async def _sent(api_url: str) -> int:

@@ -46,14 +46,6 @@ def sync_filters(router: Router) -> list[FilterObject]:
     ]
 
 
-def sync_handlers(router: Router) -> list[HandlerObject]:
-    """Handlers that are plain functions (aiogram would run them in a thread too)."""
-    found = [h for observer in router.observers.values() for h in observer.handlers]
-    return [h for h in found if not h.awaitable] + [
-        h for sub_router in router.sub_routers for h in sync_handlers(sub_router)
-    ]
-
-
 def run_filters_inline(router: Router) -> int:
     """Make every synchronous filter of ``router`` (recursively) run inline; return how many."""
     changed = sync_filters(router)
