@@ -28,6 +28,7 @@ from bot.middlewares import (
     UpdateLogMiddleware,
     UserMiddleware,
 )
+from bot.middlewares.db import release_database_first
 from bot.services.sending import install_send_path
 from bot.telegram_session import BotApiSession
 from db.engine import create_engine, create_sessionmaker
@@ -43,7 +44,9 @@ def create_bot(settings: Settings) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
-    # Every message the bot sends or edits goes through the one rate-limited path.
+    # An update's read-only transaction is let go of before any wait on Telegram...
+    bot.session.middleware(release_database_first)
+    # ...and every message the bot sends or edits goes through the one rate-limited path.
     install_send_path(bot, settings.sending)
     return bot
 

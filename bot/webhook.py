@@ -236,10 +236,9 @@ class WebhookIntake:
         self.clock = container.clock
         self.sessionmaker = container.sessionmaker
         self.log = container.update_log
-        # SQLite has one connection and every update holds it from its first statement to
-        # its commit, so more would only queue for it ahead of the claims (Telegram's answer).
-        concurrency = 1 if container.settings.is_sqlite else self.settings.max_concurrency
-        self._queues = ChatQueues(concurrency)
+        # An update holds the database only while it works with it, not while it waits on
+        # Telegram (db/update_session.py), so SQLite's one connection serves them all.
+        self._queues = ChatQueues(self.settings.max_concurrency)
         self._claims = ClaimBatcher(container.sessionmaker, container.clock)
         self._marks = MarkBatcher(container.sessionmaker, container.clock, self._forget)
         self._active: set[int] = set()

@@ -7,8 +7,10 @@ which saves a write and a commit per update (bot/webhook.py).
 
 Every statement passes ``before_cursor_execute`` on its connection; a write sets a flag
 in the connection's ``info``, which ``after_begin`` clears when a session's transaction
-takes the connection. ORM flushes, Core statements through ``session.connection()`` and
-text SQL are all seen. Anything that is not plainly a read counts as a write.
+takes the connection (and the session forgets the connection when that transaction
+ends). ORM flushes, Core statements through ``session.connection()`` and text SQL are
+all seen. Anything that is not plainly a read counts as a write, and so does a
+``SELECT ... FOR UPDATE``: it locks rows for a write to come.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ def _note_write(
     _executemany: bool,
 ) -> None:
     dml = context is not None and (context.isinsert or context.isupdate or context.isdelete)
-    if dml or not statement.lstrip()[:7].upper().startswith(_READS):
+    if dml or _locks(context) or not statement.lstrip()[:7].upper().startswith(_READS):
         conn.info[_WROTE] = True
+
+
+def _locks(context: Any) -> bool:
+    """A SELECT ... FOR UPDATE: it takes row locks for a write to come (on SQLite, which
+    renders no FOR UPDATE, the intent is only in the statement object)."""
+    statement = getattr(getattr(context, "compiled", None), "statement", None)
+    return getattr(statement, "_for_update_arg", None) is not None
 
 
 def track_writes(engine: AsyncEngine) -> None:
@@ -49,6 +58,13 @@ def _remember_connection(
 ) -> None:
     connection.info[_WROTE] = False
     session.info[_CONNECTION] = connection
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, transaction: SessionTransaction) -> None:
+    # The next transaction (the session autobegins one) takes a connection of its own.
+    if transaction.parent is None:
+        session.info.pop(_CONNECTION, None)
 
 
 def session_wrote(session: AsyncSession | Session) -> bool:

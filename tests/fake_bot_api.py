@@ -594,6 +594,7 @@ class FakeBotAPI:
         self._commands: dict[tuple[str, str], list[Any]] = {}
         self._descriptions: dict[tuple[str, str], str] = {}
         self._custom: dict[str, Handler] = {}
+        self._holds: dict[str, asyncio.Event] = {}
         self._handlers: dict[str, Handler] = {
             "getme": lambda call: self.me,
             "sendmessage": self._send_message,
@@ -888,6 +889,12 @@ class FakeBotAPI:
         """Undo :meth:`block_chat`."""
         self.blocked_chats.discard(chat_id)
 
+    def hold(self, method: str) -> asyncio.Event:
+        """Answers to ``method`` wait (the call already recorded) until the returned event
+        is set; then they are answered as usual. A slow Telegram, on demand."""
+        gate = self._holds[method.lower()] = asyncio.Event()
+        return gate
+
     def set_handler(self, method: str, handler: Handler | None) -> None:
         """Override (or with None restore) the answer for ``method``; the handler gets the
         recorded :class:`Call` and returns the ``result`` or raises :class:`FakeApiError`.
@@ -992,6 +999,9 @@ class FakeBotAPI:
         )
         self._record(call)
         key = method.lower()
+        gate = self._holds.get(key)
+        if gate is not None:
+            await gate.wait()
         try:
             failure = self._injected_failure(call)
             if failure is not None:

@@ -1,13 +1,19 @@
-"""One database transaction per update; committed when the handler returns."""
+"""One database session per update, committed when the handler returns; and the request
+middleware that lets go of it before the bot waits on Telegram (db/update_session.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import NextRequestMiddlewareType
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.update_session import release_if_read_only, update_session
 
 
 class QuietRollback(Exception):
@@ -24,10 +30,28 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        # An exception rolls the whole update back before the errors handler answers.
-        try:
-            async with self.sessionmaker() as session, session.begin():
-                data["session"] = session
-                return await handler(event, data)
-        except QuietRollback:
-            return None
+        async with self.sessionmaker() as session:
+            data["session"] = session
+            try:
+                with update_session(session):
+                    result = await handler(event, data)
+            except QuietRollback:
+                await session.rollback()
+                return None
+            except Exception:
+                # The whole update is rolled back before the errors handler answers.
+                await session.rollback()
+                raise
+            # What the handler did after a release (if anything) is a transaction of its own.
+            await session.commit()
+            return result
+
+
+async def release_database_first(
+    make_request: NextRequestMiddlewareType[TelegramType],
+    bot: Bot,
+    method: TelegramMethod[TelegramType],
+) -> Response[TelegramType]:
+    """Bot API request middleware, outermost: no read-only transaction waits on Telegram."""
+    await release_if_read_only()
+    return await make_request(bot, method)

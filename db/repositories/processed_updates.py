@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +25,13 @@ _MARK_HANDLED = (
     .values(handled_at=bindparam("b_now", type_=UTCDateTime()), payload=None)
 )
 
+_CLAIM = {
+    name: insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=[_TABLE.c.update_id])
+    .returning(_TABLE.c.update_id)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
 
 class ProcessedUpdateRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -39,18 +46,11 @@ class ProcessedUpdateRepository:
         if not updates:
             return set()
         connection = await self.session.connection()
-        insert: Any = (
-            postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        )
-        statement = (
-            insert(_TABLE)
-            .values(
-                [{"update_id": uid, "received_at": now, "payload": raw} for uid, raw in updates]
-            )
-            .on_conflict_do_nothing(index_elements=[_TABLE.c.update_id])
-            .returning(_TABLE.c.update_id)
-        )
-        return set((await connection.execute(statement)).scalars())
+        statement = _CLAIM[connection.dialect.name]
+        rows = [{"update_id": uid, "received_at": now, "payload": raw} for uid, raw in updates]
+        # One statement built once, run for all rows (SQLAlchemy's "insertmanyvalues" sends
+        # them as multi-row INSERTs); a statement with the rows in it compiles per batch.
+        return set((await connection.execute(statement, rows)).scalars())
 
     async def mark_handled(self, update_id: int, now: datetime) -> bool:
         """Mark a pending update handled; False when it was handled already.
