@@ -12,6 +12,11 @@ core. wrk replays signed deliveries (unique update ids, round-robin over the use
 afterwards the benchmark waits until every accepted update has been answered. The
 figure that counts is updates processed per second, as a ratio to the bare aiohttp
 hello-world measured in the same run (floor 0.05, aim 0.15).
+
+Two references run the same load: our dispatcher fed inline per request (no webhook
+layer), and the stack alone (``skeleton_app``: aiogram and SQLAlchemy with one handler,
+one SELECT and a plain reply, nothing of ours), which bounds what any code built on
+that stack can reach here.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 import aiohttp
 from aiogram import Dispatcher
 from aiohttp import web
-from sqlalchemy import insert, text
+from sqlalchemy import bindparam, insert, select, text
 
 from bench.common import (
     CLIENT_CPU,
@@ -104,6 +109,58 @@ async def dispatcher_app() -> web.Application:
 
     async def close(_app: web.Application) -> None:
         await _close(container, dp)
+
+    app = web.Application()
+    app.router.add_post(PATH, feed)
+    freeze_startup_heap()
+    app.on_cleanup.append(close)
+    return app
+
+
+async def skeleton_app() -> web.Application:
+    """The fixed stack's own floor: what aiogram and SQLAlchemy cost with nothing of ours.
+
+    Per request: the Update parsed by aiogram, a Dispatcher with one router and one
+    ``Command`` handler (the benchmark's command), one SELECT of the user's devices in a
+    session of its own (our engine: SQLite on the loop's thread), the names sent back as
+    plain text with ``message.answer`` (through our JSON Bot API session, the cheaper
+    one). No secret check, claim, queue, middleware, user row, keyboard, rate limit, log
+    or metrics.
+    """
+    from aiogram import Bot, Router
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.filters import Command
+    from aiogram.types import Message, Update
+
+    from bot.telegram_session import BotApiSession
+    from db.engine import create_engine, create_sessionmaker
+    from db.models import Device
+
+    engine = create_engine(os.environ["DATABASE__URL"])
+    sessionmaker = create_sessionmaker(engine)
+    api = TelegramAPIServer.from_base(os.environ["TELEGRAM__API_BASE"])
+    bot = Bot(BOT_TOKEN, session=BotApiSession(api=api))
+    names = select(Device.name).where(Device.owner_id == bindparam("owner"))
+    router = Router()
+
+    @router.message(Command(os.environ.get("BENCH_COMMAND", COMMAND).lstrip("/")))
+    async def devices(message: Message) -> None:
+        assert message.from_user is not None
+        async with sessionmaker() as session:
+            rows = (await session.execute(names, {"owner": message.from_user.id})).all()
+        await message.answer("\n".join(name for (name,) in rows) or "none")
+
+    dp = Dispatcher()
+    dp.include_router(router)
+
+    async def feed(request: web.Request) -> web.Response:
+        update = Update.model_validate_json(await request.read(), context={"bot": bot})
+        await dp.feed_update(bot, update)
+        return web.json_response({"ok": True})
+
+    async def close(_app: web.Application) -> None:
+        await bot.session.close()
+        await engine.dispose()
 
     app = web.Application()
     app.router.add_post(PATH, feed)
@@ -403,6 +460,7 @@ def run(seconds: int, connections: int, users: int, database: str | None, comman
             # The fake Bot API has no rate limit, so the send path need not pace for one.
             "SENDING__GLOBAL_PER_SECOND": "1000000",
             "SENDING__PER_CHAT_INTERVAL_SECONDS": "0",
+            "BENCH_COMMAND": command,
         }
         load = partial(
             measure, seconds=seconds, connections=connections, users=users, command=command
@@ -415,6 +473,13 @@ def run(seconds: int, connections: int, users: int, database: str | None, comman
             api_url,
             first_update=10_000_000,
         )
+        skeleton = load(
+            "aiogram + SQLAlchemy alone (stack floor)",
+            "bench.webhook:skeleton_app",
+            env,
+            api_url,
+            first_update=20_000_000,
+        )
     after = measure_baseline(connections=connections, seconds=seconds)
     print(after.line())
     baseline = Result(
@@ -426,7 +491,7 @@ def run(seconds: int, connections: int, users: int, database: str | None, comman
         p99_ms=(before.p99_ms + after.p99_ms) / 2,
     )
     print(baseline.line())
-    for answers, processed, cpu in (reference, webhook):
+    for answers, processed, cpu in (skeleton, reference, webhook):
         print(answers.line(baseline))
         print(processed.line(baseline))
         if cpu is not None:
@@ -435,6 +500,11 @@ def run(seconds: int, connections: int, users: int, database: str | None, comman
         f"the figure: webhook updates processed / hello-world = "
         f"{webhook[1].rps / baseline.rps:.3f} (floor 0.05, aim 0.15); "
         f"a hello-world request costs {1000 / baseline.rps:.2f} ms"
+    )
+    print(
+        f"the stack alone (aiogram + SQLAlchemy, nothing of ours) = "
+        f"{skeleton[1].rps / baseline.rps:.3f} of hello-world; the whole stack does "
+        f"{webhook[1].rps / skeleton[1].rps:.2f} of what the stack alone does"
     )
 
 
