@@ -14,6 +14,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.clock import Clock, utcnow
+from bot.command_routing import CommandShortcut
 from bot.commands import commands_for
 from bot.config import Settings
 from bot.container import Container
@@ -104,6 +105,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
     dp.callback_query.middleware(AnswerCallbackMiddleware())
     dp.include_routers(*get_routers())
     run_filters_inline(dp)
+    CommandShortcut.install(dp)
     return dp
 
 

@@ -22,6 +22,7 @@ def _inline(callback: Callable[..., Any]) -> Callable[..., Any]:
     async def call_inline(*args: Any, **kwargs: Any) -> Any:
         return callback(*args, **kwargs)
 
+    call_inline.__wrapped__ = callback  # type: ignore[attr-defined]  # what it runs
     return call_inline
 
 
