@@ -3,7 +3,9 @@
 A handler's transaction commits after the handler returns (bot/middlewares/db.py); a
 message saying "approved" must not go out if that commit fails. ``after_commit`` queues
 a plain callable on the session; it runs once the outermost transaction commits and is
-dropped on rollback. Callables must be quick and must not raise (schedule tasks).
+dropped on rollback (at once when the session has no transaction open: an update's
+read-only transaction may have been committed before a reply, db/update_session.py).
+Callables must be quick and must not raise (schedule tasks).
 """
 
 from __future__ import annotations
@@ -21,18 +23,26 @@ _KEY = "after_commit_actions"
 
 
 def after_commit(session: AsyncSession | Session, action: Callable[[], None]) -> None:
-    """Run ``action`` after the session's current transaction commits."""
+    """Run ``action`` after the session's current transaction commits; at once when no
+    transaction is open (what came before is committed already)."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
+    if not sync.in_transaction():
+        _run(action)
+        return
     sync.info.setdefault(_KEY, []).append(action)
+
+
+def _run(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:
+        logger.exception("after-commit action %r failed", action)
 
 
 @event.listens_for(Session, "after_commit")
 def _run_actions(session: Session) -> None:
     for action in session.info.pop(_KEY, []):
-        try:
-            action()
-        except Exception:
-            logger.exception("after-commit action %r failed", action)
+        _run(action)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -174,6 +174,10 @@ async def test_after_commit_runs_only_after_a_commit(container: Container) -> No
         async with session.begin():
             pass
     assert ran == ["committed", "first"]
+    # With no transaction open (all committed already) there is nothing to wait for.
+    async with container.sessionmaker() as session:
+        after_commit(session, lambda: ran.append("at once"))
+        assert ran == ["committed", "first", "at once"]
 
 
 # --- Redis ---

@@ -42,8 +42,10 @@ class DbSessionMiddleware(BaseMiddleware):
                 # The whole update is rolled back before the errors handler answers.
                 await session.rollback()
                 raise
-            # What the handler did after a release (if anything) is a transaction of its own.
-            await session.commit()
+            # What the handler did after a release (if anything) is a transaction of its own;
+            # with none open there is nothing left to commit.
+            if session.in_transaction():
+                await session.commit()
             return result
 
 

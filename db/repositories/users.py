@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
+
+_TABLE = cast(Table, User.__table__)
+# Every column, as a plain row: the statement is built once (it runs for most updates).
+_ROW = select(_TABLE).where(_TABLE.c.id == bindparam("user_id"))
 
 
 class UserRepository:
@@ -16,6 +22,14 @@ class UserRepository:
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def row(self, user_id: int) -> Row[Any] | None:
+        """The user's row, read-only (no ORM object): cheaper where it is only looked at."""
+        result = await self.session.execute(_ROW, {"user_id": user_id})
+        return result.first()
+
+    async def update_columns(self, user_id: int, values: Mapping[str, Any]) -> None:
+        await self.session.execute(update(_TABLE).where(_TABLE.c.id == user_id).values(**values))
 
     async def add(self, user: User) -> User:
         self.session.add(user)
