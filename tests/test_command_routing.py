@@ -119,7 +119,8 @@ def test_a_router_with_sub_routers_or_its_own_outer_middleware_is_never_skipped(
     photos.message(F.photo)(lambda message: None)
     texts.message(F.text)(lambda message: None)
     captions.message(F.caption.startswith("/"))(lambda message: None)
-    run_filters_inline(photos), run_filters_inline(texts), run_filters_inline(captions)
+    for router in (photos, texts, captions):
+        run_filters_inline(router)
     assert CommandShortcut([photos, target]).start_for("/go") == 1
     assert CommandShortcut([texts, target]).start_for("/go") == 0
     assert CommandShortcut([captions, target]).start_for("/go") == 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from aiogram.types import User as TelegramUser
@@ -39,21 +37,18 @@ class UserDTO:
         return self.role == "admin"
 
     @classmethod
-    def from_model(
-        cls, user: User | Row[Any] | Mapping[str, Any], *, created_now: bool = False
-    ) -> UserDTO:
-        """From the ORM object, a row of the users table, or a mapping of its columns."""
-        get = user.__getitem__ if isinstance(user, Mapping) else partial(getattr, user)
+    def from_model(cls, user: User | Row[Any], *, created_now: bool = False) -> UserDTO:
+        """From the ORM object or a row of the users table (the same attribute names)."""
         return cls(
-            id=get("id"),
-            first_name=get("first_name"),
-            last_name=get("last_name"),
-            username=get("username"),
-            language_code=get("language_code"),
-            role=get("role"),
-            is_blocked=get("is_blocked"),
-            referred_by_id=get("referred_by_id"),
-            created_at=get("created_at"),
+            id=user.id,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            username=user.username,
+            language_code=user.language_code,
+            role=user.role,
+            is_blocked=user.is_blocked,
+            referred_by_id=user.referred_by_id,
+            created_at=user.created_at,
             created_now=created_now,
         )
 
@@ -79,7 +74,7 @@ async def ensure_user(
             )
         )
         return UserDTO.from_model(user, created_now=True)
-    fresh = {
+    fresh: dict[str, Any] = {
         "first_name": tg_user.first_name,
         "last_name": tg_user.last_name,
         "username": tg_user.username,
@@ -89,7 +84,8 @@ async def ensure_user(
     changed = any(getattr(row, key) != value for key, value in fresh.items())
     # A user who writes to us again has unblocked the bot.
     if changed or row.is_blocked or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
-        refreshed = {**fresh, "last_seen_at": now, "is_blocked": False, "blocked_at": None}
-        await repo.update_columns(tg_user.id, refreshed)
-        return UserDTO.from_model({**row._asdict(), **refreshed})
+        await repo.update_columns(
+            tg_user.id, {**fresh, "last_seen_at": now, "is_blocked": False, "blocked_at": None}
+        )
+        return replace(UserDTO.from_model(row), **fresh, is_blocked=False)
     return UserDTO.from_model(row)
