@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 # SIGTERM must end the process within 5 s: updates get this long to finish,
 DRAIN_TIMEOUT_S = 3.0
-# and broadcasts and message edits under way this long after them.
+# and messages under way this long to get Telegram's answer (the rest stay in the outbox).
 SENDING_DRAIN_TIMEOUT_S = 1.0
 # Removing the webhook at shutdown (webhook.delete_on_shutdown) may take this long.
 WEBHOOK_DELETE_TIMEOUT_S = 1
@@ -130,7 +130,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         await expiry
         cut = await container.stop_background(SENDING_DRAIN_TIMEOUT_S)
         if cut:
-            logger.warning("%d signal broadcasts cut short by the shutdown", cut)
+            logger.warning("%d messages cut short by the shutdown (sent again later)", cut)
         for runner in runners:
             await runner.cleanup()
         await dp.storage.close()

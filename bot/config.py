@@ -293,6 +293,18 @@ class SendingSettings(Section):
     broadcast_concurrency: int = Field(default=50, ge=1, le=10_000)
 
 
+class OutboxSettings(Section):
+    """Messages owed to users, kept in the database until Telegram accepted them."""
+
+    notice_ttl_hours: float = Field(default=24, gt=0, le=24 * 30)
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
+    retry_max_seconds: float = Field(default=300, gt=0, le=86_400)
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    retention_days: int = Field(default=7, ge=1, le=365)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -319,6 +331,7 @@ class Settings(BaseSettings):
     affiliates: AffiliatesSettings = AffiliatesSettings()
     signals: SignalsSettings = SignalsSettings()
     sending: SendingSettings = SendingSettings()
+    outbox: OutboxSettings = OutboxSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     metrics: MetricsSettings = MetricsSettings()
 

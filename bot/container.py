@@ -16,6 +16,7 @@ from bot.services.device_keys import DeviceKeyring
 from bot.services.instructions import ReportDesk, device_lines
 from bot.services.nonces import NonceStore, create_nonce_store
 from bot.services.notifier import Notifier
+from bot.services.outbox import Outbox, OutboxWorker
 from bot.services.pubsub import Broadcast, create_broadcast
 from bot.services.ratelimit import RateLimiter, create_rate_limiter
 from bot.services.sending import SendPath
@@ -39,6 +40,10 @@ class Container:
     # Which users hold an active subscription (signals.require_subscription).
     subscriber_check: SubscriberCheck = field(default=active_subscribers)
     signal_publisher: SignalPublisher | None = None
+    # Messages owed to users: queued in the transaction that stored what they tell, sent
+    # after its commit by the worker (which exists when there is a bot to send with).
+    outbox: Outbox = field(init=False)
+    outbox_worker: OutboxWorker | None = field(init=False)
     signals: SignalService = field(init=False)
     # Execution reports from devices: storage, live status, owners' notifications.
     reports: ReportDesk = field(init=False)
@@ -62,12 +67,19 @@ class Container:
             self.send_path = SendPath.of(self.bot)
         if self.send_path is not None and self.notifier is not None:
             self.send_path.blocked = self.notifier.blocked
-        if self.signal_publisher is None and self.notifier is not None:
+        redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
+        self.outbox_worker = None
+        if self.bot is not None:
+            self.outbox_worker = OutboxWorker(
+                self.bot, self.sessionmaker, self.settings, self.clock, shared=bool(redis_url)
+            )
+        worker = self.outbox_worker
+        self.outbox = Outbox(self.settings, self.clock, worker.wake if worker else _nobody)
+        if self.signal_publisher is None and worker is not None:
             self.signal_publisher = SignalPublisher(
-                self.notifier, self.sessionmaker, self.settings, device_lines=device_lines
+                self.outbox, worker, self.sessionmaker, device_lines=device_lines
             )
 
-        redis_url, prefix = self.settings.redis.url, self.settings.redis.prefix
         self.broadcast = create_broadcast(redis_url, prefix)
         self.device_keys = DeviceKeyring(
             self.settings.require_secret("master_key"), self.sessionmaker, self.broadcast
@@ -99,23 +111,27 @@ class Container:
             self.settings,
             self.sessionmaker,
             self.clock,
-            notifier=self.notifier,
+            outbox=self.outbox,
             publisher=self.signal_publisher,
         )
 
     async def stop_background(self, within: float) -> int:
-        """Let broadcasts, edits and blocked-user writes finish for up to ``within`` s, then
-        stop them; returns how many broadcasts were cut short."""
+        """Let messages being sent get their answers for up to ``within`` s, then stop;
+        what was not sent stays in the outbox for the next run. Returns how many sends
+        were cut short."""
         await self.reports.close()
-        if self.signal_publisher is not None:
-            return await self.signal_publisher.close(within)
+        cut = 0
+        if self.outbox_worker is not None:
+            cut = await self.outbox_worker.close(within)
         if self.notifier is not None:
             await self.notifier.drain()
-        return 0
+        return cut
 
     async def start(self) -> None:
-        """Connect what needs connecting (Redis), before serving."""
+        """Connect what needs connecting (Redis), and take up the outbox, before serving."""
         await self.broadcast.start()
+        if self.outbox_worker is not None:
+            await self.outbox_worker.start()
 
     async def aclose(self) -> None:
         """Disconnect from Redis; the engine is disposed by whoever created it."""
@@ -132,3 +148,7 @@ class Container:
     @property
     def admin_ids(self) -> frozenset[int]:
         return frozenset(self.settings.telegram.admin_ids)
+
+
+def _nobody() -> None:
+    """No bot in this container: queued messages wait for a process that has one."""

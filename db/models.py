@@ -378,3 +378,60 @@ class ExecutionRecord(Base):
     executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- outbox ---
+
+
+class OutboxMessage(Base):
+    """A message the product owes a user, kept until Telegram has accepted it.
+
+    Written in the transaction of the change it tells about (so it exists only if that
+    change committed), sent after the commit by the outbox worker (bot/services/outbox.py).
+    ``kind``: ``message`` (text stored here), ``edit`` (of ``message_id``), ``approval``
+    (a signal's message for ``approval_id``, rendered when sent) or ``refresh`` (that
+    message re-rendered and edited in place). ``state``: pending until sent, expired
+    (``not_after`` passed first), blocked (the user blocked the bot) or failed (Telegram
+    refused it for good). A worker leases due rows (``lease_owner``, ``lease_until``) so
+    that two instances never send the same row; ``dedupe_key`` merges pending refreshes of
+    one message. docs/operations.md explains the delivery guarantees.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_chat_pending",
+            "chat_id",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_outbox_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    reply_markup: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("approvals.id", ondelete="CASCADE"), index=True
+    )
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(48))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_message_id: Mapped[int | None] = mapped_column(BigInteger)

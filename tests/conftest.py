@@ -54,6 +54,7 @@ _ENV_PREFIXES = (
     "RATE_LIMIT__",
     "METRICS__",
     "SENDING__",
+    "OUTBOX__",
 )
 
 
@@ -234,7 +235,12 @@ class Chat:
     async def feed(self, update: dict[str, Any]) -> Any:
         self._update_id += 1
         update = {"update_id": self._update_id, **update}
-        return await self.dp.feed_raw_update(self.bot, update)
+        result = await self.dp.feed_raw_update(self.bot, update)
+        # What the update queued in the outbox goes out after its commit: wait for it.
+        worker = self.dp["container"].outbox_worker
+        if worker is not None:
+            await worker.drain()
+        return result
 
     async def send(self, user_id: int, text: str, **kwargs: Any) -> list[str]:
         """Send a message as ``user_id``; return the texts the bot sent in answer."""

@@ -292,12 +292,30 @@ async def test_change_during_broadcast_reaches_every_message(
     data = {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08"}
     draft = validate_new_signal(data, container.settings.signals)
     outcome = await container.signals.submit(sessionmaker, draft, source="provider")
-    # The broadcast task has been created but has not sent anything yet.
+    # The messages are queued but none has been sent yet: each shows the change when sent.
     async with sessionmaker.begin() as session:
         await container.signals.modify(session, {"stop_loss": "1.07"}, signal_id=outcome.signal.id)
     await settle(container)
     for user_id in (ADMIN_ID, ALICE, BOB, CAROL):
-        assert "1.08" in fake_api.last("sendMessage", user_id).params["text"]
+        [sent] = [c for c in fake_api.sent("sendMessage") if c.chat_id == user_id]
+        assert "<code>1.07</code>" in sent.params["text"]
+        # Nothing stale was ever shown (a refresh may still repeat the same text).
+        assert all("<code>1.07</code>" in e.params["text"] for e in edits(fake_api, user_id))
+
+
+@pytest.mark.usefixtures("users")
+async def test_change_after_delivery_edits_every_message(
+    container: Container, fake_api: FakeBotAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    data = {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08"}
+    draft = validate_new_signal(data, container.settings.signals)
+    outcome = await container.signals.submit(sessionmaker, draft, source="provider")
+    await settle(container)
+    async with sessionmaker.begin() as session:
+        await container.signals.modify(session, {"stop_loss": "1.07"}, signal_id=outcome.signal.id)
+    await settle(container)
+    for user_id in (ADMIN_ID, ALICE, BOB, CAROL):
+        assert "<code>1.08</code>" in fake_api.last("sendMessage", user_id).params["text"]
         [edit] = edits(fake_api, user_id)
         assert "<code>1.07</code>" in edit.params["text"]
 

@@ -244,8 +244,11 @@ async def test_signals_list_close_cancel_modify(
     assert "tp: 1.1 must be above the stop loss 1.2 for a buy" in reply
     [reply] = await chat.send(ADMIN_ID, "sl")
     assert "“sl” needs a price (or none) after it." in reply
-    [reply] = await chat.send(ADMIN_ID, "sl 1.0825 tp 1.11 tp 1.12")
-    assert "Levels updated" in reply and "<code>1.0825</code>" in reply
+    answers = await chat.send(ADMIN_ID, "sl 1.0825 tp 1.11 tp 1.12")
+    [reply] = [text for text in answers if "Levels updated" in text]
+    assert "<code>1.0825</code>" in reply
+    # The admin's own copy of the signal was edited to the new levels as well.
+    assert any("<code>1.0825</code>" in text and text != reply for text in answers)
     await settle(container)
     async with sessionmaker() as session:
         row = await session.get(Signal, eur.id)

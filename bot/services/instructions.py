@@ -11,8 +11,8 @@ only while its signal is open and unexpired, the device is not paused and the si
 not older than the device's max age (checked again at every delivery).
 
 Reports: :class:`ReportDesk` stores ack / fill / error reports idempotently by
-``report_id`` and, after the commit, refreshes the owner's approval message and tells the
-owner of fills and errors.
+``report_id`` and, in the same transaction, queues the refresh of the owner's approval
+message and the owner's notice of a fill or error in the outbox (sent after the commit).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from db.models import Signal
 from db.repositories.instructions import InstructionRepository, ReportRow, ReportTarget
 
 if TYPE_CHECKING:
-    from bot.services.notifier import Notifier
+    from bot.services.outbox import Outbox
     from bot.services.signal_publisher import SignalPublisher
 
 logger = logging.getLogger(__name__)
@@ -295,20 +295,19 @@ class ReportDesk:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         *,
-        notifier: Notifier | None = None,
+        outbox: Outbox | None = None,
         publisher: SignalPublisher | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.clock = clock
-        self.notifier = notifier
+        self.outbox = outbox
         self.publisher = publisher
         self.max_batch = max_batch
         self._queue: list[_Queued] = []
         self._queued = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
 
@@ -399,7 +398,7 @@ class ReportDesk:
         if rows:
             await repo.add_records(rows)
             await repo.set_states(states)
-            after_commit(session, lambda: self._announce(stored))
+            await self._announce(session, stored)
         return outcomes
 
     async def _credit(
@@ -423,32 +422,28 @@ class ReportDesk:
             at=now,
         )
 
-    # ------------------------------------------------------------------ after the commit
+    # ------------------------------------------------------------------ telling the owner
 
-    def _announce(self, stored: Sequence[_Stored]) -> None:
-        publisher = self.publisher
-        if publisher is not None:
-            by_signal: dict[int, set[int]] = {}
-            for item in stored:
-                if item.target.approval_id is not None:
-                    by_signal.setdefault(item.target.signal_pk, set()).add(item.target.approval_id)
-            for signal_pk, approval_ids in by_signal.items():
-                publisher.refresh(signal_pk, approval_ids)
-        notifier = self.notifier
-        if notifier is None:
-            return
-        for item in stored:
-            text = _notice(item.target, item.report)
-            if text is None:
-                continue
-            task = asyncio.create_task(notifier.try_send(item.target.owner_id, text))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    async def _announce(self, session: AsyncSession, stored: Sequence[_Stored]) -> None:
+        """Queue, in the reports' own transaction, the edits of the signals' messages and
+        the owners' notices: they go out once the reports are stored, never before."""
+        if self.publisher is not None:
+            approval_ids = {
+                item.target.approval_id for item in stored if item.target.approval_id is not None
+            }
+            await self.publisher.refresh(session, approval_ids)
+        if self.outbox is not None:
+            notices = [
+                (item.target.owner_id, text)
+                for item in stored
+                if (text := _notice(item.target, item.report)) is not None
+            ]
+            await self.outbox.send_many(session, notices)
 
     async def drain(self) -> None:
-        """Let queued reports and notifications under way finish (shutdown, tests)."""
-        while self._waiting or self._tasks:
-            await asyncio.gather(*self._waiting, *self._tasks, return_exceptions=True)
+        """Let queued reports finish (shutdown, tests)."""
+        while self._waiting:
+            await asyncio.gather(*self._waiting, return_exceptions=True)
 
     async def close(self) -> None:
         """Shutdown: finish what is queued, then stop the writer."""

@@ -2,8 +2,8 @@
 API and the chat.
 
 Methods take the caller's session and leave the commit to the caller; whatever Telegram
-must show afterwards (a broadcast, edits) is queued with ``db.hooks.after_commit``, so
-nothing is announced that was not stored.
+must show afterwards (a broadcast, edits) is queued in the outbox in the same transaction,
+so nothing is announced that was not stored.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from bot.services.signal_rules import (
     validate_level_changes,
 )
 from bot.services.subscriptions import active_subscribers
-from db.hooks import after_commit
 from db.models import Signal
 from db.repositories.instructions import InstructionRepository
 from db.repositories.signals import SignalRepository
@@ -178,9 +177,8 @@ class SignalService:
             for user_id, auto in recipients
         ]
         dto = SignalDTO.from_model(signal)
-        publisher = self.publisher
-        if publisher is not None:
-            after_commit(session, lambda: publisher.announce(dto, approvals))
+        if self.publisher is not None:
+            await self.publisher.announce(session, dto, approvals)
         logger.info(
             "signal %s (%s %s) from %s to %d recipients",
             dto.public_id,
@@ -331,9 +329,8 @@ class SignalService:
             session, signal, action, self.clock(), self.wake_device, fraction=fraction
         )
         dto = SignalDTO.from_model(signal)
-        publisher = self.publisher
-        if publisher is not None:
-            after_commit(session, lambda: publisher.refresh_signal(dto.id))
+        if self.publisher is not None:
+            await self.publisher.refresh_signal(session, dto.id)
         return dto
 
     # ------------------------------------------------------------------ decisions
@@ -368,10 +365,8 @@ class SignalService:
             return DecisionOutcome(False, approval.decision, texts.VOTE_ALREADY[approval.decision])
         if approve:
             await issue_opens(session, signal, [user_id], now, self.wake_device)
-        publisher = self.publisher
-        if publisher is not None:
-            approval_id = approval.id
-            after_commit(session, lambda: publisher.refresh(signal_id, [approval_id]))
+        if self.publisher is not None:
+            await self.publisher.refresh(session, [approval.id])
         answer = texts.VOTE_APPROVED if approve else texts.VOTE_REJECTED
         return DecisionOutcome(True, decision, answer)
 
@@ -385,9 +380,8 @@ class SignalService:
             repo = SignalRepository(session)
             approvals = await repo.expire_pending(now)
             signals = await repo.expire_unapproved_signals(now)
-            publisher = self.publisher
-            if approvals and publisher is not None:
-                after_commit(session, lambda: publisher.refresh_approvals(approvals))
+            if approvals and self.publisher is not None:
+                await self.publisher.refresh(session, approvals)
         if approvals or signals:
             logger.info("expired %d approvals and %d signals", len(approvals), len(signals))
         return ExpiryOutcome(approvals=approvals, signals=signals)

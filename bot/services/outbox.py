@@ -1,0 +1,578 @@
+"""The outbox: every message the product owes a user, stored before it is sent.
+
+``Outbox`` queues messages in the caller's transaction: a row in ``outbox`` per message,
+so a message exists only if the change it tells about committed, and survives a
+restart, a Telegram outage or a second instance. After the commit the worker is woken.
+
+``OutboxWorker`` leases due rows (one UPDATE per batch, so two instances never send one
+row), sends them through the bot (and so through the one send path, bot/services/sending.py,
+which keeps the rates), a chat's rows in order, chats side by side, and stores what it
+learned right after Telegram's answer, whatever is waiting in one transaction:
+
+- accepted: ``sent`` (with the message id; an approval's first message id goes on the
+  approval too, so later edits find it);
+- no connection, a 5xx, a 429 the send path gave up on, anything unexpected: tried again
+  with exponential backoff (``outbox.retry_*``) until ``not_after`` (a signal's message
+  until the signal ends, anything else ``outbox.notice_ttl_hours``), then ``expired``;
+- the user blocked the bot: ``blocked`` (the send path marks them); Telegram refused the
+  message itself (400): ``failed``, logged.
+
+Signal messages (``approval`` and ``refresh`` rows) are rendered when they are sent, from
+what is stored then, so a message always shows the latest state; pending refreshes of one
+message are one row (``dedupe_key``), and one message is edited at most once per
+``signals.edit_interval_seconds``. docs/operations.md says what can and cannot repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
+from aiogram.types import InlineKeyboardMarkup, Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Settings
+from db.hooks import after_commit
+from db.models import Approval
+from db.repositories.outbox import (
+    BLOCKED,
+    EXPIRED,
+    FAILED,
+    Ended,
+    OutboxRepository,
+    OutboxRow,
+    Outcome,
+    Retry,
+    Sent,
+)
+
+logger = logging.getLogger(__name__)
+
+MESSAGE = "message"
+EDIT = "edit"
+APPROVAL = "approval"
+REFRESH = "refresh"
+# A refresh of a message still on its way looks again this soon.
+_WAIT_FOR_FIRST_S = 1.0
+NOT_MODIFIED = "message is not modified"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalView:
+    """What a signal's message for one approval shows now, and where it is."""
+
+    chat_id: int
+    message_id: int | None
+    text: str
+    reply_markup: InlineKeyboardMarkup | None
+
+
+ApprovalRenderer = Callable[[Sequence[int]], Awaitable[Mapping[int, ApprovalView]]]
+
+
+def _markup_json(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
+    return None if markup is None else markup.model_dump(mode="json", exclude_none=True)
+
+
+class Outbox:
+    """Queues messages inside the caller's transaction; they go out after its commit."""
+
+    def __init__(self, settings: Settings, clock: Clock, wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._wake = wake
+
+    def _ttl(self, now: datetime) -> datetime:
+        return now + timedelta(hours=self.settings.outbox.notice_ttl_hours)
+
+    async def _add(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        await OutboxRepository(session).add(rows)
+        after_commit(session, self._wake)
+
+    async def send(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        not_after: datetime | None = None,
+    ) -> None:
+        """A message to ``chat_id`` once the session's transaction commits."""
+        now = self.clock()
+        await self._add(
+            session,
+            [
+                {
+                    "chat_id": chat_id,
+                    "kind": MESSAGE,
+                    "text": text,
+                    "reply_markup": _markup_json(reply_markup),
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "not_after": not_after or self._ttl(now),
+                }
+            ],
+        )
+
+    async def send_many(self, session: AsyncSession, messages: Iterable[tuple[int, str]]) -> None:
+        """The same as ``send`` for several (chat id, text) pairs, in one statement."""
+        now = self.clock()
+        rows = [
+            {
+                "chat_id": chat_id,
+                "kind": MESSAGE,
+                "text": text,
+                "created_at": now,
+                "next_attempt_at": now,
+                "not_after": self._ttl(now),
+            }
+            for chat_id, text in messages
+        ]
+        if rows:
+            await self._add(session, rows)
+
+    async def edit(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """Edit one of the bot's messages once the session's transaction commits."""
+        now = self.clock()
+        await self._add(
+            session,
+            [
+                {
+                    "chat_id": chat_id,
+                    "kind": EDIT,
+                    "message_id": message_id,
+                    "text": text,
+                    "reply_markup": _markup_json(reply_markup),
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "not_after": self._ttl(now),
+                }
+            ],
+        )
+
+    async def announce(
+        self,
+        session: AsyncSession,
+        approvals: Sequence[tuple[int, int]],
+        not_after: datetime,
+    ) -> None:
+        """A signal's message for each (approval id, user id), rendered when sent; worth
+        sending until ``not_after`` (the signal's end)."""
+        now = self.clock()
+        rows = [
+            {
+                "chat_id": user_id,
+                "kind": APPROVAL,
+                "approval_id": approval_id,
+                "created_at": now,
+                "next_attempt_at": now,
+                "not_after": not_after,
+            }
+            for approval_id, user_id in approvals
+        ]
+        if rows:
+            await self._add(session, rows)
+
+    async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
+        """These approvals' messages must show what is stored now (after the commit)."""
+        ids = sorted(set(approval_ids))
+        if not ids:
+            return
+        query = select(Approval.id, Approval.user_id).where(Approval.id.in_(ids))
+        pairs = (await session.execute(query)).all()
+        now = self.clock()
+        await self._add(
+            session,
+            [
+                {
+                    "chat_id": user_id,
+                    "kind": REFRESH,
+                    "approval_id": approval_id,
+                    "dedupe_key": f"{REFRESH}:{approval_id}",
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "not_after": self._ttl(now),
+                }
+                for approval_id, user_id in pairs
+            ],
+        )
+
+    async def refresh_signal(self, session: AsyncSession, signal_id: int) -> None:
+        """Every message of the signal must show what is stored now (after the commit)."""
+        now = self.clock()
+        added = await OutboxRepository(session).add_for_approvals(
+            REFRESH, signal_id, now, self._ttl(now)
+        )
+        if added:
+            after_commit(session, self._wake)
+
+
+class OutboxWorker:
+    """Sends the outbox (see the module docstring). One per process."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock,
+        *,
+        shared: bool,
+    ) -> None:
+        self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.clock = clock
+        # Several instances share the database: leases of others must be waited out.
+        self.shared = shared
+        self.render_approvals: ApprovalRenderer | None = None
+        self.instance = secrets.token_hex(6)
+        self._claims = count(1)
+        self._concurrency = max(1, settings.sending.broadcast_concurrency)
+        self._slots = asyncio.Semaphore(self._concurrency)
+        self._wakes = 0
+        self._idle_at = -1
+        self._wake_event = asyncio.Event()
+        self._idle = asyncio.Condition()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._chains: set[asyncio.Task[None]] = set()
+        self._outcomes: list[Outcome] = []
+        self._settler: asyncio.Task[None] | None = None
+        self._last_edit: dict[int, float] = {}
+        self._closing = False
+        self._started = False
+        self.sent = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    def wake(self) -> None:
+        """New rows were committed: look at once (starts the worker on first use)."""
+        self._wakes += 1
+        self._wake_event.set()
+        if self._closing:
+            return
+        if self._loop_task is None or self._loop_task.done():
+            # A context of its own: not the update's that happened to commit first.
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
+
+    async def start(self) -> None:
+        """Take up what a previous run left: its leases, when nothing else shares them."""
+        if not self.shared and not self._started:
+            async with self.sessionmaker.begin() as session:
+                released = await OutboxRepository(session).release(None)
+            if released:
+                logger.info("outbox: %d messages of the previous run taken up again", released)
+        self._started = True
+        self.wake()
+
+    async def drain(self) -> None:
+        """Wait until nothing is due, in flight or waiting to be stored (tests, shutdown)."""
+        self.wake()
+        target = self._wakes
+        async with self._idle:
+            await self._idle.wait_for(
+                lambda: self._idle_at >= target or self._loop_task is None or self._loop_task.done()
+            )
+        if self._loop_task is not None and self._loop_task.done() and not self._closing:
+            self._loop_task.result()  # the loop died: say why
+
+    async def close(self, within: float) -> int:
+        """Stop taking rows; let sends under way finish for up to ``within`` s; store
+        what they learned; give back the leases of rows not sent. Returns how many sends
+        were cut (they are tried again later: each may have reached Telegram)."""
+        self._closing = True
+        self._wake_event.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        cut = 0
+        if self._chains:
+            _, late = await asyncio.wait(set(self._chains), timeout=max(0.0, within))
+            cut = len(late)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._settle_now()
+        try:
+            async with self.sessionmaker.begin() as session:
+                await OutboxRepository(session).release(self.instance)
+        except Exception as exc:
+            logger.warning("outbox leases not given back (they expire): %s", type(exc).__name__)
+        return cut
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            await self._work()
+        finally:
+            # Whoever drains must not wait for a loop that has ended.
+            async with self._idle:
+                self._idle.notify_all()
+
+    async def _work(self) -> None:
+        poll = self.settings.outbox.poll_seconds
+        while not self._closing:
+            seen = self._wakes
+            self._wake_event.clear()
+            room = self.settings.outbox.batch_size - len(self._chains)
+            rows: list[OutboxRow] = []
+            if room > 0:
+                try:
+                    rows = await self._claim(room)
+                except Exception as exc:
+                    logger.warning("outbox: claim failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(poll)
+                    continue
+            if rows:
+                await self._start_chains(rows)
+                continue
+            if not self._chains and not self._outcomes and not self._settling():
+                async with self._idle:
+                    self._idle_at = seen
+                    self._idle.notify_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_event.wait(), poll)
+
+    def _settling(self) -> bool:
+        return self._settler is not None and not self._settler.done()
+
+    async def _claim(self, limit: int) -> list[OutboxRow]:
+        now = self.clock()
+        owner = f"{self.instance}:{next(self._claims)}"
+        until = now + timedelta(seconds=self.settings.outbox.lease_seconds)
+        async with self.sessionmaker.begin() as session:
+            return await OutboxRepository(session).claim(owner, now, until, limit)
+
+    async def _start_chains(self, rows: list[OutboxRow]) -> None:
+        views: Mapping[int, ApprovalView] = {}
+        approval_ids = [r.approval_id for r in rows if r.approval_id is not None]
+        if approval_ids and self.render_approvals is not None:
+            try:
+                views = await self.render_approvals(approval_ids)
+            except Exception:
+                logger.exception("outbox: rendering %d signal messages failed", len(approval_ids))
+                now = self.clock()
+                self._store([self._retry(r, now, "render failed") for r in rows])
+                return
+        on_their_way: set[int] = set()
+        waiting = [
+            r.approval_id
+            for r in rows
+            if r.kind == REFRESH
+            and r.approval_id is not None
+            and (views.get(r.approval_id) is None or views[r.approval_id].message_id is None)
+        ]
+        if waiting:
+            async with self.sessionmaker() as session:
+                on_their_way = set(await OutboxRepository(session).approvals_on_their_way(waiting))
+        by_chat: dict[int, list[OutboxRow]] = {}
+        for row in rows:
+            by_chat.setdefault(row.chat_id, []).append(row)
+        for chat_rows in by_chat.values():
+            task = asyncio.create_task(self._chain(chat_rows, views, on_their_way))
+            self._chains.add(task)
+            task.add_done_callback(self._chain_done)
+
+    def _chain_done(self, task: asyncio.Task[None]) -> None:
+        self._chains.discard(task)
+        self._wake_event.set()
+
+    async def _chain(
+        self,
+        rows: list[OutboxRow],
+        views: Mapping[int, ApprovalView],
+        on_their_way: set[int],
+    ) -> None:
+        """One chat's rows, in order; a row put off puts off the ones after it."""
+        async with self._slots:
+            held: datetime | None = None
+            # Signal messages this chain sent: they show what its later refreshes would.
+            shown: set[int] = set()
+            for row in rows:
+                if held is not None:
+                    self._store([Retry(row.id, held, "after an earlier message", counts=False)])
+                    continue
+                if row.kind == REFRESH and row.approval_id in shown:
+                    self._store([Sent(row.id, self.clock(), None)])
+                    continue
+                outcome = await self._deliver(row, views, on_their_way)
+                self._store([outcome])
+                if isinstance(outcome, Retry):
+                    held = outcome.at
+                elif isinstance(outcome, Sent) and row.approval_id is not None:
+                    shown.add(row.approval_id)
+
+    def _retry(
+        self, row: OutboxRow, now: datetime, error: str, *, at: datetime | None = None
+    ) -> Outcome:
+        if at is None:
+            base = self.settings.outbox.retry_base_seconds
+            delay = min(self.settings.outbox.retry_max_seconds, base * 2 ** min(row.attempts, 30))
+            at = now + timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311
+        if at > row.not_after:
+            return Ended(row.id, EXPIRED, error)
+        return Retry(row.id, at, error)
+
+    async def _deliver(
+        self, row: OutboxRow, views: Mapping[int, ApprovalView], on_their_way: set[int]
+    ) -> Outcome:
+        now = self.clock()
+        if now > row.not_after:
+            return Ended(row.id, EXPIRED, "no longer worth sending")
+        view = views.get(row.approval_id) if row.approval_id is not None else None
+        if row.kind in (APPROVAL, REFRESH) and view is None:
+            return Ended(row.id, FAILED, "the signal's message is gone")
+        if row.kind == REFRESH:
+            assert view is not None and row.approval_id is not None
+            if view.message_id is None:
+                if row.approval_id in on_their_way:
+                    at = now + timedelta(seconds=_WAIT_FOR_FIRST_S)
+                    return self._retry(row, now, "first message on its way", at=at)
+                return Ended(row.id, FAILED, "the signal's message was never delivered")
+            interval = self.settings.signals.edit_interval_seconds
+            last = self._last_edit.get(row.approval_id)
+            loop_now = asyncio.get_running_loop().time()
+            if last is not None and loop_now - last < interval:
+                at = now + timedelta(seconds=interval - (loop_now - last))
+                return Retry(row.id, at, "edited a moment ago", counts=False)
+        try:
+            message_id = await self._call(row, view)
+        except TelegramForbiddenError:
+            return Ended(row.id, BLOCKED, "the user blocked the bot")
+        except TelegramRetryAfter as exc:
+            return self._retry(row, now, "429", at=now + timedelta(seconds=exc.retry_after))
+        except TelegramBadRequest as exc:
+            if NOT_MODIFIED in exc.message:
+                return Sent(row.id, now, row.message_id)
+            logger.warning(
+                "outbox: %s %s to %s refused: %s", row.kind, row.id, row.chat_id, exc.message
+            )
+            return Ended(row.id, FAILED, exc.message)
+        except TelegramAPIError as exc:
+            logger.info(
+                "outbox: %s %s to %s not sent (%s); retrying",
+                row.kind,
+                row.id,
+                row.chat_id,
+                type(exc).__name__,
+            )
+            return self._retry(row, now, f"{type(exc).__name__}: {exc.message}")
+        except Exception as exc:
+            logger.exception("outbox: %s %s to %s failed", row.kind, row.id, row.chat_id)
+            return self._retry(row, now, type(exc).__name__)
+        self.sent += 1
+        if row.kind == REFRESH and row.approval_id is not None:
+            self._last_edit[row.approval_id] = asyncio.get_running_loop().time()
+            if len(self._last_edit) > 10_000:
+                self._forget_old_edits()
+        first = row.approval_id if row.kind == APPROVAL else None
+        return Sent(row.id, self.clock(), message_id, approval_id=first)
+
+    async def _call(self, row: OutboxRow, view: ApprovalView | None) -> int | None:
+        if row.kind == MESSAGE:
+            markup = (
+                None
+                if row.reply_markup is None
+                else InlineKeyboardMarkup.model_validate(row.reply_markup)
+            )
+            sent: Message = await self.bot.send_message(
+                chat_id=row.chat_id, text=row.text or "", reply_markup=markup
+            )
+            return sent.message_id
+        if row.kind == EDIT:
+            assert row.message_id is not None
+            markup = (
+                None
+                if row.reply_markup is None
+                else InlineKeyboardMarkup.model_validate(row.reply_markup)
+            )
+            await self.bot.edit_message_text(
+                chat_id=row.chat_id,
+                message_id=row.message_id,
+                text=row.text or "",
+                reply_markup=markup,
+            )
+            return row.message_id
+        assert view is not None
+        if row.kind == APPROVAL:
+            sent = await self.bot.send_message(
+                chat_id=view.chat_id, text=view.text, reply_markup=view.reply_markup
+            )
+            return sent.message_id
+        assert view.message_id is not None
+        await self.bot.edit_message_text(
+            chat_id=view.chat_id,
+            message_id=view.message_id,
+            text=view.text,
+            reply_markup=view.reply_markup,
+        )
+        return view.message_id
+
+    def _forget_old_edits(self) -> None:
+        horizon = asyncio.get_running_loop().time() - self.settings.signals.edit_interval_seconds
+        for key in [k for k, at in self._last_edit.items() if at < horizon]:
+            del self._last_edit[key]
+
+    # ------------------------------------------------------------------ storing outcomes
+
+    def _store(self, outcomes: list[Outcome]) -> None:
+        """What a send learned is stored at once: whatever is waiting, in one commit."""
+        self._outcomes.extend(outcomes)
+        if not self._settling():
+            self._settler = asyncio.create_task(self._settle_loop())
+
+    async def _settle_loop(self) -> None:
+        while self._outcomes:
+            await self._settle_now()
+        self._wake_event.set()
+
+    async def _settle_now(self) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        for attempt in range(5):
+            try:
+                async with self.sessionmaker.begin() as session:
+                    await OutboxRepository(session).settle(batch)
+                return
+            except Exception as exc:
+                logger.warning(
+                    "outbox: storing %d outcomes failed (%s), attempt %d",
+                    len(batch),
+                    type(exc).__name__,
+                    attempt + 1,
+                )
+                await asyncio.sleep(0.05 * 2**attempt)
+        # Their leases run out and they are sent again: a repeat, never a loss.
+        logger.error("outbox: %d outcomes not stored; those messages may repeat", len(batch))
