@@ -880,6 +880,14 @@ class FakeBotAPI:
         rule_error = make_error(error, retry_after=retry_after, description=description)
         self._fail_rules.append(_FailRule(method.lower(), rule_error, times, chat_id))
 
+    def recover(self) -> None:
+        """Telegram is back: injected failures not consumed yet are dropped and held
+        answers released (a held call that was cut off stays unanswered)."""
+        self._fail_rules.clear()
+        for gate in self._holds.values():
+            gate.set()
+        self._holds.clear()
+
     def block_chat(self, chat_id: int) -> None:
         """Every send (send*, copyMessage, forwardMessage) to ``chat_id`` answers 403
         "Forbidden: bot was blocked by the user" until :meth:`unblock_chat`."""

@@ -258,6 +258,7 @@ class OutboxWorker:
         self._concurrency = max(1, settings.sending.broadcast_concurrency)
         self._slots = asyncio.Semaphore(self._concurrency)
         self._wakes = 0
+        self._settled = 0
         self._idle_at = -1
         self._wake_event = asyncio.Event()
         self._idle = asyncio.Condition()
@@ -330,6 +331,18 @@ class OutboxWorker:
             logger.warning("outbox leases not given back (they expire): %s", type(exc).__name__)
         return cut
 
+    async def abandon(self) -> None:
+        """Stop dead, as a killed process would: nothing stored, no lease given back."""
+        self._closing = True
+        self._wake_event.set()
+        chains = list(self._chains)
+        for task in chains:
+            task.cancel()  # mid-send: Telegram's answers are never heard
+        self._outcomes.clear()
+        # The loop and a settle under way end on their own (no half-used connection left).
+        pending = [t for t in (self._loop_task, self._settler) if t is not None]
+        await asyncio.gather(*chains, *pending, return_exceptions=True)
+
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
@@ -343,7 +356,7 @@ class OutboxWorker:
     async def _work(self) -> None:
         poll = self.settings.outbox.poll_seconds
         while not self._closing:
-            seen = self._wakes
+            seen, settled = self._wakes, self._settled
             self._wake_event.clear()
             room = self.settings.outbox.batch_size - len(self._chains)
             rows: list[OutboxRow] = []
@@ -357,7 +370,10 @@ class OutboxWorker:
             if rows:
                 await self._start_chains(rows)
                 continue
-            if not self._chains and not self._outcomes and not self._settling():
+            # Idle only if nothing was stored while the claim ran: a row it found held by
+            # an earlier one of its chat may have become free meanwhile.
+            quiet = settled == self._settled and not self._settling()
+            if quiet and not self._chains and not self._outcomes:
                 async with self._idle:
                     self._idle_at = seen
                     self._idle.notify_all()
@@ -420,6 +436,8 @@ class OutboxWorker:
             # Signal messages this chain sent: they show what its later refreshes would.
             shown: set[int] = set()
             for row in rows:
+                if self._closing:
+                    return  # shutting down: the rest stay queued (close gives them back)
                 if held is not None:
                     self._store([Retry(row.id, held, "after an earlier message", counts=False)])
                     continue
@@ -565,6 +583,7 @@ class OutboxWorker:
             try:
                 async with self.sessionmaker.begin() as session:
                     await OutboxRepository(session).settle(batch)
+                self._settled += 1
                 return
             except Exception as exc:
                 logger.warning(

@@ -1,0 +1,257 @@
+"""The outbox: messages owed to users survive Telegram outages, restarts and a second
+instance; each is sent once, in its chat's order, while it still matters."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.container import Container
+from bot.factory import create_bot, create_container
+from bot.services.signal_rules import validate_new_signal
+from db.models import OutboxMessage
+from tests.conftest import FakeClock, make_settings
+from tests.fake_bot_api import FakeBotAPI, close_bot_session
+from tests.signals_support import add_users, approvals_of
+
+USERS = list(range(610_001, 610_031))
+
+
+async def rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def drain(container: Container) -> None:
+    assert container.outbox_worker is not None
+    await container.outbox_worker.drain()
+
+
+async def notify(container: Container, chat_id: int, text: str) -> None:
+    async with container.sessionmaker.begin() as session:
+        await container.outbox.send(session, chat_id, text)
+
+
+async def publish(container: Container, **fields: Any) -> str:
+    data = {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08", **fields}
+    draft = validate_new_signal(data, container.settings.signals)
+    outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
+    return outcome.signal.public_id
+
+
+async def test_nothing_is_sent_for_a_transaction_that_rolled_back(
+    container: Container, fake_api: FakeBotAPI
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with container.sessionmaker.begin() as session:
+            await container.outbox.send(session, USERS[0], "payment confirmed")
+            raise RuntimeError("the commit never happens")
+    await drain(container)
+    assert fake_api.sent("sendMessage") == []
+    assert await rows(container.sessionmaker) == []
+
+
+async def test_telegram_down_then_back_delivers_each_message_once(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    await add_users(container.sessionmaker, USERS, clock.now)
+    fake_api.fail_next("sendMessage", error="500", times=1000)
+    public_id = await publish(container)
+    await notify(container, USERS[0], "your payout was approved")
+    await drain(container)
+
+    stored = await rows(container.sessionmaker)
+    assert len(stored) == len(USERS) + 1
+    assert {row.state for row in stored} == {"pending"}  # kept, none dropped
+    signal_rows = [row for row in stored if row.kind == "approval"]
+    assert all(r.attempts == 1 and "Server" in (r.last_error or "") for r in signal_rows)
+    assert all(row.next_attempt_at > clock.now for row in signal_rows)  # backoff, no busy loop
+    # The notice waits behind the signal's message to the same chat (a chat's order).
+    [notice] = [row for row in stored if row.kind == "message"]
+    assert notice.attempts == 0 and notice.chat_id == USERS[0]
+
+    # Telegram is back; the retries come due.
+    fake_api.clear()
+    fake_api.recover()
+    clock.advance(seconds=5)
+    await drain(container)
+
+    delivered = Counter(call.chat_id for call in fake_api.sent("sendMessage") if call.ok)
+    assert set(delivered) == set(USERS) and set(delivered.values()) == {1, 2}
+    assert delivered[USERS[0]] == 2  # the signal and the payout notice
+    approvals = await approvals_of(container.sessionmaker, public_id)
+    assert all(approvals[user].message_id is not None for user in USERS)
+    assert {row.state for row in await rows(container.sessionmaker)} == {"sent"}
+
+
+async def test_a_message_that_no_longer_matters_is_dropped(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    await add_users(container.sessionmaker, USERS[:3], clock.now)
+    fake_api.fail_next("sendMessage", error="500", times=1000)
+    await publish(container, expires_in=60)
+    await notify(container, USERS[0], "a fill on your device")
+    await drain(container)
+
+    clock.advance(minutes=2)  # the signal ended; the notice still matters (a day)
+    fake_api.recover()
+    fake_api.clear()
+    await drain(container)
+
+    by_kind = {(row.kind, row.chat_id): row.state for row in await rows(container.sessionmaker)}
+    assert {state for (kind, _), state in by_kind.items() if kind == "approval"} == {"expired"}
+    assert by_kind[("message", USERS[0])] == "sent"
+    assert [call.text for call in fake_api.sent("sendMessage") if call.ok] == [
+        "a fill on your device"
+    ]
+
+
+async def test_a_chat_gets_its_messages_in_order_after_a_failure(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    fake_api.fail_next("sendMessage", error="500", times=1, chat_id=USERS[0])
+    async with container.sessionmaker.begin() as session:
+        for text in ("requested", "approved", "paid"):
+            await container.outbox.send(session, USERS[0], text)
+        await container.outbox.send(session, USERS[1], "another chat is not held up")
+    await drain(container)
+    assert [call.text for call in fake_api.sent("sendMessage") if call.ok] == [
+        "another chat is not held up"
+    ]
+    clock.advance(seconds=5)
+    await drain(container)
+    assert [call.text for call in fake_api.sent("sendMessage", USERS[0]) if call.ok] == [
+        "requested",
+        "approved",
+        "paid",
+    ]
+
+
+async def test_blocked_and_refused_messages_end_without_retries(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    await add_users(container.sessionmaker, USERS[:2], clock.now)
+    fake_api.block_chat(USERS[0])
+    fake_api.fail_next("sendMessage", error="400", chat_id=USERS[1], description="chat not found")
+    await notify(container, USERS[0], "to a user who blocked the bot")
+    await notify(container, USERS[1], "to a chat Telegram does not know")
+    await drain(container)
+    clock.advance(hours=1)
+    await drain(container)
+    states = {row.chat_id: row.state for row in await rows(container.sessionmaker)}
+    assert states == {USERS[0]: "blocked", USERS[1]: "failed"}
+    assert len(fake_api.sent("sendMessage")) == 2  # one try each
+
+
+async def second_instance(settings: Settings, clock: FakeClock) -> tuple[Container, Any]:
+    bot = create_bot(settings)
+    return create_container(settings, bot=bot, clock=clock), bot
+
+
+async def test_a_restart_resumes_a_broadcast_where_it_stopped(
+    clean_database: str, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    # Five messages in flight at a time, so the shutdown finds most of them queued.
+    settings = make_settings(
+        clean_database, fake_api.base_url, sending={"broadcast_concurrency": 5}
+    )
+    first, first_bot = await second_instance(settings, clock)
+    try:
+        await add_users(first.sessionmaker, USERS, clock.now)
+        gate = fake_api.hold("sendMessage")
+        public_id = await publish(first)
+        await fake_api.wait_for("sendMessage", count=5)
+        # SIGTERM: the sends under way get their answers, the rest stay queued.
+        closing = asyncio.create_task(first.stop_background(within=5.0))
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await closing == 0
+    finally:
+        await close_bot_session(first_bot)
+        await first.engine.dispose()
+    sent_before = Counter(call.chat_id for call in fake_api.sent("sendMessage") if call.ok)
+    assert 0 < len(sent_before) < len(USERS)
+
+    second, second_bot = await second_instance(settings, clock)
+    try:
+        await second.start()
+        await drain(second)
+        delivered = Counter(call.chat_id for call in fake_api.sent("sendMessage") if call.ok)
+        assert set(delivered) == set(USERS) and set(delivered.values()) == {1}
+        approvals = await approvals_of(second.sessionmaker, public_id)
+        assert all(approvals[user].message_id is not None for user in USERS)
+    finally:
+        await second.stop_background(within=1.0)
+        await close_bot_session(second_bot)
+        await second.engine.dispose()
+
+
+async def test_a_crashed_instance_leaves_its_messages_to_the_next_run(
+    settings: Settings, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    crashed, crashed_bot = await second_instance(settings, clock)
+    await add_users(crashed.sessionmaker, USERS[:5], clock.now)
+    fake_api.hold("sendMessage")  # never answered: the process dies while waiting
+    await publish(crashed)
+    await fake_api.wait_for("sendMessage", count=5)
+    assert crashed.outbox_worker is not None
+    # kill -9: no shutdown at all, its leases stay behind.
+    await crashed.outbox_worker.abandon()
+    assert {row.lease_owner is not None for row in await rows(crashed.sessionmaker)} == {True}
+    await close_bot_session(crashed_bot)
+    await crashed.engine.dispose()
+
+    fake_api.clear()
+    fake_api.recover()
+    restarted, restarted_bot = await second_instance(settings, clock)
+    try:
+        await restarted.start()  # alone on this database: the dead run's leases are freed
+        await drain(restarted)
+        assert sorted(call.chat_id for call in fake_api.sent("sendMessage")) == USERS[:5]
+    finally:
+        await restarted.stop_background(within=1.0)
+        await close_bot_session(restarted_bot)
+        await restarted.engine.dispose()
+
+
+async def test_two_instances_never_send_the_same_message(
+    clean_database: str, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    # Small batches, so both workers keep coming back for more at the same time.
+    shared = make_settings(
+        clean_database,
+        fake_api.base_url,
+        redis={"url": "redis://127.0.0.1:6379/0", "prefix": f"test-outbox-{secrets.token_hex(4)}"},
+        outbox={"batch_size": 5},
+    )
+    a, a_bot = await second_instance(shared, clock)
+    b, b_bot = await second_instance(shared, clock)
+    try:
+        await add_users(a.sessionmaker, USERS, clock.now)
+        async with a.sessionmaker.begin() as session:
+            await a.outbox.send_many(session, [(user, f"notice {user}") for user in USERS] * 3)
+        assert a.outbox_worker is not None and b.outbox_worker is not None
+        # Telegram is slow: each worker holds at most a batch, so both must take some.
+        gate = fake_api.hold("sendMessage")
+        a.outbox_worker.wake()
+        b.outbox_worker.wake()
+        await fake_api.wait_for("sendMessage", count=10)
+        gate.set()
+        await asyncio.gather(drain(a), drain(b))
+        await asyncio.gather(drain(a), drain(b))
+        counts = Counter(call.chat_id for call in fake_api.sent("sendMessage"))
+        assert set(counts) == set(USERS) and set(counts.values()) == {3}
+        assert a.outbox_worker.sent > 0 and b.outbox_worker.sent > 0
+    finally:
+        for container, bot in ((a, a_bot), (b, b_bot)):
+            await container.stop_background(within=1.0)
+            await container.aclose()
+            await close_bot_session(bot)
+            await container.engine.dispose()
