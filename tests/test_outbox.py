@@ -255,3 +255,45 @@ async def test_two_instances_never_send_the_same_message(
             await container.aclose()
             await close_bot_session(bot)
             await container.engine.dispose()
+
+
+async def test_old_sent_and_ended_rows_are_forgotten(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    fake_api.block_chat(USERS[1])
+    await notify(container, USERS[0], "old news")
+    await notify(container, USERS[1], "never delivered")
+    await drain(container)
+    clock.advance(days=8)
+    fake_api.fail_next("sendMessage", error="500", times=1)
+    await notify(container, USERS[2], "still on its way")
+    await drain(container)
+    assert container.outbox_worker is not None
+    await container.outbox_worker.close(within=1.0)  # the next run prunes at its start
+    restarted = create_container(container.settings, bot=container.bot, clock=clock)
+    assert restarted.outbox_worker is not None
+    try:
+        await restarted.outbox_worker.start()
+        await restarted.outbox_worker.drain()
+        left = {(row.chat_id, row.state) for row in await rows(restarted.sessionmaker)}
+        assert left == {(USERS[2], "pending")}
+    finally:
+        await restarted.outbox_worker.close(within=1.0)
+        await restarted.engine.dispose()
+
+
+async def test_a_signal_that_ended_while_queued_is_not_announced(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    await add_users(container.sessionmaker, USERS[:3], clock.now, auto_approve=(USERS[2],))
+    fake_api.fail_next("sendMessage", error="500", times=3)
+    public_id = await publish(container)
+    await drain(container)
+    async with container.sessionmaker.begin() as session:
+        await container.signals.cancel(session, public_id=public_id)
+    fake_api.clear()
+    clock.advance(seconds=5)
+    await drain(container)
+    # Only the user whose devices took it (auto-approve) still hears of it.
+    assert [call.chat_id for call in fake_api.sent("sendMessage") if call.ok] == [USERS[2]]
+    assert "Cancelled" in fake_api.last("sendMessage", USERS[2]).params["text"]

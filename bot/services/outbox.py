@@ -73,6 +73,8 @@ REFRESH = "refresh"
 # A refresh of a message still on its way looks again this soon.
 _WAIT_FOR_FIRST_S = 1.0
 NOT_MODIFIED = "message is not modified"
+# Sent and ended rows older than outbox.retention_days are deleted this often.
+PRUNE_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ class ApprovalView:
     message_id: int | None
     text: str
     reply_markup: InlineKeyboardMarkup | None
+    ended_unseen: bool = False
+    """The signal ended before the user had anything to do with it: a first message now
+    would only say so."""
 
 
 ApprovalRenderer = Callable[[Sequence[int]], Awaitable[Mapping[int, ApprovalView]]]
@@ -355,7 +360,11 @@ class OutboxWorker:
 
     async def _work(self) -> None:
         poll = self.settings.outbox.poll_seconds
+        next_prune = 0.0
         while not self._closing:
+            if asyncio.get_running_loop().time() >= next_prune:
+                await self._prune()
+                next_prune = asyncio.get_running_loop().time() + PRUNE_INTERVAL_S
             seen, settled = self._wakes, self._settled
             self._wake_event.clear()
             room = self.settings.outbox.batch_size - len(self._chains)
@@ -379,6 +388,17 @@ class OutboxWorker:
                     self._idle.notify_all()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_event.wait(), poll)
+
+    async def _prune(self) -> None:
+        cutoff = self.clock() - timedelta(days=self.settings.outbox.retention_days)
+        try:
+            async with self.sessionmaker.begin() as session:
+                removed = await OutboxRepository(session).prune(cutoff)
+        except Exception as exc:
+            logger.warning("outbox: pruning failed (%s); next hour", type(exc).__name__)
+            return
+        if removed:
+            logger.info("outbox: forgot %d sent or ended messages", removed)
 
     def _settling(self) -> bool:
         return self._settler is not None and not self._settler.done()
@@ -471,6 +491,8 @@ class OutboxWorker:
         view = views.get(row.approval_id) if row.approval_id is not None else None
         if row.kind in (APPROVAL, REFRESH) and view is None:
             return Ended(row.id, FAILED, "the signal's message is gone")
+        if row.kind == APPROVAL and view is not None and view.ended_unseen:
+            return Ended(row.id, EXPIRED, "the signal ended before its message went out")
         if row.kind == REFRESH:
             assert view is not None and row.approval_id is not None
             if view.message_id is None:

@@ -67,13 +67,19 @@ class SignalPublisher:
                 )
         views: dict[int, ApprovalView] = {}
         for approval, signal in rows:
-            rendered = render_approval_message(
+            signal_dto, approval_dto = (
                 SignalDTO.from_model(signal),
                 ApprovalDTO.from_model(approval),
-                devices.get((approval.user_id, approval.signal_id), ()),
+            )
+            rendered = render_approval_message(
+                signal_dto, approval_dto, devices.get((approval.user_id, approval.signal_id), ())
             )
             views[approval.id] = ApprovalView(
-                approval.user_id, approval.message_id, rendered.text, rendered.reply_markup
+                approval.user_id,
+                approval.message_id,
+                rendered.text,
+                rendered.reply_markup,
+                ended_unseen=not signal_dto.is_open and approval.decision in ("pending", "expired"),
             )
         return views
 
