@@ -15,9 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
+
 from signalbridge_agent.clock import ServerClock
 from signalbridge_agent.signing import new_nonce, signed_headers
-from yarl import URL
 
 logger = logging.getLogger(__name__)
 
