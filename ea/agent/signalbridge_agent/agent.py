@@ -400,18 +400,7 @@ class Agent:
             state=HoldingState.OPEN if holding.is_open else HoldingState.GONE,
         )
         if holding.kind is HoldingKind.POSITION:
-            report = Report(
-                "fill",
-                fill_body(
-                    instruction.id,
-                    Step.FILL,
-                    ticket=holding.ticket,
-                    price=holding.price,
-                    volume=holding.volume,
-                    profit=None,
-                    executed_at=self.clock.now(),
-                ),
-            )
+            report = self._opened_fill(instruction.id, holding)
             logger.info(
                 "instruction %s filled: %s %s %s @ %s, ticket %d",
                 instruction.id,
@@ -436,6 +425,19 @@ class Agent:
             [owned],
         )
         self._send_wake.set()
+
+    def _opened_fill(self, instruction_id: str, position: Holding) -> Report:
+        """The fill of an open: the position as the executor has it."""
+        body = fill_body(
+            instruction_id,
+            Step.FILL,
+            ticket=position.ticket,
+            price=position.price,
+            volume=position.volume,
+            profit=None,
+            executed_at=self.clock.now(),
+        )
+        return Report("fill", body)
 
     async def _current(self, signal_id: str) -> list[tuple[Owned, Holding]]:
         """The signal's tickets that the journal says are ours and the executor still has;
@@ -614,20 +616,7 @@ class Agent:
                 )
                 self.journal.own(
                     [replace(owned, kind=HoldingKind.POSITION, volume=current.volume)],
-                    reports=[
-                        Report(
-                            "fill",
-                            fill_body(
-                                owned.instruction_id,
-                                Step.FILL,
-                                ticket=current.ticket,
-                                price=current.price,
-                                volume=current.volume,
-                                profit=None,
-                                executed_at=self.clock.now(),
-                            ),
-                        )
-                    ],
+                    reports=[self._opened_fill(owned.instruction_id, current)],
                 )
             self._send_wake.set()
 

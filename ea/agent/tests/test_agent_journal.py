@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from agent_orders import market_buy
 from signalbridge_agent.journal import (
     HoldingState,
     Journal,
@@ -116,18 +117,7 @@ def paper(tmp_path: Path) -> PaperExecutor:
 
 
 def order(**changes: object) -> OpenOrder:
-    values: dict[str, object] = {
-        "tag": "sb:ins_1",
-        "symbol": "EURUSD",
-        "side": Side.BUY,
-        "order_type": OrderType.MARKET,
-        "entry": None,
-        "stop_loss": Decimal("1.08"),
-        "take_profit": Decimal("1.095"),
-        "volume": Decimal("0.10"),
-    }
-    values.update(changes)
-    return OpenOrder(**values)  # type: ignore[arg-type]
+    return market_buy(**{"symbol": "EURUSD", "tag": "sb:ins_1", **changes})
 
 
 def test_market_orders_fill_at_the_ask_or_bid(paper: PaperExecutor) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from agent_orders import market_buy
 from fake_mt5 import RETCODE_INVALID_STOPS, FakeMT5, Position
 from signalbridge_agent.mt5 import Mt5Executor
 from signalbridge_agent.protocol import OrderType, Side
@@ -33,18 +34,7 @@ def mt5(broker: FakeMT5) -> Mt5Executor:
 
 
 def order(**changes: object) -> OpenOrder:
-    values: dict[str, object] = {
-        "tag": "sb:ins_a",
-        "symbol": "EURUSD.m",
-        "side": Side.BUY,
-        "order_type": OrderType.MARKET,
-        "entry": None,
-        "stop_loss": Decimal("1.08"),
-        "take_profit": Decimal("1.095"),
-        "volume": Decimal("0.10"),
-    }
-    values.update(changes)
-    return OpenOrder(**values)  # type: ignore[arg-type]
+    return market_buy(**{"symbol": "EURUSD.m", "tag": "sb:ins_a", **changes})
 
 
 def test_market_buy_carries_magic_comment_slippage_and_levels(

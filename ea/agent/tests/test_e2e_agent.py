@@ -17,6 +17,7 @@ from signalbridge_agent.agent import CredentialsRefused
 from signalbridge_agent.paper import QuoteTable
 
 from bot.container import Container
+from bot.web import ea as ea_views
 from db.models import ExecutionRecord
 from tests.agent_support import TEST_SETTINGS, run_device
 from tests.conftest import FakeClock
@@ -203,3 +204,37 @@ async def test_instruction_older_than_the_agents_max_age_is_error_90001_and_no_t
     assert [i.state for i in await stored_instructions(container)] == ["errored"]
     with sqlite3.connect(tmp_path / "j.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM paper_book").fetchone() == (0,)
+
+
+async def test_server_errors_back_off_and_retry_until_accepted(
+    server: TestClient[Any, Any],
+    container: Container,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, credentials = await add_device(container, OWNER)
+    await approve(container, await publish(container), OWNER)
+    failures = {"polls": 2, "reports": 3}
+    real_pending = ea_views.pending_instructions
+    real_record = container.reports.record
+
+    async def flaky_pending(*args: Any) -> Any:
+        if failures["polls"]:
+            failures["polls"] -= 1
+            raise OSError("database restarting")
+        return await real_pending(*args)
+
+    async def flaky_record(*args: Any) -> Any:
+        if failures["reports"]:
+            failures["reports"] -= 1
+            raise OSError("database restarting")
+        return await real_record(*args)
+
+    monkeypatch.setattr(ea_views, "pending_instructions", flaky_pending)
+    monkeypatch.setattr(container.reports, "record", flaky_record)
+    async with run_device(server, clock, credentials, tmp_path / "j.sqlite3", quotes=euro()) as ea:
+        await ea.until(lambda: ea.unsent() == 0 and len(ea.reports()) == 2)
+        assert [state for _, _, state in ea.reports()] == ["accepted", "accepted"]
+    assert failures == {"polls": 0, "reports": 0}
+    assert kinds(await stored_records(container)) == ["ack", "fill"]
