@@ -17,7 +17,7 @@ from signalbridge_agent.agent import CredentialsRefused
 from signalbridge_agent.paper import QuoteTable
 
 from bot.container import Container
-from bot.web import ea as ea_views
+from bot.services.instructions import pending_instructions
 from db.models import ExecutionRecord
 from tests.agent_support import TEST_SETTINGS, run_device
 from tests.conftest import FakeClock
@@ -216,14 +216,13 @@ async def test_server_errors_back_off_and_retry_until_accepted(
     _, credentials = await add_device(container, OWNER)
     await approve(container, await publish(container), OWNER)
     failures = {"polls": 2, "reports": 3}
-    real_pending = ea_views.pending_instructions
     real_record = container.reports.record
 
     async def flaky_pending(*args: Any) -> Any:
         if failures["polls"]:
             failures["polls"] -= 1
             raise OSError("database restarting")
-        return await real_pending(*args)
+        return await pending_instructions(*args)
 
     async def flaky_record(*args: Any) -> Any:
         if failures["reports"]:
@@ -231,7 +230,7 @@ async def test_server_errors_back_off_and_retry_until_accepted(
             raise OSError("database restarting")
         return await real_record(*args)
 
-    monkeypatch.setattr(ea_views, "pending_instructions", flaky_pending)
+    monkeypatch.setattr("bot.web.ea.pending_instructions", flaky_pending)
     monkeypatch.setattr(container.reports, "record", flaky_record)
     async with run_device(server, clock, credentials, tmp_path / "j.sqlite3", quotes=euro()) as ea:
         await ea.until(lambda: ea.unsent() == 0 and len(ea.reports()) == 2)
