@@ -43,7 +43,11 @@ class Device:
 
     def reports(self) -> list[tuple[str, dict[str, Any], str]]:
         """(kind, body, state) of every report the agent queued, in order."""
-        return [(kind, body, state) for _, kind, body, state in self.journal.reports()]
+        return [(r.kind, r.body, r.state.value) for r in self.journal.reports()]
+
+    def answers(self) -> list[str | None]:
+        """The server's answer to each report: "201", "200 duplicate", or the error."""
+        return [r.answer for r in self.journal.reports()]
 
     def unsent(self) -> int:
         return len(self.journal.queued())

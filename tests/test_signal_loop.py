@@ -126,6 +126,7 @@ async def test_whole_loop(
             "accepted",
         )
         assert (fill_kind, fill_state) == ("fill", "accepted")
+        assert ea.answers() == ["201", "201"]  # stored, neither a duplicate
         assert {k: fill[k] for k in ("report_id", "price", "volume")} == {
             "report_id": f"{opened['id']}-fill",
             "price": "1.08512",
@@ -185,6 +186,7 @@ async def test_whole_loop(
         # Half of 0.10 closed at the bid: (1.09010 - 1.08512) × 0.05 lots × 100 000.
         _, closed, closed_state = ea.reports()[5]
         assert closed_state == "accepted"
+        assert ea.answers()[5] == "201"
         assert {k: closed[k] for k in ("price", "volume", "profit")} == {
             "price": "1.09010",
             "volume": "0.05",

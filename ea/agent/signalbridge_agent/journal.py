@@ -136,6 +136,16 @@ class Queued:
     instruction_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SentReport:
+    report_id: str
+    kind: str
+    body: dict[str, Any]
+    state: ReportState
+    record_id: str | None  # the server's id, once accepted
+    answer: str | None  # "201", "200 duplicate", or the error for a refused one
+
+
 class JournalMismatch(Exception):
     """The journal file belongs to another device."""
 
@@ -342,12 +352,14 @@ class Journal:
                 (state.value, record_id, answer, _now(), seq),
             )
 
-    def reports(self) -> list[tuple[str, str, dict[str, Any], str]]:
-        """Every report: (report id, kind, body, state), in the order queued."""
+    def reports(self) -> list[SentReport]:
+        """Every report with where it stands, in the order queued."""
         rows = self._db.execute(
-            "SELECT report_id, kind, body, state FROM outbox ORDER BY seq"
+            "SELECT report_id, kind, body, state, record_id, answer FROM outbox ORDER BY seq"
         ).fetchall()
-        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+        return [
+            SentReport(r[0], r[1], json.loads(r[2]), ReportState(r[3]), r[4], r[5]) for r in rows
+        ]
 
 
 def _entry(row: Any) -> Entry:

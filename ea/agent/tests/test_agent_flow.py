@@ -92,7 +92,7 @@ class Rig:
         return self.agent
 
     def reports(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(kind, body) for _, kind, body, _ in self.journal.reports()]
+        return [(r.kind, r.body) for r in self.journal.reports()]
 
     def book(self) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.path) as db:

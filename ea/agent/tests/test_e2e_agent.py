@@ -237,3 +237,24 @@ async def test_server_errors_back_off_and_retry_until_accepted(
         assert [state for _, _, state in ea.reports()] == ["accepted", "accepted"]
     assert failures == {"polls": 0, "reports": 0}
     assert kinds(await stored_records(container)) == ["ack", "fill"]
+
+
+async def test_a_report_resent_after_a_lost_answer_is_a_duplicate(
+    server: TestClient[Any, Any], container: Container, clock: FakeClock, tmp_path: Path
+) -> None:
+    _, credentials = await add_device(container, OWNER)
+    journal = tmp_path / "j.sqlite3"
+    await approve(container, await publish(container), OWNER)
+    async with run_device(server, clock, credentials, journal, quotes=euro()) as ea:
+        await ea.until(lambda: ea.unsent() == 0 and len(ea.reports()) == 2)
+        assert ea.answers() == ["201", "201"]
+    stored = [(r.public_id, r.kind) for r in await stored_records(container)]
+    # The server stored both, but the answers never reached the journal (a crash, a
+    # dropped connection): as far as the agent knows, they are still to be sent.
+    with sqlite3.connect(journal) as db:
+        db.execute("UPDATE outbox SET state = 'queued', record_id = NULL, answer = NULL")
+    async with run_device(server, clock, credentials, journal, quotes=euro()) as again:
+        await again.until(lambda: again.unsent() == 0)
+        assert again.answers() == ["200 duplicate", "200 duplicate"]
+        assert [r.record_id for r in again.journal.reports()] == [pk for pk, _ in stored]
+    assert [(r.public_id, r.kind) for r in await stored_records(container)] == stored
