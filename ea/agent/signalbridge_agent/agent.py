@@ -151,6 +151,7 @@ class Agent:
         self._trade = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trade")
         self._stopping = asyncio.Event()
         self._send_wake = asyncio.Event()
+        self._all_sent = asyncio.Event()  # set while no report waits to be sent
         self._refused: ApiError | None = None
         self._cycle = asyncio.Event()
         self.cycles = 0
@@ -222,6 +223,19 @@ class Agent:
         with contextlib.suppress(_Stopped):
             await self._until_stopped(asyncio.sleep(seconds))
 
+    def _reports_queued(self) -> None:
+        self._all_sent.clear()
+        self._send_wake.set()
+
+    async def _until_sent(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) for the queued reports to be accepted; the whole time
+        when nothing is queued."""
+        if self._all_sent.is_set():
+            await self._pause(seconds)
+            return
+        with contextlib.suppress(_Stopped, TimeoutError):
+            await self._until_stopped(asyncio.wait_for(self._all_sent.wait(), seconds))
+
     async def next_cycle(self) -> int:
         """Wait until the poll under way (or the next one) has been handled."""
         await self._cycle.wait()
@@ -241,6 +255,7 @@ class Agent:
 
     async def _poll_forever(self) -> None:
         backoff = Backoff(self.settings.backoff_min, self.settings.backoff_max)
+        repeats = Backoff(self.settings.backoff_min, self.settings.backoff_max)
         while not self._stopping.is_set():
             try:
                 polled = await self._until_stopped(self.client.poll(self.settings.poll_wait))
@@ -260,24 +275,30 @@ class Agent:
                 await self._pause(delay)
                 continue
             backoff.reset()
-            for raw in polled:
-                await self.process(raw)
+            taken = [await self.process(raw) for raw in polled]
+            if polled and not any(taken):
+                # Listed again only because our reports have not reached the server yet:
+                # let them go first instead of polling in a tight loop.
+                await self._until_sent(repeats.next())
+            else:
+                repeats.reset()
             await self.watch_orders()
             self.cycles += 1
             self._cycle.set()
             self._cycle = asyncio.Event()
 
-    async def process(self, raw: Any) -> None:
-        """Take one instruction of a poll's answer: journal, ack, execute, report."""
+    async def process(self, raw: Any) -> bool:
+        """Take one instruction of a poll's answer: journal, ack, execute, report. False
+        when it was not taken (journaled before, or no usable id)."""
         instruction_id = instruction_id_of(raw)
         if instruction_id is None:
             logger.error(
                 "instruction without a usable id skipped (cannot report on it): %.200r", raw
             )
-            return
+            return False
         if self.journal.known(instruction_id):
             logger.debug("instruction %s is journaled already; not taken again", instruction_id)
-            return
+            return False
         signal_id = raw.get("signal_id") if isinstance(raw.get("signal_id"), str) else None
         action = raw.get("action") if isinstance(raw.get("action"), str) else None
         try:
@@ -298,8 +319,8 @@ class Agent:
                 ],
                 done=True,
             )
-            self._send_wake.set()
-            return
+            self._reports_queued()
+            return True
         self.journal.receive(
             instruction_id,
             raw,
@@ -307,7 +328,7 @@ class Agent:
             action=instruction.action.value,
             reports=[Report("ack", ack_body(instruction_id, Step.ACK, None, None))],
         )
-        self._send_wake.set()
+        self._reports_queued()
         logger.info(
             "instruction %s received: %s %s (signal %s)",
             instruction_id,
@@ -316,6 +337,7 @@ class Agent:
             instruction.signal_id,
         )
         await self.execute(instruction)
+        return True
 
     # ------------------------------------------------------------------ executing
 
@@ -355,7 +377,7 @@ class Agent:
             {"error": error.code, "message": error.message},
             [_error(instruction_id, error.code, error.message)],
         )
-        self._send_wake.set()
+        self._reports_queued()
 
     def _executed(self, instruction_id: str) -> None:
         if self._after_execute is not None:
@@ -424,7 +446,7 @@ class Agent:
             [report],
             [owned],
         )
-        self._send_wake.set()
+        self._reports_queued()
 
     def _opened_fill(self, instruction_id: str, position: Holding) -> Report:
         """The fill of an open: the position as the executor has it."""
@@ -483,7 +505,7 @@ class Agent:
             [Report("ack", ack_body(instruction_id, Step.DONE, ticket, message))],
             owned or [],
         )
-        self._send_wake.set()
+        self._reports_queued()
 
     async def _close(self, instruction: Close) -> None:
         current = await self._current(instruction.signal_id)
@@ -565,7 +587,7 @@ class Agent:
                 wire_decimal(closed.profit),
             )
         self.journal.finish(instruction.id, {"closed": [c.ticket for c in closes]}, reports, owned)
-        self._send_wake.set()
+        self._reports_queued()
 
     async def _cancel(self, instruction: Cancel) -> None:
         current = await self._current(instruction.signal_id)
@@ -618,7 +640,7 @@ class Agent:
                     [replace(owned, kind=HoldingKind.POSITION, volume=current.volume)],
                     reports=[self._opened_fill(owned.instruction_id, current)],
                 )
-            self._send_wake.set()
+            self._reports_queued()
 
     # ------------------------------------------------------------------ recovery
 
@@ -634,7 +656,7 @@ class Agent:
         queued = len(self.journal.queued())
         if queued:
             logger.info("%d reports from before the restart will be sent again", queued)
-        self._send_wake.set()
+        self._reports_queued()
 
     async def _reconcile(self, instruction: AnyInstruction, entry: Entry) -> None:
         plan = entry.plan or {}
@@ -728,6 +750,8 @@ class Agent:
             self._send_wake.clear()
             if await self.flush():
                 backoff.reset()
+                if not self._send_wake.is_set():
+                    self._all_sent.set()
                 await self._send_wake.wait()
             elif self._refused is not None:
                 return

@@ -258,3 +258,35 @@ async def test_a_report_resent_after_a_lost_answer_is_a_duplicate(
         assert again.answers() == ["200 duplicate", "200 duplicate"]
         assert [r.record_id for r in again.journal.reports()] == [pk for pk, _ in stored]
     assert [(r.public_id, r.kind) for r in await stored_records(container)] == stored
+
+
+async def test_while_its_reports_fail_the_agent_does_not_poll_in_a_tight_loop(
+    server: TestClient[Any, Any],
+    container: Container,
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The open stays pending (its ack is not stored), so every poll lists it again at
+    once; the agent waits for its reports (with growing pauses) instead of re-polling."""
+    _, credentials = await add_device(container, OWNER)
+    await approve(container, await publish(container), OWNER)
+    polls = 0
+
+    async def counted(*args: Any) -> Any:
+        nonlocal polls
+        polls += 1
+        return await pending_instructions(*args)
+
+    async def failing(*_args: Any) -> Any:
+        raise OSError("database restarting")
+
+    monkeypatch.setattr("bot.web.ea.pending_instructions", counted)
+    monkeypatch.setattr(container.reports, "record", failing)
+    async with run_device(server, clock, credentials, tmp_path / "j.sqlite3", quotes=euro()) as ea:
+        await ea.until(lambda: len(ea.reports()) == 2)
+        await asyncio.sleep(1.5)
+        assert ea.unsent() == 2
+        assert len(ea.received()) == 1
+    # Pauses of 0.02, 0.04, ... up to 0.2 s (the tests' backoff): about ten in 1.5 s.
+    assert 2 <= polls <= 20
