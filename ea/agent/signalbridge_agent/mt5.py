@@ -127,7 +127,14 @@ class Mt5Executor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        import MetaTrader5 as mt5
+        try:
+            import MetaTrader5 as mt5
+        except ImportError:
+            raise TradeError(
+                int(Code.TRADING_NOT_ALLOWED),
+                "the MetaTrader5 package is not installed; it exists for Windows only: "
+                'pip install "signalbridge-agent[mt5]"',
+            ) from None
 
         options: dict[str, Any] = {}
         if self._login is not None:

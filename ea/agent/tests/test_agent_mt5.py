@@ -195,3 +195,11 @@ def test_start_fails_when_the_terminal_does_not(broker: FakeMT5) -> None:
     assert failed.value.code == 90006
     assert "did not start (-1: generic fail)" in failed.value.message
     assert "hunter2" not in repr(Mt5Executor(magic=MAGIC, password="hunter2-password"))
+
+
+def test_start_without_the_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "MetaTrader5", None)  # import fails as on Linux
+    with pytest.raises(TradeError) as missing:
+        Mt5Executor(magic=MAGIC).start()
+    assert missing.value.code == 90006
+    assert "signalbridge-agent[mt5]" in missing.value.message

@@ -190,3 +190,33 @@ async def test_refuses_bad_settings_without_showing_the_secret(tmp_path: Path) -
     text = err.decode()
     assert "refusing to start: the Secret" in text
     assert secret not in text
+
+
+async def test_a_refused_secret_exits_3_and_a_missing_terminal_exits_4(
+    server: TestClient[Any, Any], container: Container, tmp_path: Path
+) -> None:
+    _, credentials = await add_device(container, OWNER)
+    wrong = AgentProcess(server, credentials.device_id, "W" * 43, tmp_path)
+    process = await wrong.start()
+    assert await wrong.finish(process) == 3
+    assert "the server refuses this device's credentials (invalid_signature)" in wrong.logs[0]
+    assert "W" * 43 not in wrong.logs[0]
+
+    mt5 = AgentProcess(server, credentials.device_id, credentials.secret, tmp_path)
+    mt5.config.write_text("[mt5]\nmagic = 20260101\n", encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "signalbridge_agent",
+        "--executor",
+        "mt5",
+        "--config",
+        str(mt5.config),
+        "--journal",
+        str(tmp_path / "mt5.sqlite3"),
+        env=mt5.env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert await mt5.finish(process) == 4
+    assert "the mt5 executor failed: the MetaTrader5 package is not installed" in mt5.logs[0]
+    assert credentials.secret not in mt5.logs[0]
