@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS holdings (
     volume TEXT NOT NULL,
     state TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS instructions_by_state ON instructions (state);
 CREATE INDEX IF NOT EXISTS holdings_by_signal ON holdings (signal_id, state);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -261,15 +262,17 @@ class Journal:
         ).fetchone()
         return None if row is None else _entry(row)
 
-    def entries(self) -> list[Entry]:
+    def entries(self, *, unfinished: bool = False) -> list[Entry]:
+        """The instructions journaled, in the order received (only those not done)."""
         rows = self._db.execute(
             "SELECT id, signal_id, action, raw, state, received_at, started_at, plan, outcome "
-            "FROM instructions ORDER BY seq"
+            "FROM instructions WHERE (? = 0 OR state != 'done') ORDER BY seq",
+            (int(unfinished),),
         ).fetchall()
         return [_entry(row) for row in rows]
 
     def unfinished(self) -> list[Entry]:
-        return [entry for entry in self.entries() if entry.stage is not Stage.DONE]
+        return self.entries(unfinished=True)
 
     # ------------------------------------------------------------------ holdings
 
