@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml ea/agent/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]' -e './ea/agent[test]'
 	touch $@ $(STAMP)
 
 install: $(STAMP)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -92,8 +91,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, code, message)
 
 
-async def _server_time_header(_request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["X-Server-Time"] = str(int(time.time()))
+async def _server_time_header(request: web.Request, response: web.StreamResponse) -> None:
+    # The clock X-Timestamp is checked against, so a device corrects to the time that counts.
+    response.headers["X-Server-Time"] = str(int(request.app[CONTAINER].clock().timestamp()))
 
 
 async def healthz(request: web.Request) -> web.Response:

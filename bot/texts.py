@@ -542,8 +542,9 @@ PREVIEW_SYMBOLS = ("EURUSD", "XAUUSD")
 DEVICES_HEADER = "<b>Your devices</b> ({count} of {limit})"
 DEVICES_EMPTY = (
     "<b>Your devices</b>\n\n"
-    "No device yet. A device is an Expert Advisor in a MetaTrader terminal: add one, "
-    "paste its Device ID and Secret into the EA, and approved signals trade there."
+    "No device yet. A device is our Expert Advisor in a MetaTrader terminal (or the Python "
+    "agent): add one, paste its Device ID and Secret into the EA, and approved signals "
+    "trade there."
 )
 DEVICES_PICK = "Tap a device for its settings."
 DEVICES_PRIVATE_ONLY = "For your security, /devices works only in a private chat with me."
@@ -568,15 +569,23 @@ CREDENTIALS = (
     "Secret: <code>{secret}</code>\n\n"
     "The secret is shown only this once: keep it safe. Lost it? Rotate the key in /devices.\n\n"
     "<b>Set up the EA in {platform}</b>\n"
-    "1. Tools → Options → Expert Advisors: tick <i>Allow WebRequest for listed URL</i> "
-    "and add <code>{server_url}</code>.\n"
-    "2. Attach the signalbridge EA to a chart; in its inputs set Server URL "
+    "1. Copy <code>{ea_file}</code> (from signalbridge's <code>ea</code> folder) into the "
+    "terminal's <code>{experts_folder}</code> folder (File → Open Data Folder) and compile it "
+    "in MetaEditor.\n"
+    "2. Tools → Options → Expert Advisors: tick <i>Allow WebRequest for listed URL</i> "
+    "and add <code>{server_url}</code> exactly.\n"
+    "3. Attach the SignalBridge EA to a chart; in its inputs set Server URL "
     "<code>{server_url}</code>, Device ID and Secret as above.\n"
-    "3. Turn on {algo_button}. Within a minute the device shows as online in /devices."
+    "4. Turn on {algo_button}. Within a minute the device shows as online in /devices.\n\n"
+    "<b>Or the Python agent</b> (paper trading anywhere, MetaTrader 5 on Windows): "
+    "<code>pip install ./ea/agent</code>, set SIGNALBRIDGE_SERVER_URL to "
+    "<code>{server_url}</code> and SIGNALBRIDGE_DEVICE_ID and SIGNALBRIDGE_SECRET to the "
+    "values above, then run <code>signalbridge-agent --executor paper</code> (or "
+    "<code>mt5</code>). See <code>ea/agent/README.md</code>."
 )
 KEY_ROTATED = (
     "🔑 New key for <b>{name}</b>. The old secret no longer works; put the new one into the "
-    "EA's inputs:\n\n"
+    "EA's inputs (or the Python agent's SIGNALBRIDGE_SECRET) and restart it:\n\n"
     "Device ID: <code>{device_id}</code>\n"
     "Secret: <code>{secret}</code>\n\n"
     "The secret is shown only this once: keep it safe."
@@ -775,13 +784,16 @@ def symbols_card(device: DeviceDTO) -> str:
 
 
 def credentials(device: DeviceDTO, creds: Credentials, server_url: str) -> str:
+    mt4 = device.platform.value == "mt4"
     return CREDENTIALS.format(
         name=html.quote(device.name),
         platform=device.platform.label,
         device_id=creds.device_id,
         secret=creds.secret,
         server_url=html.quote(server_url),
-        algo_button="AutoTrading" if device.platform.value == "mt4" else "Algo Trading",
+        algo_button="AutoTrading" if mt4 else "Algo Trading",
+        ea_file="ea/mql4/SignalBridge.mq4" if mt4 else "ea/mql5/SignalBridge.mq5",
+        experts_folder="MQL4/Experts" if mt4 else "MQL5/Experts",
     )
 
 

@@ -142,7 +142,13 @@ async def test_add_flow_with_bad_input(
     assert match
     device_id, secret = match.groups()
     assert "http://127.0.0.1:8080" in text and "Allow WebRequest for listed URL" in text
+    assert "add <code>http://127.0.0.1:8080</code> exactly" in text  # server.public_url
     assert "AutoTrading" in text  # MT4's button
+    assert "<code>ea/mql4/SignalBridge.mq4</code>" in text and "<code>MQL4/Experts</code>" in text
+    assert "mq5" not in text
+    # The Python agent as the alternative, with the same URL and values.
+    assert "SIGNALBRIDGE_SERVER_URL to <code>http://127.0.0.1:8080</code>" in text
+    assert "<code>signalbridge-agent --executor paper</code>" in text
 
     [device] = await stored(container)
     assert (device.public_id, device.name, device.platform) == (device_id, "Office <MT5>", "mt4")
@@ -151,6 +157,20 @@ async def test_add_flow_with_bad_input(
     assert derive_secret(master, device_id, 1) == secret
     # The flow is over: text is just text again.
     assert await chat.send(OWNER_ID, "hello") == [texts.NOT_A_COMMAND]
+
+
+async def test_mt5_credentials_name_the_mt5_ea(
+    chat: Chat, container: Container, fake_api: FakeBotAPI
+) -> None:
+    await chat.press(OWNER_ID, ADD)
+    await chat.send(OWNER_ID, "Laptop")
+    calls = await chat.press(OWNER_ID, MT5)
+    [credentials] = [c for c in calls if c.method == "sendMessage"]
+    text = str(credentials.text)
+    assert CREDENTIALS_RE.search(text)
+    assert "<code>ea/mql5/SignalBridge.mq5</code>" in text and "<code>MQL5/Experts</code>" in text
+    assert "Algo Trading" in text and "mq4" not in text
+    assert text.count("<code>http://127.0.0.1:8080</code>") == 3  # allow-list, input, agent
 
 
 async def test_names_are_unique_per_user_ignoring_case(chat: Chat, container: Container) -> None:
@@ -324,6 +344,7 @@ async def test_rotate_key_confirm_once(chat: Chat, container: Container) -> None
     [message] = [c for c in calls if c.method == "sendMessage"]
     match = CREDENTIALS_RE.search(str(message.text))
     assert match and match.group(1) == device.public_id and match.group(2) != first.secret
+    assert "or the Python agent's SIGNALBRIDGE_SECRET" in str(message.text)
     assert (await stored(container))[0].key_version == 2
     # A second press of the same confirmation is stale: no second rotation.
     calls = await chat.press(OWNER_ID, confirm)

@@ -1,0 +1,3 @@
+from signalbridge_agent.cli import main
+
+raise SystemExit(main())

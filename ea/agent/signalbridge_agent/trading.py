@@ -1,0 +1,135 @@
+"""What an executor does and answers: the interface between the agent and a broker.
+
+Executors are synchronous (the MetaTrader5 package is); the agent calls them from one
+trade thread. Every method acts only on what the executor itself placed (its magic number
+or its own book) and raises :class:`TradeError` with the trade server's return code or
+one of the EA's own codes (EA_PROTOCOL.md 5.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from signalbridge_agent.protocol import OrderType, Side
+
+
+class TradeError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    volume_min: Decimal
+    volume_step: Decimal
+    volume_max: Decimal
+
+
+def round_volume(volume: Decimal, spec: SymbolSpec) -> Decimal | None:
+    """``volume`` rounded down to the volume step, at most the maximum (itself rounded
+    down to the step); None when that is below the minimum."""
+    step = spec.volume_step
+    if step <= 0:
+        raise ValueError("volume step must be positive")
+    steps = (volume / step).to_integral_value(rounding=ROUND_DOWN)
+    most = (spec.volume_max / step).to_integral_value(rounding=ROUND_DOWN)
+    rounded = min(steps, most) * step
+    if rounded < spec.volume_min or rounded <= 0:
+        return None
+    return rounded.quantize(step)
+
+
+def tag_of(instruction_id: str) -> str:
+    """The comment on every order the agent sends for an instruction: how it finds its own
+    trades again after a restart (MetaTrader keeps 31 characters of a comment)."""
+    return f"sb:{instruction_id}"[:31]
+
+
+class HoldingKind(StrEnum):
+    POSITION = "position"
+    ORDER = "order"  # a pending order not triggered yet
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A position or pending order of the executor's own, as the broker has it now."""
+
+    ticket: int
+    kind: HoldingKind
+    symbol: str
+    side: Side
+    volume: Decimal
+    price: Decimal  # open price, or the pending order's price
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    tag: str
+    is_open: bool = True  # False: a trace in history only (closed or deleted since)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    tag: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    entry: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The part of a position that a close took."""
+
+    ticket: int
+    price: Decimal
+    volume: Decimal
+    profit: Decimal
+    executed_at: datetime | None  # None: the broker's time is not known in UTC
+
+
+class Executor(Protocol):
+    name: str
+
+    def start(self) -> None:
+        """Connect (MetaTrader 5: initialize the terminal); raises TradeError."""
+
+    def stop(self) -> None: ...
+
+    def symbol_spec(self, symbol: str) -> SymbolSpec:
+        """The symbol's volume limits, selecting it where needed; TradeError 90002 when
+        the account has no such symbol."""
+        ...
+
+    def open(self, order: OpenOrder) -> Holding:
+        """A market position, or a pending order for limit and stop."""
+        ...
+
+    def modify(
+        self, holding: Holding, stop_loss: Decimal | None, take_profit: Decimal | None
+    ) -> None: ...
+
+    def close(self, holding: Holding, volume: Decimal, tag: str) -> Closed: ...
+
+    def cancel(self, holding: Holding) -> None: ...
+
+    def holding(self, ticket: int) -> Holding | None:
+        """The current state of an own ticket; a pending order that triggered comes back
+        as a position (same ticket); None when it is gone."""
+        ...
+
+    def find_by_tag(self, tag: str, since: datetime) -> Holding | None:
+        """Any trace (open, or in history since ``since``) of an order sent with ``tag``:
+        how recovery learns whether an open was executed before a crash."""
+        ...
+
+    def closed_part(self, ticket: int, tag: str, since: datetime) -> Closed | None:
+        """The close of ``ticket`` sent with ``tag``, from history, if it happened."""
+        ...
