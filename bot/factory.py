@@ -48,7 +48,7 @@ def create_bot(settings: Settings) -> Bot:
     # An update's read-only transaction is let go of before any wait on Telegram...
     bot.session.middleware(release_database_first)
     # ...and every message the bot sends or edits goes through the one rate-limited path.
-    install_send_path(bot, settings.sending)
+    install_send_path(bot, settings.sending, settings.redis)
     return bot
 
 

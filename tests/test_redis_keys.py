@@ -123,5 +123,5 @@ async def test_every_key_and_channel_of_a_flow_starts_with_the_prefix(
     assert [key for key in keys if not key.startswith(prefix + ":")] == []
     assert [channel for channel in channels if not channel.startswith(prefix + ":")] == []
     kinds = {key.removeprefix(prefix + ":").split(":")[0] for key in keys}
-    assert {"fsm", "ratelimit", "nonce"} <= kinds
+    assert {"fsm", "ratelimit", "nonce", "send"} <= kinds
     assert f"{prefix}:fsm:{bot.id}:5201:5201:state" in keys
