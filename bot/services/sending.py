@@ -173,10 +173,14 @@ class SendPath(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         attempt = 0
         while True:
-            # Checked after any wait too: a 403 may have arrived for this chat meanwhile.
-            if chat_id is not None and self.blocked is not None and chat_id in self.blocked:
-                raise TelegramForbiddenError(method=method, message=BLOCKED_DESCRIPTION)
+            self._refuse_if_blocked(method, chat_id)
             ticket = await self._admit(paced_chat)
+            try:
+                # Checked after any wait too: a 403 may have arrived for this chat meanwhile.
+                self._refuse_if_blocked(method, chat_id)
+            except TelegramForbiddenError:
+                await self.gate.leave(paced_chat, ticket)
+                raise
             try:
                 with self._counted("_in_flight"):
                     return await make_request(bot, method)
@@ -217,6 +221,10 @@ class SendPath(BaseRequestMiddleware):
             finally:
                 # Counted from the answer: the window and the chat's pace run from now.
                 await self.gate.leave(paced_chat, ticket)
+
+    def _refuse_if_blocked(self, method: TelegramMethod[Any], chat_id: int | str | None) -> None:
+        if chat_id is not None and self.blocked is not None and chat_id in self.blocked:
+            raise TelegramForbiddenError(method=method, message=BLOCKED_DESCRIPTION)
 
     async def _admit(self, chat: ChatKey | None) -> str:
         """Wait until the gate lets this message go; its ticket for ``leave``."""
