@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from bot.container import Container
+
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -95,6 +97,16 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+async def started(container: Container) -> AsyncIterator[Container]:
+    """The test's container, connected to its Redis and closed (Redis clients too) after."""
+    await container.start()
+    try:
+        yield container
+    finally:
+        await container.aclose()
 
 
 async def all_keys(url: str) -> list[str]:

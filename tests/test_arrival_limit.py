@@ -8,7 +8,6 @@ at processing time, 12 quick /help would all be answered.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,10 +23,10 @@ from bot.services.users import ensure_user
 from db.repositories.users import UserRepository
 from tests.conftest import FakeClock
 from tests.fake_bot_api import FakeBotAPI, message_update, user_dict
-from tests.redis_support import shared_redis
+from tests.redis_support import shared_redis, started
 from tests.webhook_support import WEBHOOK_OVERRIDES, ServerFactory, start_instance
 
-__all__ = ["shared_redis"]
+__all__ = ["shared_redis", "started"]
 
 SLOW_DOWN = "Slow down: try again in 6 s."
 USER = 8101
@@ -43,15 +42,6 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         url, prefix = request.getfixturevalue("shared_redis")
         overrides["redis"] = {"url": url, "prefix": prefix}
     return overrides
-
-
-@pytest.fixture
-async def started(container: Container) -> AsyncIterator[Container]:
-    await container.start()
-    try:
-        yield container
-    finally:
-        await container.aclose()
 
 
 def answers_take_six_seconds(bot: Bot, clock: FakeClock) -> None:

@@ -6,7 +6,6 @@ Two deployments may share one Redis: nothing of one may be seen by the other.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,9 +16,9 @@ from bot.container import Container
 from bot.factory import create_storage
 from tests.conftest import Chat, make_settings
 from tests.fake_bot_api import DEFAULT_BOT_ID
-from tests.redis_support import all_keys, fresh_prefix, private_redis, shared_redis
+from tests.redis_support import all_keys, fresh_prefix, private_redis, shared_redis, started
 
-__all__ = ["private_redis", "shared_redis"]
+__all__ = ["private_redis", "shared_redis", "started"]
 
 OTHER_BOT_ID = DEFAULT_BOT_ID + 1
 
@@ -74,15 +73,6 @@ def settings_overrides(private_redis: str, prefix: str) -> dict[str, Any]:
         "sending": {"global_per_second": 1000, "per_chat_interval_seconds": 0.01},
         "rate_limit": {"capacity": 10},
     }
-
-
-@pytest.fixture
-async def started(container: Container) -> AsyncIterator[Container]:
-    await container.start()
-    try:
-        yield container
-    finally:
-        await container.aclose()
 
 
 async def test_every_key_and_channel_of_a_flow_starts_with_the_prefix(
