@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,12 @@ async def shared_redis() -> AsyncIterator[tuple[str, str]]:
         await delete_prefixed(SHARED_REDIS_URL, prefix)
 
 
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of a redis-server of this test's own (nothing else writes to it)."""
+@asynccontextmanager
+async def redis_server(socket: Path) -> AsyncIterator[str]:
+    """Run a redis-server of our own on the Unix ``socket``; its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    socket = tmp_path / "redis.sock"
     process = subprocess.Popen(
         [
             binary,
@@ -97,6 +97,13 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a redis-server of this test's own (nothing else writes to it)."""
+    async with redis_server(tmp_path / "redis.sock") as url:
+        yield url
 
 
 @pytest.fixture

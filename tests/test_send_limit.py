@@ -13,6 +13,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from aiogram.types import Message
 from bot.config import SendingSettings, Settings
 from bot.factory import create_bot
 from bot.services.send_gate import (
+    REDIS_RETRY_S,
     MemoryGate,
     Pacing,
     RedisGate,
@@ -31,7 +33,7 @@ from bot.services.send_gate import (
 from bot.services.sending import SendPath
 from tests.conftest import Chat, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session
-from tests.redis_support import shared_redis
+from tests.redis_support import redis_server, shared_redis
 
 __all__ = ["shared_redis"]
 
@@ -162,6 +164,18 @@ async def test_a_chat_keeps_its_pace_across_instances(
     assert_paced([call.at for call in to_chat], burst=2, interval=0.3)
 
 
+async def until_paused(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        async with asyncio.timeout(5):
+            while not await client.exists(f"{prefix}:send:pause"):
+                await asyncio.sleep(0.005)
+    finally:
+        await client.aclose()
+
+
 async def test_a_429_pauses_every_instance(
     fake_api: FakeBotAPI, shared_redis: tuple[str, str]
 ) -> None:
@@ -176,7 +190,7 @@ async def test_a_429_pauses_every_instance(
         fake_api.fail_next("sendMessage", error="429", retry_after=1)
         attempt = asyncio.create_task(first.send_message(7401, "again"))
         [refused] = await fake_api.wait_for("sendMessage", lambda call: call.chat_id == 7401)
-        await asyncio.sleep(0.1)  # the pause is stored in Redis by now
+        await until_paused(*shared_redis)
         await second.send_message(7402, "other instance")
         await attempt
     [other] = fake_api.sent("sendMessage", 7402)
@@ -302,22 +316,31 @@ async def test_quiet_chats_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 async def test_without_redis_an_instance_paces_on_its_own(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    socket = tmp_path / "redis.sock"
+    ticks = Ticks()
     gate = create_send_gate(
         SendingSettings(global_per_second=2, per_chat_interval_seconds=0),
-        Ticks(),
-        redis_url="redis://127.0.0.1:1/0",
+        ticks,
+        redis_url=f"unix://{socket}",
         prefix="sbt-unreachable",
     )
     assert isinstance(gate, RedisGate)
     try:
-        with caplog.at_level(logging.WARNING, "bot.services.send_gate"):
+        with caplog.at_level(logging.INFO, "bot.services.send_gate"):
             first, second, third = [await gate.enter(None) for _ in range(3)]
-        assert (first.wait, second.wait) == (0, 0) and third.everyone  # the local limit
-        await gate.leave(None, first.ticket)
-        assert [r.message for r in caplog.records].count(
-            "send limit: Redis unavailable (ConnectionError); this instance paces on its own"
-        ) == 1
+            assert (first.wait, second.wait) == (0, 0) and third.everyone  # the local limit
+            await gate.leave(None, first.ticket)
+            async with redis_server(socket):
+                assert not (await gate.enter(None)).ticket  # not asked again at once
+                ticks.now += REDIS_RETRY_S
+                shared = await gate.enter(None)
+                assert shared.wait == 0 and shared.ticket  # a place in Redis's window
+                await gate.leave(None, shared.ticket)
+        assert [record.message for record in caplog.records] == [
+            "send limit: Redis unavailable (ConnectionError); this instance paces on its own",
+            "send limit: Redis is back; the limit is shared again",
+        ]
     finally:
         await gate.close()

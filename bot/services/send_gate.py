@@ -23,7 +23,8 @@ Redis's own clock (``TIME``), so the instances' clocks need not agree. Keys:
 leaves the window), ``<prefix>:send:chat:<chat id>`` and ``<prefix>:send:pause`` (a 429
 pauses every instance). A message in flight on an instance that dies keeps its place for
 ``IN_FLIGHT_HOLD_S`` at most. When Redis fails, the instance falls back to its own
-MemoryGate (logged) rather than stop sending.
+MemoryGate (logged) rather than stop sending, and tries Redis again every
+``REDIS_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ ChatKey = int | str
 # shared window; an answer always comes sooner (aiogram's request timeout is 60 s, but
 # Telegram answers in well under a second, or the request fails at once).
 IN_FLIGHT_HOLD_S = 10.0
+# After Redis failed, messages use the local gate for this long before Redis is tried again
+# (a Redis that does not answer would otherwise cost every message its socket timeout).
+REDIS_RETRY_S = 5.0
 # The dict of chats is swept of chats whose pace no longer matters when it grows past this.
 SWEEP_AT = 10_000
 
@@ -226,10 +230,19 @@ _US = 1_000_000
 class RedisGate:
     """Both rules in Redis, shared by every instance with the same ``redis.prefix``."""
 
-    def __init__(self, redis: Any, pacing: Pacing, fallback: MemoryGate, *, prefix: str) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        pacing: Pacing,
+        fallback: MemoryGate,
+        time: Callable[[], float],
+        *,
+        prefix: str,
+    ) -> None:
         from redis.exceptions import RedisError
 
         self.redis = redis
+        self._time = time
         self.pacing = pacing
         self.fallback = fallback
         self._failures: tuple[type[Exception], ...] = (RedisError, OSError)
@@ -249,6 +262,7 @@ class RedisGate:
             round(pacing.chat_slack * _US),
         )
         self._degraded = False
+        self._retry_at = 0.0
 
     def _keys(self, chat: ChatKey | None, *first: str) -> list[str]:
         keys = [self._window_key, *first]
@@ -257,6 +271,8 @@ class RedisGate:
         return keys
 
     async def enter(self, chat: ChatKey | None) -> Admission:
+        if self._degraded and self._time() < self._retry_at:
+            return await self.fallback.enter(chat)
         member = f"{self._origin}:{next(self._serial)}"
         try:
             verdict, wait = await self._enter(
@@ -291,6 +307,7 @@ class RedisGate:
             self._lost(exc)
 
     def _lost(self, exc: Exception) -> None:
+        self._retry_at = self._time() + REDIS_RETRY_S
         if not self._degraded:
             self._degraded = True
             logger.warning(
@@ -318,4 +335,4 @@ def create_send_gate(
 
     # Short timeouts: a Redis that hangs must not hold every message; the fallback takes over.
     client = Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return RedisGate(client, pacing, local, prefix=prefix)
+    return RedisGate(client, pacing, local, time, prefix=prefix)
