@@ -272,8 +272,13 @@ async def test_the_window_counts_from_the_answer() -> None:
 
 
 async def test_a_rate_below_one_spaces_single_messages() -> None:
-    assert Pacing.of(SendingSettings(global_per_second=0.5)).window == pytest.approx(2.0)
-    assert Pacing.of(SendingSettings(global_per_second=30)).window_count == 30
+    def window(rate: float) -> tuple[int, float]:
+        pacing = Pacing.of(SendingSettings(global_per_second=rate))
+        return pacing.window_count, pacing.window
+
+    assert window(30) == (30, 1.0)
+    assert window(2.5) == (2, 1.0)  # never 3 in a second
+    assert window(0.5) == (1, 2.0)
 
 
 async def test_a_chats_burst_then_pace() -> None:

@@ -4,11 +4,12 @@ Two rules, checked together for every message the send path lets go
 (bot/services/sending.py):
 
 - **The send limit**: never more than ``sending.global_per_second`` messages in any one
-  second (a moving window; a rate below 1 means one message per 1/rate seconds). A
-  message holds its place in the window from the moment it is let go until one window
-  after Telegram answered it, so however long requests spend in transit, Telegram never
-  sees more than the limit within a second; and the window starts empty, so there is no
-  opening burst (a leaky bucket lets its whole capacity through at once, then the rate).
+  second (a moving window; a fraction is rounded down, and a rate below 1 means one
+  message per 1/rate seconds). A message holds its place in the window from the moment
+  it is let go until one window after Telegram answered it, so however long requests
+  spend in transit, Telegram never sees more than the limit within a second; and the
+  window starts empty, so there is no opening burst (a leaky bucket lets its whole
+  capacity through at once, then the rate).
 - **A chat's pace**: ``per_chat_burst`` messages in a row, then one per
   ``per_chat_interval_seconds`` (a token bucket kept as the chat's "theoretical arrival
   time", GCRA); the interval is counted from Telegram's answer, so a slow answer delays
@@ -66,11 +67,13 @@ class Pacing:
 
     @classmethod
     def of(cls, settings: SendingSettings) -> Pacing:
-        count = max(1, math.floor(settings.global_per_second))
+        rate = settings.global_per_second
+        # Whole messages per second (2.5 allows 2); below one, one message per 1/rate s.
+        count, window = (math.floor(rate), 1.0) if rate >= 1 else (1, 1 / rate)
         interval = settings.per_chat_interval_seconds
         return cls(
             window_count=count,
-            window=count / settings.global_per_second,
+            window=window,
             chat_interval=interval,
             chat_slack=(settings.per_chat_burst - 1) * interval,
         )
