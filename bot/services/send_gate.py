@@ -21,11 +21,16 @@ answered messages and a dict of chats, O(1) per message and no I/O. :class:`Redi
 chat's pace: one Lua call to be let go and one after the answer, both atomic and on
 Redis's own clock (``TIME``), so the instances' clocks need not agree. Keys:
 ``<prefix>:send:window`` (a sorted set: one member per message, scored with when it
-leaves the window), ``<prefix>:send:chat:<chat id>`` and ``<prefix>:send:pause`` (a 429
-pauses every instance). A message in flight on an instance that dies keeps its place for
-``IN_FLIGHT_HOLD_S`` at most. When Redis fails, the instance falls back to its own
-MemoryGate (logged) rather than stop sending, and tries Redis again every
-``REDIS_RETRY_S``.
+leaves the window), ``<prefix>:send:chat:<chat id>`` (a hash: the chat's pace time and
+how many messages it got) and ``<prefix>:send:pause`` (a 429 pauses every instance). A
+message in flight on an instance that dies keeps its place for ``IN_FLIGHT_HOLD_S`` at
+most. When Redis fails, the instance falls back to its own MemoryGate (logged) rather
+than stop sending, and tries Redis again every ``REDIS_RETRY_S``.
+
+Within one process a chat's messages go one at a time (the send path's lanes), so the
+chat's pace counted from each answer covers the next message. Across instances a chat
+may have several in flight (its burst); the answer then re-counts the pace for every
+message let go after it, so the bound holds at Telegram, not only when messages leave.
 """
 
 from __future__ import annotations
@@ -168,9 +173,11 @@ class MemoryGate:
         self._chats.clear()
 
 
-# Times are microseconds of Redis's clock. KEYS: window, pause[, chat]. ARGV: window
-# count, window, hold, chat interval, chat slack, member. Returns {0, 0} when let go,
-# {1, wait} when everyone waits, {2, wait} when only this chat does.
+# Times are microseconds of Redis's clock. A chat is a hash: its pace time ``t`` and ``n``,
+# how many of its messages have been let go. KEYS: window, pause[, chat]. ARGV: window
+# count, window, hold, chat interval, chat slack, member. Returns {0, n} when let go (n:
+# the message's number in its chat), {1, wait} when everyone waits, {2, wait} when only
+# this chat does.
 _LUA_ENTER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -179,8 +186,11 @@ if paused > 0 then return {1, paused * 1000} end
 local window = tonumber(ARGV[2])
 local hold = tonumber(ARGV[3])
 local tat = now
+local sent = 0
 if #KEYS > 2 then
-  local stored = tonumber(redis.call('GET', KEYS[3]))
+  local chat = redis.call('HMGET', KEYS[3], 't', 'n')
+  local stored = tonumber(chat[1])
+  sent = tonumber(chat[2]) or 0
   if stored ~= nil and stored > now then tat = stored end
   local wait = tat - tonumber(ARGV[5]) - now
   if wait > 0 then return {2, wait} end
@@ -196,25 +206,32 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now + hold + window), ARGV[6])
 redis.call('PEXPIRE', KEYS[1], math.ceil((hold + window) / 1000) + 1000)
 if #KEYS > 2 then
   local paced = tat + tonumber(ARGV[4])
-  redis.call('SET', KEYS[3], string.format('%.0f', paced),
-             'PX', math.ceil((paced - now) / 1000) + 1000)
+  redis.call('HSET', KEYS[3], 't', string.format('%.0f', paced), 'n', sent + 1)
+  redis.call('PEXPIRE', KEYS[3], math.ceil((paced - now + hold) / 1000) + 1000)
 end
-return {0, 0}
+return {0, sent + 1}
 """
 
-# KEYS: window[, chat]. ARGV: member, window, hold, chat interval.
+# KEYS: window[, chat]. ARGV: member, window, hold, chat interval, the message's number.
+# The chat's pace runs from this answer for this message and every one let go after it
+# (on other instances, while this one was in flight), so a chat's k-th message reaches
+# Telegram at least (k - j + 1 - burst) intervals after its j-th, whatever the transit.
 _LUA_LEAVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[2])
+local hold = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], string.format('%.0f', now + window), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[3]) + window) / 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.ceil((hold + window) / 1000) + 1000)
 if #KEYS > 1 then
-  local paced = now + tonumber(ARGV[4])
-  local stored = tonumber(redis.call('GET', KEYS[2]))
+  local chat = redis.call('HMGET', KEYS[2], 't', 'n')
+  local after = (tonumber(chat[2]) or 0) - tonumber(ARGV[5])
+  if after < 0 then after = 0 end
+  local paced = now + (after + 1) * tonumber(ARGV[4])
+  local stored = tonumber(chat[1])
   if stored == nil or stored < paced then
-    redis.call('SET', KEYS[2], string.format('%.0f', paced),
-               'PX', math.ceil(tonumber(ARGV[4]) / 1000) + 1000)
+    redis.call('HSET', KEYS[2], 't', string.format('%.0f', paced))
+    redis.call('PEXPIRE', KEYS[2], math.ceil((paced - now + hold) / 1000) + 1000)
   end
 end
 return 1
@@ -286,19 +303,17 @@ class RedisGate:
             return await self.fallback.enter(chat)
         self._back()
         if int(verdict) == 0:
-            return Admission(ticket=member)
+            return Admission(ticket=f"{member} {int(wait)}")
         return Admission(int(wait) / _US, everyone=int(verdict) == 1)
 
     async def leave(self, chat: ChatKey | None, ticket: str) -> None:
         if not ticket:  # let go by the fallback while Redis was away
             await self.fallback.leave(chat, ticket)
             return
+        member, _, number = ticket.partition(" ")
         window, hold, interval = self._args[1], self._args[2], self._args[3]
         try:
-            await self._leave(
-                keys=self._keys(chat) if interval else [self._window_key],
-                args=[ticket, window, hold, interval],
-            )
+            await self._leave(keys=self._keys(chat), args=[member, window, hold, interval, number])
         except self._failures as exc:
             # Its place expires by itself (IN_FLIGHT_HOLD_S after it was let go).
             self._lost(exc)
