@@ -291,6 +291,7 @@ class SendingSettings(Section):
     max_retry_after_seconds: int = Field(default=120, ge=1)
     connect_retry_delay_seconds: float = Field(default=1.0, ge=0, le=60)
     broadcast_concurrency: int = Field(default=50, ge=1, le=10_000)
+    per_chat_burst: int = Field(default=3, ge=1, le=20)
 
 
 class OutboxSettings(Section):

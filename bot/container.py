@@ -139,6 +139,8 @@ class Container:
         await self.nonces.close()
         if self.rate_limiter is not None:
             await self.rate_limiter.close()
+        if self.send_path is not None:
+            await self.send_path.close()
 
     def require_notifier(self) -> Notifier:
         if self.notifier is None:

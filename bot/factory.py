@@ -48,7 +48,7 @@ def create_bot(settings: Settings) -> Bot:
     # An update's read-only transaction is let go of before any wait on Telegram...
     bot.session.middleware(release_database_first)
     # ...and every message the bot sends or edits goes through the one rate-limited path.
-    install_send_path(bot, settings.sending)
+    install_send_path(bot, settings.sending, settings.redis)
     return bot
 
 
@@ -68,10 +68,17 @@ def create_container(
 
 
 def create_storage(settings: Settings) -> BaseStorage:
+    """FSM state in this process, or in Redis under ``<redis.prefix>:fsm:<bot id>:...``.
+
+    The prefix keeps deployments sharing one Redis apart; the bot id keeps two bots of one
+    deployment (or a token swapped for another bot's) from reading each other's states.
+    """
     if settings.redis.url:
+        from aiogram.fsm.storage.base import DefaultKeyBuilder
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis.url)
+        keys = DefaultKeyBuilder(prefix=f"{settings.redis.prefix}:fsm", with_bot_id=True)
+        return RedisStorage.from_url(settings.redis.url, key_builder=keys)
     return MemoryStorage()
 
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from aiogram import Bot, Dispatcher
@@ -317,16 +317,23 @@ class WebhookIntake:
     def _submit(self, update: Update) -> None:
         context = UserContextMiddleware.resolve_event_context(update)
         key: Hashable = context.chat_id or context.user_id or ("update", update.update_id)
+        received_at = self.clock()  # accepted now; the rate limit counts it from here
 
         async def job() -> None:
-            await self._process(update)
+            await self._process(update, received_at)
 
         self._queues.submit(key, job)
 
-    async def _process(self, update: Update) -> None:
+    async def _process(self, update: Update, received_at: datetime) -> None:
         trace = UpdateTrace.of(update)
         try:
-            await self.dp.feed_update(self.bot, update, trace=trace, **{CLAIMED_KEY: self._marks})
+            await self.dp.feed_update(
+                self.bot,
+                update,
+                trace=trace,
+                received_at=received_at,
+                **{CLAIMED_KEY: self._marks},
+            )
         except Exception:
             # The errors handler gave up (or something before our middlewares failed).
             logger.exception("update %s failed outside its handlers", update.update_id)

@@ -41,7 +41,15 @@ def test_create_bot_installs_the_send_path(bot: Bot, container: Container) -> No
 
 @pytest.mark.parametrize(
     "settings_overrides",
-    [{"sending": {"global_per_second": 1000, "per_chat_interval_seconds": 0.25}}],
+    [
+        {
+            "sending": {
+                "global_per_second": 1000,
+                "per_chat_interval_seconds": 0.25,
+                "per_chat_burst": 1,
+            }
+        }
+    ],
 )
 async def test_one_message_per_interval_per_chat_without_blocking_others(
     container: Container, fake_api: FakeBotAPI, chat: Chat

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -16,6 +17,9 @@ from bot.services.ratelimit import RateLimiter, Verdict
 from bot.updatelog import Outcome, UpdateTrace
 
 logger = logging.getLogger(__name__)
+
+# Handler data key the intake sets to the update's arrival instant (a UTC datetime).
+RECEIVED_AT_KEY = "received_at"
 
 
 def is_limited(update: Update) -> bool:
@@ -45,7 +49,10 @@ class RateLimitMiddleware(BaseMiddleware):
         user: TelegramUser | None = data.get("event_from_user")
         if user is None or user.id in self.exempt or not is_limited(event):
             return await handler(event, data)
-        verdict = await self.limiter.hit(user.id)
+        # Counted when the update arrived, where the intake says (webhook, inbox): it may
+        # have waited behind the chat's earlier updates and their paced replies.
+        received_at: datetime | None = data.get(RECEIVED_AT_KEY)
+        verdict = await self.limiter.hit(user.id, received_at)
         if verdict.allowed:
             return await handler(event, data)
         trace: UpdateTrace | None = data.get("trace")

@@ -3,12 +3,19 @@
 A bucket holds up to ``capacity`` tokens and regains ``refill_per_second``; every update
 takes one. The first refusal after an allowed update says ``notify`` (the user is told
 once); later refusals are silent until a token is back.
+
+An update is counted at the instant it arrived (``at``, the intake's ``received_at``) when
+that is known, not when it is processed: a chat's updates wait for each other, and their
+replies for the chat's send pacing, so a burst would otherwise be processed slowly enough
+for the bucket to refill meanwhile. A bucket's clock never goes back: an update that
+arrived before the last one counted (another chat, another instance) refills nothing.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
@@ -34,8 +41,8 @@ ALLOWED = Verdict(allowed=True)
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: int) -> Verdict:
-        """Take one token from ``key``'s bucket."""
+    async def hit(self, key: int, at: datetime | None = None) -> Verdict:
+        """Take one token from ``key``'s bucket, counted at ``at`` (default: now)."""
         ...
 
     async def close(self) -> None: ...
@@ -56,15 +63,15 @@ class MemoryRateLimiter:
         self._buckets: dict[int, _Bucket] = {}
         self._sweep_at = SWEEP_AT
 
-    async def hit(self, key: int) -> Verdict:
-        now = self.clock().timestamp()
+    async def hit(self, key: int, at: datetime | None = None) -> Verdict:
+        now = (at or self.clock()).timestamp()
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
                 self._sweep(now)
             bucket = self._buckets[key] = _Bucket(self.capacity, now)
         tokens = min(self.capacity, bucket.tokens + max(0.0, now - bucket.stamp) * self.rate)
-        bucket.stamp = now
+        bucket.stamp = max(bucket.stamp, now)
         if tokens >= 1:
             bucket.tokens = tokens - 1
             bucket.notified = False
@@ -86,7 +93,8 @@ class MemoryRateLimiter:
 
 
 # The same arithmetic as MemoryRateLimiter.hit, atomic inside Redis. The caller's clock
-# is passed in (instances keep NTP time; tests move it), and the key expires once full.
+# (or the update's arrival) is passed in (instances keep NTP time; tests move it), and the
+# key expires once full.
 _LUA_TAKE = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -104,6 +112,7 @@ end
 local elapsed = now - stamp
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(capacity, tokens + elapsed * rate)
+if now > stamp then stamp = now end
 local allowed = 0
 local notify = 0
 local wait = 0
@@ -116,7 +125,7 @@ else
   if notified ~= '1' then notify = 1 end
   notified = '1'
 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 's', tostring(now), 'n', notified)
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 's', tostring(stamp), 'n', notified)
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
 return {allowed, notify, tostring(wait)}
 """
@@ -140,8 +149,8 @@ class RedisRateLimiter:
         self._ttl_ms = math.ceil(capacity / refill_per_second * 1000) + 1000
         self._take = redis.register_script(_LUA_TAKE)
 
-    async def hit(self, key: int) -> Verdict:
-        now = self.clock().timestamp()
+    async def hit(self, key: int, at: datetime | None = None) -> Verdict:
+        now = (at or self.clock()).timestamp()
         allowed, notify, wait = await self._take(
             keys=[f"{self.prefix}{key}"],
             args=[self.capacity, repr(self.rate), repr(now), self._ttl_ms],

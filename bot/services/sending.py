@@ -4,13 +4,17 @@ Installed as an aiogram session request middleware by ``create_bot``, so it cove
 notifier, broadcasts, edits and ``message.answer`` in handlers alike. For a message to a
 chat it:
 
-- keeps 1 message per ``per_chat_interval_seconds`` per chat: a chat's messages go one
-  at a time, in order, each at least the interval after the previous one was answered;
-  every chat has its own lane, so a busy chat never delays another one;
-- keeps ``global_per_second`` overall (aiolimiter's leaky bucket);
-- on ``429`` pauses all sending for ``retry_after`` seconds (Telegram's answer is for the
-  bot, so the other messages would only collect 429s too) and retries, at most
-  ``max_retries`` times and never for a wait above ``max_retry_after_seconds``;
+- keeps each chat's messages in order: they go one at a time, each after the previous
+  one was answered; every chat has its own lane, so a busy chat never delays another;
+- keeps each chat's pace and the deployment's send limit through the send gate
+  (bot/services/send_gate.py): ``per_chat_burst`` messages in a row, then one per
+  ``per_chat_interval_seconds``, and never more than ``global_per_second`` in any one
+  second, shared by all instances through Redis when ``redis.url`` is set. Messages
+  waiting for the limit queue in order behind one of them (only the first asks the gate);
+- on ``429`` pauses all sending (on every instance) for ``retry_after`` seconds
+  (Telegram's answer is for the bot, so the other messages would only collect 429s too)
+  and retries, at most ``max_retries`` times and never for a wait above
+  ``max_retry_after_seconds``;
 - retries a connection that could not be opened (the request never left, so nothing can
   arrive twice); any other failure is raised as it is, never retried, so no message is
   ever delivered twice;
@@ -41,9 +45,9 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiolimiter import AsyncLimiter
 
-from bot.config import SendingSettings
+from bot.config import RedisSettings, SendingSettings
+from bot.services.send_gate import ChatKey, SendGate, create_send_gate
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +56,15 @@ logger = logging.getLogger(__name__)
 _PACED_PREFIXES = ("send", "edit", "copy", "forward")
 _NOT_PACED = frozenset({"sendChatAction"})
 BLOCKED_DESCRIPTION = "Forbidden: bot was blocked by the user"
-# Idle chats are forgotten once this many are known.
-_LANE_CLEANUP_THRESHOLD = 10_000
 
 
 class _Lane:
-    """One chat's queue: its messages go one at a time, ``interval`` apart."""
+    """One chat's queue: its messages go one at a time, in order."""
 
-    __slots__ = ("free_at", "lock", "users")
+    __slots__ = ("lock", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self.free_at = 0.0
         self.users = 0
 
 
@@ -96,12 +97,16 @@ class SendPath(BaseRequestMiddleware):
         settings: SendingSettings,
         *,
         time: Callable[[], float] | None = None,
+        gate: SendGate | None = None,
     ) -> None:
         self.settings = settings
         self.blocked: BlockedRegistry | None = None
-        self._limiter = AsyncLimiter(settings.global_per_second, 1.0)
         self._time = time
-        self._lanes: dict[int | str, _Lane] = {}
+        self.gate = gate if gate is not None else create_send_gate(settings, self._now)
+        # Held by the message at the head of the queue while it waits for the send limit
+        # (or a pause): the others wait behind it in order, without asking the gate.
+        self._turn = asyncio.Lock()
+        self._lanes: dict[ChatKey, _Lane] = {}
         self._paused_until = 0.0
         self._waiting = 0
         self._in_flight = 0
@@ -127,6 +132,10 @@ class SendPath(BaseRequestMiddleware):
     def _now(self) -> float:
         return self._time() if self._time is not None else asyncio.get_running_loop().time()
 
+    async def close(self) -> None:
+        """Disconnect the gate (from Redis)."""
+        await self.gate.close()
+
     async def __call__(
         self,
         make_request: NextRequestMiddlewareType[TelegramType],
@@ -136,9 +145,8 @@ class SendPath(BaseRequestMiddleware):
         if not is_paced(method):
             return await make_request(bot, method)
         chat_id = _chat_id(method)
-        interval = self.settings.per_chat_interval_seconds
-        if chat_id is None or interval <= 0:
-            return await self._send(make_request, bot, method, chat_id)
+        if chat_id is None or self.settings.per_chat_interval_seconds <= 0:
+            return await self._send(make_request, bot, method, chat_id, None)
         lane = self._lanes.get(chat_id)
         if lane is None:
             lane = self._lanes[chat_id] = _Lane()
@@ -147,19 +155,13 @@ class SendPath(BaseRequestMiddleware):
             with self._counted("_waiting"):
                 await lane.lock.acquire()
             try:
-                with self._counted("_waiting"):
-                    while (delay := lane.free_at - self._now()) > 0:  # noqa: ASYNC110
-                        await asyncio.sleep(delay)
-                return await self._send(make_request, bot, method, chat_id)
+                return await self._send(make_request, bot, method, chat_id, chat_id)
             finally:
-                # Counted from the answer: the next message to this chat arrives at least
-                # ``interval`` after this one did, however long either spent in transit.
-                lane.free_at = self._now() + interval
                 lane.lock.release()
         finally:
             lane.users -= 1
-            if len(self._lanes) > _LANE_CLEANUP_THRESHOLD:
-                self._forget_idle_lanes()
+            if not lane.users:  # the chat's pace is the gate's; an idle lane holds nothing
+                del self._lanes[chat_id]
 
     async def _send(
         self,
@@ -167,14 +169,18 @@ class SendPath(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         chat_id: int | str | None,
+        paced_chat: ChatKey | None,
     ) -> Response[TelegramType]:
-        # Checked after any wait too: a 403 may have arrived for this chat meanwhile.
-        if chat_id is not None and self.blocked is not None and chat_id in self.blocked:
-            raise TelegramForbiddenError(method=method, message=BLOCKED_DESCRIPTION)
-        with self._counted("_waiting"):
-            await self._wait_for_turn()
         attempt = 0
         while True:
+            self._refuse_if_blocked(method, chat_id)
+            ticket = await self._admit(paced_chat)
+            try:
+                # Checked after any wait too: a 403 may have arrived for this chat meanwhile.
+                self._refuse_if_blocked(method, chat_id)
+            except TelegramForbiddenError:
+                await self.gate.leave(paced_chat, ticket)
+                raise
             try:
                 with self._counted("_in_flight"):
                     return await make_request(bot, method)
@@ -195,6 +201,7 @@ class SendPath(BaseRequestMiddleware):
                     "429 on %s: pausing sends for %s s", method.__api_method__, exc.retry_after
                 )
                 self._pause(exc.retry_after)
+                await self.gate.pause(exc.retry_after)
             except TelegramNetworkError as exc:
                 attempt += 1
                 if not _never_sent(exc) or attempt > self.settings.max_retries:
@@ -205,19 +212,38 @@ class SendPath(BaseRequestMiddleware):
                     chat_id,
                     exc.message,
                 )
+                # This instance's network: the other instances may still reach Telegram.
                 self._pause(self.settings.connect_retry_delay_seconds)
             except TelegramForbiddenError:
                 if isinstance(chat_id, int) and self.blocked is not None:
                     self.blocked.mark(chat_id)
                 raise
-            with self._counted("_waiting"):
-                await self._wait_for_turn()
+            finally:
+                # Counted from the answer: the window and the chat's pace run from now.
+                await self.gate.leave(paced_chat, ticket)
 
-    def _forget_idle_lanes(self) -> None:
-        now = self._now()
-        idle = [key for key, lane in self._lanes.items() if not lane.users and lane.free_at <= now]
-        for chat_id in idle:
-            del self._lanes[chat_id]
+    def _refuse_if_blocked(self, method: TelegramMethod[Any], chat_id: int | str | None) -> None:
+        if chat_id is not None and self.blocked is not None and chat_id in self.blocked:
+            raise TelegramForbiddenError(method=method, message=BLOCKED_DESCRIPTION)
+
+    async def _admit(self, chat: ChatKey | None) -> str:
+        """Wait until the gate lets this message go; its ticket for ``leave``."""
+        with self._counted("_waiting"):
+            while True:
+                async with self._turn:
+                    while True:
+                        # Another 429 may extend the pause while this one sleeps.
+                        if (delay := self._paused_until - self._now()) > 0:
+                            await asyncio.sleep(delay)
+                            continue
+                        admission = await self.gate.enter(chat)
+                        if admission.wait <= 0:
+                            return admission.ticket
+                        if not admission.everyone:
+                            break
+                        await asyncio.sleep(admission.wait)
+                # Only this chat must wait: the messages behind it go meanwhile.
+                await asyncio.sleep(admission.wait)
 
     @contextmanager
     def _counted(self, counter: str) -> Iterator[None]:
@@ -227,21 +253,25 @@ class SendPath(BaseRequestMiddleware):
         finally:
             setattr(self, counter, getattr(self, counter) - 1)
 
-    async def _wait_for_turn(self) -> None:
-        # Another 429 may extend the pause while this one sleeps, hence the loop.
-        while (delay := self._paused_until - self._now()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-        await self._limiter.acquire()
-
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._now() + seconds)
 
 
-def install_send_path(bot: Bot, settings: SendingSettings) -> SendPath:
-    """Put the send path on ``bot`` (once) and return it."""
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def install_send_path(
+    bot: Bot, settings: SendingSettings, redis: RedisSettings | None = None
+) -> SendPath:
+    """Put the send path on ``bot`` (once) and return it; with ``redis.url`` set its limit
+    and the chats' pace are shared with every instance using the same ``redis.prefix``."""
     existing = SendPath.of(bot)
     if existing is not None:
         return existing
-    path = SendPath(settings)
+    gate = None
+    if redis is not None and redis.url:
+        gate = create_send_gate(settings, _loop_time, redis_url=redis.url, prefix=redis.prefix)
+    path = SendPath(settings, gate=gate)
     bot.session.middleware(path)
     return path

@@ -56,24 +56,14 @@ class UserDTO:
 async def ensure_user(
     repo: UserRepository, tg_user: TelegramUser, *, admin_ids: frozenset[int], now: datetime
 ) -> UserDTO:
-    """Return the stored user for a Telegram user, creating or refreshing the row as needed."""
+    """Return the stored user for a Telegram user, creating or refreshing the row as needed.
+
+    Creation is an upsert: when another instance created the row between our SELECT and
+    our INSERT (a new user's first two updates, one on each), the INSERT does nothing and
+    the row it made is read and refreshed like any existing one (``created_now`` False:
+    only one update is a user's first contact).
+    """
     role = "admin" if tg_user.id in admin_ids else "user"
-    row = await repo.row(tg_user.id)
-    if row is None:
-        user = await repo.add(
-            User(
-                id=tg_user.id,
-                first_name=tg_user.first_name,
-                last_name=tg_user.last_name,
-                username=tg_user.username,
-                language_code=tg_user.language_code,
-                role=role,
-                created_at=now,
-                last_seen_at=now,
-                is_blocked=False,
-            )
-        )
-        return UserDTO.from_model(user, created_now=True)
     fresh: dict[str, Any] = {
         "first_name": tg_user.first_name,
         "last_name": tg_user.last_name,
@@ -81,6 +71,22 @@ async def ensure_user(
         "language_code": tg_user.language_code,
         "role": role,
     }
+    row = await repo.row(tg_user.id)
+    if row is None:
+        created = await repo.insert_new(
+            {
+                "id": tg_user.id,
+                **fresh,
+                "created_at": now,
+                "last_seen_at": now,
+                "is_blocked": False,
+            }
+        )
+        if created is not None:
+            return UserDTO.from_model(created, created_now=True)
+        row = await repo.row(tg_user.id)
+        if row is None:  # created and deleted again meanwhile: nothing sane to return
+            raise RuntimeError(f"user {tg_user.id} vanished while being created")
     changed = any(getattr(row, key) != value for key, value in fresh.items())
     # A user who writes to us again has unblocked the bot.
     if changed or row.is_blocked or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:

@@ -11,6 +11,7 @@ from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Approval, Signal, User, UserSettings
+from db.repositories.common import insert_ignoring_conflict
 
 T = TypeVar("T")
 
@@ -202,15 +203,27 @@ class UserSettingsRepository:
         return await self.session.get(UserSettings, user_id)
 
     async def get_or_create(self, user_id: int, now: datetime) -> UserSettings:
-        settings = await self.get(user_id)
-        if settings is None:
-            settings = UserSettings(
-                user_id=user_id,
-                auto_approve=False,
-                notify_fills=True,
-                notify_errors=True,
-                updated_at=now,
-            )
-            self.session.add(settings)
-            await self.session.flush()
-        return settings
+        """The user's row, created with the defaults if missing, locked for a change.
+
+        An upsert (``INSERT ... ON CONFLICT DO NOTHING``) then ``SELECT ... FOR UPDATE``:
+        two instances creating it at once both get the one row, and two changes to it
+        run one after the other instead of overwriting each other.
+        """
+        await insert_ignoring_conflict(
+            self.session,
+            UserSettings,
+            {
+                "user_id": user_id,
+                "auto_approve": False,
+                "notify_fills": True,
+                "notify_errors": True,
+                "updated_at": now,
+            },
+        )
+        query = (
+            select(UserSettings)
+            .where(UserSettings.user_id == user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one()

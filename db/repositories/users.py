@@ -10,6 +10,7 @@ from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
+from db.repositories.common import dialect_insert
 
 _TABLE = cast(Table, User.__table__)
 # Every column, as a plain row: the statement is built once (it runs for most updates).
@@ -31,10 +32,21 @@ class UserRepository:
     async def update_columns(self, user_id: int, values: Mapping[str, Any]) -> None:
         await self.session.execute(update(_TABLE).where(_TABLE.c.id == user_id).values(**values))
 
-    async def add(self, user: User) -> User:
-        self.session.add(user)
-        await self.session.flush()
-        return user
+    async def insert_new(self, values: Mapping[str, Any]) -> Row[Any] | None:
+        """Insert the user's row unless it exists; the new row, or None when it was there.
+
+        ``INSERT ... ON CONFLICT (id) DO NOTHING``: of two instances creating one user at
+        once, the second waits for the first's commit and then inserts nothing (no unique
+        violation, and its transaction stays usable).
+        """
+        statement = (
+            dialect_insert(self.session, _TABLE)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.id])
+            .returning(*_TABLE.c)
+        )
+        result = await self.session.execute(statement)
+        return result.first()
 
     async def set_blocked(self, user_id: int, blocked: bool, at: datetime) -> None:
         await self.session.execute(
