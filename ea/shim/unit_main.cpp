@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
             journal.entries[e].take_profit = 1.095;
             journal.entries[e].trading_since = 1767225600;
         } else if (a[2] == "report" && a.size() == 7) {
-            journal.Queue(a[3], a[4], a[5], unescape(a[6]));
+            journal.Queue(a[3], a[4], a[5], a[6]);
         } else if (a[2] == "remove" && a.size() == 4) {
             journal.Remove(a[3]);
         } else {
