@@ -77,6 +77,15 @@ class Terminal:
         self.runs.append(run)
         return await run.start()
 
+    def seed_foreign_trades(self, symbol: str) -> list[Ticket]:
+        """A manual position and another EA's pending order, there before this EA starts."""
+        (self.workdir / "broker.txt").write_text(
+            "next 5000001 9000001\n"
+            f"ticket 4000001 {symbol} 0 0.5 1.084 1.07 1.1 0 manual 1767225600 0 0 0 0\n"
+            f"ticket 4000002 {symbol} 2 0.3 1.07 1.06 1.09 777 other%20EA 1767225600 0 0 0 0\n"
+        )
+        return self.tickets()
+
     def tickets(self) -> list[Ticket]:
         return broker_tickets(self.workdir / "broker.txt")
 
@@ -140,6 +149,10 @@ async def has_records(container: Container, *expected: tuple[str, str]) -> bool:
     return await records_by_action(container) == list(expected)
 
 
+def own(tickets: list[Ticket]) -> list[Ticket]:
+    return [t for t in live(tickets) if t.magic == MAGIC]
+
+
 def record_of(
     records: list[ExecutionRecord], instruction: Instruction, kind: str
 ) -> ExecutionRecord:
@@ -161,6 +174,7 @@ async def test_open_modify_close_across_crashes(
     device, terminal = await terminal_of(platform)
     await configure(container, device, symbol_suffix=".m", lot_size="0.10")
     terminal.market.set("EURUSD.m", "1.08500", "1.08512")
+    foreign = terminal.seed_foreign_trades("EURUSD.m")
     outcome = await publish(
         container, symbol="EURUSD", stop_loss="1.08", take_profit=["1.095", "1.1"]
     )
@@ -173,7 +187,7 @@ async def test_open_modify_close_across_crashes(
     assert await run.wait() == 137, run.output
     assert "the terminal's clock is 3600 s behind the server's" in run.output
     assert await has_records(container, ("open", "ack"))
-    [position] = live(terminal.tickets())
+    [position] = own(terminal.tickets())
     assert (position.type, position.volume, position.price, position.magic) == (
         0,
         0.1,
@@ -190,7 +204,7 @@ async def test_open_modify_close_across_crashes(
     run = await terminal.start(SB_CRASH_AFTER_TRADE="close")
     await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
     assert "the open was done before the EA stopped" in run.output
-    [position] = live(terminal.tickets())
+    [position] = own(terminal.tickets())
     records = await stored_records(container)
     fill = record_of(records, opened, "fill")
     assert (fill.ticket, fill.price, fill.volume) == (
@@ -206,13 +220,13 @@ async def test_open_modify_close_across_crashes(
         ),
         run,
     )
-    [position] = live(terminal.tickets())
+    [position] = own(terminal.tickets())
     assert (position.sl, position.tp) == (1.085, 1.095)
 
     terminal.market.set("EURUSD.m", "1.09010", "1.09022")
     await provider(server, signal, "close", {"fraction": "0.5"})
     assert await run.wait() == 137, run.output
-    [rest] = live(terminal.tickets())
+    [rest] = own(terminal.tickets())
     assert rest.volume == 0.05
     await settle(container)
     assert (await records_by_action(container))[-1] == ("close", "ack")
@@ -227,7 +241,7 @@ async def test_open_modify_close_across_crashes(
     run = await terminal.start()
     await until(lambda: "accepted (duplicate of one already stored)" in run.output, run)
     await provider(server, signal, "close", {"fraction": "1"})
-    await until(lambda: not live(terminal.tickets()), run)
+    await until(lambda: not own(terminal.tickets()), run)
     await until(
         lambda: has_records(
             container,
@@ -245,8 +259,12 @@ async def test_open_modify_close_across_crashes(
     assert await run.stop() == 0, run.output
 
     # One position ever: opened once, closed in two parts, nothing else traded.
-    opens = [t for t in terminal.tickets() if not t.comment.startswith("from #")]
+    opens = [
+        t for t in terminal.tickets() if t.magic == MAGIC and not t.comment.startswith("from #")
+    ]
     assert len(opens) == 1 and opens[0].state == 1
+    # What is not its own stays as it was.
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
     instructions = await stored_instructions(container)
     records = await stored_records(container)
     first_close, last_close = [i for i in instructions if i.action == "close"]
@@ -337,12 +355,14 @@ async def test_wrong_secret_is_told_once_and_refuses_to_start_on_bad_inputs(
     assert "DeviceId must be the Device ID shown in the chat" in run.output
 
 
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
 async def test_pending_order_fills_later_and_cancel_deletes_only_its_own(
-    container: Container, server: TestClient[Any, Any], terminal_of: Any
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(Platform.MT5)
+    device, terminal = await terminal_of(platform)
     await configure(container, device, lot_size="0.20")
     terminal.market.set("EURUSD", "1.08500", "1.08512")
+    foreign = terminal.seed_foreign_trades("EURUSD")
     limit = await publish(
         container, order_type="limit", entry="1.08", stop_loss="1.07", take_profit=["1.1"]
     )
@@ -353,8 +373,8 @@ async def test_pending_order_fills_later_and_cancel_deletes_only_its_own(
     await approve(container, stop, OWNER)
 
     run = await terminal.start()
-    await until(lambda: len(live(terminal.tickets())) == 2, run)
-    orders = sorted(live(terminal.tickets()), key=lambda t: t.type)
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    orders = sorted(own(terminal.tickets()), key=lambda t: t.type)
     assert [(t.type, t.price, t.volume) for t in orders] == [(2, 1.08, 0.2), (4, 1.09, 0.2)]
 
     # The market falls to the limit: it fills, and the EA reports the position it became.
@@ -376,7 +396,19 @@ async def test_pending_order_fills_later_and_cancel_deletes_only_its_own(
         run,
     )
     await run.stop()
-    [position] = live(terminal.tickets())
+    [position] = own(terminal.tickets())
     assert (position.type, position.price, position.volume) == (0, 1.08, 0.2)
     deleted = [t for t in terminal.tickets() if t.state == 2]
-    assert [t.type for t in deleted] == [4]
+    assert [(t.type, t.magic) for t in deleted] == [(4, MAGIC)]
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+
+
+async def test_one_device_runs_in_one_ea_at_a_time(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    first = await terminal.start()
+    await until(lambda: "poll:" in first.output, first)
+    second = EARun(terminal.binary, terminal.workdir, terminal.inputs)
+    await second.start()
+    assert await second.wait() == 3
+    assert "already runs in another EA of this terminal" in second.output
+    assert await first.stop() == 0

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -341,6 +342,13 @@ inline int FileOpen(const string &name, int flags, short delimiter = '\t', uint 
     std::FILE *file = std::fopen(path.c_str(), mode);
     if (!file && (flags & FILE_WRITE) && (flags & FILE_READ)) file = std::fopen(path.c_str(), "w+b");
     if (!file) {
+        shim_last_error() = ERR_SHIM_FILE;
+        return INVALID_HANDLE;
+    }
+    // Without FILE_SHARE_* a file open for writing is the opener's alone, as on Windows.
+    if ((flags & FILE_WRITE) && !(flags & (FILE_SHARE_READ | FILE_SHARE_WRITE)) &&
+        flock(fileno(file), LOCK_EX | LOCK_NB) != 0) {
+        std::fclose(file);
         shim_last_error() = ERR_SHIM_FILE;
         return INVALID_HANDLE;
     }

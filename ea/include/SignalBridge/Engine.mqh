@@ -143,6 +143,38 @@ private:
       return false;
      }
 
+   void              Backoff(void)
+     {
+      m_backoff_s = m_backoff_s <= 0 ? 1 : (int)MathMin(SB_MAX_BACKOFF_S, m_backoff_s * 2);
+      m_resume_ms = GetTickCount() + (uint)(m_backoff_s * 1000);
+      m_backing_off = true;
+      SbLogInfo("network", "retrying in " + IntegerToString(m_backoff_s) + " s");
+     }
+
+   //--- a request that did not succeed: the reason in the log (and an Alert when the
+   //--- owner must act), then the loop backs off
+   void              Refused(const string what, const int status, const string response)
+     {
+      string text;
+      bool alert = false;
+      if(status == SB_HTTP_NOT_ALLOWED)
+         text = "waiting for WebRequest to be allowed for " + m_http.Origin();
+      else if(status == SB_HTTP_NETWORK)
+         text = what + ": no answer from " + m_http.Origin() + " (WebRequest error " + IntegerToString(m_http.LastError()) + ")";
+      else
+        {
+         string code = SbErrorCode(response);
+         text = what + ": HTTP " + IntegerToString(status) + " " + code + ": " + SbErrorMessage(response);
+         alert = code == "invalid_signature" || code == "missing_credentials" || code == "stale_timestamp";
+        }
+      if(alert && text != m_last_refusal)
+         SbLogAlert("server", text);
+      else
+         SbLogError("network", text);
+      m_last_refusal = text;
+      Backoff();
+     }
+
    //--- sends the queued reports, oldest first; false when the server could not be reached
    bool              Flush(void)
      {
@@ -172,38 +204,6 @@ private:
          return false;
         }
       return true;
-     }
-
-   //--- a request that did not succeed: the reason in the log (and an Alert when the
-   //--- owner must act), then the loop backs off
-   void              Refused(const string what, const int status, const string response)
-     {
-      string text;
-      bool alert = false;
-      if(status == SB_HTTP_NOT_ALLOWED)
-         text = "waiting for WebRequest to be allowed for " + m_http.Origin();
-      else if(status == SB_HTTP_NETWORK)
-         text = what + ": no answer from " + m_http.Origin() + " (WebRequest error " + IntegerToString(m_http.LastError()) + ")";
-      else
-        {
-         string code = SbErrorCode(response);
-         text = what + ": HTTP " + IntegerToString(status) + " " + code + ": " + SbErrorMessage(response);
-         alert = code == "invalid_signature" || code == "missing_credentials" || code == "stale_timestamp";
-        }
-      if(alert && text != m_last_refusal)
-         SbLogAlert("server", text);
-      else
-         SbLogError("network", text);
-      m_last_refusal = text;
-      Backoff();
-     }
-
-   void              Backoff(void)
-     {
-      m_backoff_s = m_backoff_s <= 0 ? 1 : (int)MathMin(SB_MAX_BACKOFF_S, m_backoff_s * 2);
-      m_resume_ms = GetTickCount() + (uint)(m_backoff_s * 1000);
-      m_backing_off = true;
-      SbLogInfo("network", "retrying in " + IntegerToString(m_backoff_s) + " s");
      }
 
    //------------------------------------------------------------ execution
@@ -327,16 +327,6 @@ private:
       Save();
      }
 
-   void              ExecuteModify(const int e, SbInstruction &ins)
-     {
-      m_journal.entries[e].stop_loss = ins.stop_loss;
-      m_journal.entries[e].take_profit = ins.take_profit;
-      SbTicketInfo info;
-      if(OwnTicket(e, info) < 0)
-         return;
-      ApplyModify(e, info);
-     }
-
    void              ApplyModify(const int e, SbTicketInfo &info)
      {
       string why;
@@ -361,6 +351,61 @@ private:
       m_journal.entries[e].updated = m_http.clock.Now();
       QueueFill(m_journal.entries[e].id, info.symbol, result);
       Save();
+     }
+
+   void              ExecuteModify(const int e, SbInstruction &ins)
+     {
+      m_journal.entries[e].stop_loss = ins.stop_loss;
+      m_journal.entries[e].take_profit = ins.take_profit;
+      SbTicketInfo info;
+      if(OwnTicket(e, info) < 0)
+         return;
+      ApplyModify(e, info);
+     }
+
+   void              FinishClose(const int e, const int o, SbTradeResult &result)
+     {
+      if(result.remainder > 0)
+         m_journal.entries[o].ticket = result.remainder;
+      SbTicketInfo left;
+      if(SbBrokerFind(m_journal.entries[o].ticket, m_magic, left) == SB_TICKET_NONE)
+         m_journal.entries[o].ticket_kind = SB_TICKET_CLOSED;
+      m_journal.entries[e].state = SB_STATE_DONE;
+      m_journal.entries[e].updated = m_http.clock.Now();
+      QueueFill(m_journal.entries[e].id, m_journal.entries[e].symbol, result);
+      Save();
+     }
+
+   void              FinishDelete(const int e, const int o, const bool with_profit)
+     {
+      SbTradeResult result;
+      result.ok = true;
+      result.ticket = m_journal.entries[e].ticket;
+      result.price = m_journal.entries[e].price;
+      result.volume = m_journal.entries[e].volume;
+      result.has_profit = with_profit;
+      m_journal.entries[o].ticket_kind = SB_TICKET_CLOSED;
+      m_journal.entries[e].state = SB_STATE_DONE;
+      m_journal.entries[e].updated = m_http.clock.Now();
+      QueueFill(m_journal.entries[e].id, m_journal.entries[e].symbol, result);
+      Save();
+     }
+
+   void              ApplyDelete(const int e, const int o, SbTicketInfo &info, const bool with_profit)
+     {
+      m_journal.entries[e].ticket = info.ticket;
+      m_journal.entries[e].ticket_kind = SB_TICKET_ORDER;
+      m_journal.entries[e].price = info.price;
+      m_journal.entries[e].volume = info.volume;
+      if(!BeforeTrade(e))
+         return;
+      SbTradeResult result;
+      if(!SbBrokerDelete(info.ticket, result))
+        {
+         Refuse(e, result.code, result.message);
+         return;
+        }
+      FinishDelete(e, o, with_profit);
      }
 
    void              ExecuteClose(const int e, SbInstruction &ins)
@@ -405,19 +450,6 @@ private:
       FinishClose(e, o, result);
      }
 
-   void              FinishClose(const int e, const int o, SbTradeResult &result)
-     {
-      if(result.remainder > 0)
-         m_journal.entries[o].ticket = result.remainder;
-      SbTicketInfo left;
-      if(SbBrokerFind(m_journal.entries[o].ticket, m_magic, left) == SB_TICKET_NONE)
-         m_journal.entries[o].ticket_kind = SB_TICKET_CLOSED;
-      m_journal.entries[e].state = SB_STATE_DONE;
-      m_journal.entries[e].updated = m_http.clock.Now();
-      QueueFill(m_journal.entries[e].id, m_journal.entries[e].symbol, result);
-      Save();
-     }
-
    void              ExecuteCancel(const int e, SbInstruction &ins)
      {
       SbTicketInfo info;
@@ -437,38 +469,6 @@ private:
          return;
         }
       ApplyDelete(e, o, info, false);
-     }
-
-   void              ApplyDelete(const int e, const int o, SbTicketInfo &info, const bool with_profit)
-     {
-      m_journal.entries[e].ticket = info.ticket;
-      m_journal.entries[e].ticket_kind = SB_TICKET_ORDER;
-      m_journal.entries[e].price = info.price;
-      m_journal.entries[e].volume = info.volume;
-      if(!BeforeTrade(e))
-         return;
-      SbTradeResult result;
-      if(!SbBrokerDelete(info.ticket, result))
-        {
-         Refuse(e, result.code, result.message);
-         return;
-        }
-      FinishDelete(e, o, with_profit);
-     }
-
-   void              FinishDelete(const int e, const int o, const bool with_profit)
-     {
-      SbTradeResult result;
-      result.ok = true;
-      result.ticket = m_journal.entries[e].ticket;
-      result.price = m_journal.entries[e].price;
-      result.volume = m_journal.entries[e].volume;
-      result.has_profit = with_profit;
-      m_journal.entries[o].ticket_kind = SB_TICKET_CLOSED;
-      m_journal.entries[e].state = SB_STATE_DONE;
-      m_journal.entries[e].updated = m_http.clock.Now();
-      QueueFill(m_journal.entries[e].id, m_journal.entries[e].symbol, result);
-      Save();
      }
 
    //------------------------------------------------------------ instructions

@@ -99,6 +99,10 @@ string SbJournalUnescape(const string text)
 
 class SbJournal
   {
+public:
+   SbEntry           entries[];   // every instruction the EA still needs to know of
+   SbOutgoing        outbox[];    // reports the server has not accepted yet, oldest first
+
 private:
    string            m_name;
    long              m_sequence;
@@ -183,9 +187,6 @@ private:
      }
 
 public:
-   SbEntry           entries[];
-   SbOutgoing        outbox[];
-
                      SbJournal(void) { m_name = ""; m_sequence = 0; m_error = ""; }
    string            Name(void) { return m_name; }
    string            Error(void) { return m_error; }
