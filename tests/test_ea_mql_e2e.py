@@ -412,3 +412,29 @@ async def test_one_device_runs_in_one_ea_at_a_time(terminal_of: Any) -> None:
     assert await second.wait() == 3
     assert "already runs in another EA of this terminal" in second.output
     assert await first.stop() == 0
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_trade_the_terminal_never_shows_is_reported_not_retried(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    """Killed as the trade call starts: after the restart the EA looks for the trade, and
+    when the terminal has none once the grace period is over it reports 90007 and stops."""
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    run = await terminal.start(SB_CRASH_BEFORE_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert await has_records(container, ("open", "ack"))
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
+    await asyncio.sleep(2)  # a few more polls: still nothing is traded
+    assert await run.stop() == 0
+    [error] = [r for r in await stored_records(container) if r.kind == "error"]
+    assert error.code == 90007
+    assert "stopped while opening" in str(error.message)
+    assert "not tried again" in str(error.message)
+    assert terminal.tickets() == []
+    assert "1 trade call(s) to reconcile" in run.output

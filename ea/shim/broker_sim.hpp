@@ -9,6 +9,8 @@
 //   SB_CRASH_AFTER_TRADE=KIND the process exits right after the first successful trade
 //                             call of KIND (open, modify, close, delete), before the EA
 //                             can journal its result
+//   SB_CRASH_BEFORE_TRADE=KIND the process exits as a trade call of KIND starts, before the
+//                             trade server has done anything
 #pragma once
 
 #include <fstream>
@@ -187,6 +189,15 @@ inline void sim_after_trade(const char *kind) {
     const char *crash = std::getenv("SB_CRASH_AFTER_TRADE");
     if (crash && string(crash) == kind) {
         std::printf("shim: crash after the %s trade call\n", kind);
+        std::fflush(stdout);
+        _exit(137);
+    }
+}
+
+inline void sim_before_trade(const char *kind) {
+    const char *crash = std::getenv("SB_CRASH_BEFORE_TRADE");
+    if (crash && string(crash) == kind) {
+        std::printf("shim: crash before the %s trade call\n", kind);
         std::fflush(stdout);
         _exit(137);
     }
@@ -458,6 +469,8 @@ inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
         return false;
     };
     if (!sim_trade_allowed()) return fail(TRADE_RETCODE_CLIENT_DISABLES_AT, "AutoTrading disabled by client");
+    if (request.action == TRADE_ACTION_DEAL || request.action == TRADE_ACTION_PENDING)
+        sim_before_trade(request.position > 0 ? "close" : "open");
     if (request.action == TRADE_ACTION_DEAL || request.action == TRADE_ACTION_PENDING) {
         SimSymbol *s = sim_symbol(request.symbol);
         if (!s) return fail(TRADE_RETCODE_INVALID, "Invalid request");
@@ -804,6 +817,7 @@ inline int OrderSend(const string &symbol, int cmd, double volume, double price,
     (void)slippage;
     (void)expiration;
     (void)arrow;
+    sim_before_trade("open");
     sim_load();
     SimSymbol *s = sim_symbol(symbol);
     if (!sim_mt4_check(s, volume)) return -1;
@@ -911,6 +925,7 @@ inline bool OrderModify(int ticket, double price, double stoploss, double takepr
 inline bool OrderClose(int ticket, double lots, double price, int slippage, int arrow) {
     (void)slippage;
     (void)arrow;
+    sim_before_trade("close");
     SimTicket *t = sim_ticket(ticket);
     if (!t || t->state != 0 || t->type > 1) {
         shim_last_error() = ERR_INVALID_TICKET;
