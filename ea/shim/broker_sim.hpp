@@ -778,6 +778,7 @@ inline bool RefreshRates() {
 inline bool IsConnected() { return true; }
 inline bool IsExpertEnabled() { return sim_trade_allowed(); }
 inline bool IsTradeAllowed() { return sim_trade_allowed(); }
+inline bool IsTradeContextBusy() { return false; }
 inline long AccountInfoInteger(int property) {
     (void)property;
     return 1;

@@ -467,6 +467,7 @@ inline bool &shim_stopped() {
     return value;
 }
 inline bool IsStopped() { return shim_stopped(); }
+inline void Sleep(int milliseconds) { usleep((useconds_t)milliseconds * 1000); }
 
 // ------------------------------------------------------------------ WebRequest
 

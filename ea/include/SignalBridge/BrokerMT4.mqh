@@ -41,6 +41,9 @@ bool SbBrokerSelectSymbol(const string symbol, string &why)
 
 bool SbBrokerTradingAllowed(const string symbol, string &why)
   {
+   // MetaTrader 4 has one trade thread: IsTradeAllowed() is false while another EA uses it.
+   for(int waited = 0; IsTradeContextBusy() && waited < 50 && !IsStopped(); waited++)
+      Sleep(100);
    if(!IsExpertEnabled())
       why = "Expert Advisors are off in the terminal (press the AutoTrading button)";
    else if(!IsTradeAllowed())

@@ -92,6 +92,7 @@ private:
    int               m_backoff_s;
    datetime          m_started;
    string            m_last_refusal;
+   bool              m_told_disconnected;
 
    //------------------------------------------------------------ reports
 
@@ -504,7 +505,8 @@ private:
       QueueAck(ins.id);
       if(!Save())
          return;
-      Flush();
+      if(!m_backing_off)
+         Flush();
       if(ins.action == "open")
          ExecuteOpen(e, ins);
       else if(ins.action == "modify")
@@ -546,10 +548,17 @@ private:
 
    //------------------------------------------------------------ recovery
 
+   //--- long enough connected after the start that what the terminal does not show is
+   //--- not there (the terminal loads positions and history as it connects)
+   bool              Settled(void)
+     {
+      return TimeGMT() - m_started >= SB_RECONCILE_GRACE_S && SbBrokerConnected();
+     }
+
    //--- steps the EA was in when it stopped: found in the terminal, or concluded
    void              Reconcile(void)
      {
-      bool settled = TimeGMT() - m_started >= SB_RECONCILE_GRACE_S && SbBrokerConnected();
+      bool settled = Settled();
       for(int e = 0; e < ArraySize(m_journal.entries); e++)
         {
          if(m_journal.entries[e].state != SB_STATE_TRADING)
@@ -601,10 +610,10 @@ private:
            {
             // Setting the same stop loss and take profit again is harmless: do it.
             SbTicketInfo info;
-            if(SbBrokerFind(m_journal.entries[e].ticket, m_magic, info) == SB_TICKET_NONE)
-               Refuse(e, SB_ERR_NOTHING_OWN, "ticket #" + IntegerToString(m_journal.entries[e].ticket) + " is no longer open");
-            else
+            if(SbBrokerFind(m_journal.entries[e].ticket, m_magic, info) != SB_TICKET_NONE)
                ApplyModify(e, info);
+            else if(settled)
+               Refuse(e, SB_ERR_NOTHING_OWN, "ticket #" + IntegerToString(m_journal.entries[e].ticket) + " is no longer open");
            }
          else
            {
@@ -615,7 +624,10 @@ private:
             if(kind == SB_TICKET_ORDER && o >= 0)
                ApplyDelete(e, o, info, action == "close");
             else if(kind == SB_TICKET_NONE && o >= 0)
-               FinishDelete(e, o, action == "close");
+              {
+               if(settled)
+                  FinishDelete(e, o, action == "close");
+              }
             else
                Refuse(e, SB_ERR_NOTHING_OWN, "the pending order #" + IntegerToString(m_journal.entries[e].ticket) + " has filled; not deleted");
            }
@@ -631,7 +643,7 @@ private:
             continue;
          SbTicketInfo info;
          int kind = SbBrokerFind(m_journal.entries[e].ticket, m_magic, info);
-         if(kind == SB_TICKET_ORDER)
+         if(kind == SB_TICKET_ORDER || (kind == SB_TICKET_NONE && !Settled()))
             continue;
          m_journal.entries[e].updated = m_http.clock.Now();
          m_journal.entries[e].state = SB_STATE_DONE;
@@ -663,6 +675,7 @@ public:
      {
       m_ready = false; m_lock = INVALID_HANDLE; m_resume_ms = 0; m_backing_off = false; m_backoff_s = 0;
       m_started = 0; m_magic = 0; m_wait = 0; m_slippage = 0; m_max_age = 0; m_last_refusal = "";
+      m_told_disconnected = false;
      }
 
    int               Init(const string url, const string device_id, const string secret, const long magic, const int wait,
@@ -769,7 +782,15 @@ public:
       WatchPlaced();
       if(!Flush())
          return;
-      if(!Poll())
+      if(!SbBrokerConnected())
+        {
+         if(!m_told_disconnected)
+            SbLogInfo("setup", "waiting for the terminal to connect to the trade server before asking for instructions");
+         m_told_disconnected = true;
+         return;
+        }
+      m_told_disconnected = false;
+      if(!Poll() || m_backing_off)
          return;
       m_backoff_s = 0;
       m_last_refusal = "";
