@@ -484,37 +484,26 @@ def journal(unit: Path, files: Path, *args: str) -> str:
     return call(unit, *args, SB_FILES_DIR=str(files))
 
 
+def add_entry(unit: Path, files: Path, *fields: str) -> str:
+    """An instruction in the journal: id, signal, action, state, ticket, ticket kind, comment."""
+    instruction_id, signal_id, action, *rest = fields
+    return journal(
+        unit,
+        files,
+        "journal-add",
+        DEVICE,
+        "entry",
+        instruction_id,
+        signal_id,
+        action,
+        "EURUSD.m",
+        *rest,
+    )
+
+
 def test_journal_round_trip(unit: Path, tmp_path: Path) -> None:
-    journal(
-        unit,
-        tmp_path,
-        "journal-add",
-        DEVICE,
-        "entry",
-        "ins_1",
-        "sig_1",
-        "open",
-        "EURUSD.m",
-        "2",
-        "0",
-        "0",
-        "sb:ins_1\\ttab\\nline \\\\",
-    )
-    journal(
-        unit,
-        tmp_path,
-        "journal-add",
-        DEVICE,
-        "entry",
-        "ins_2",
-        "sig_1",
-        "close",
-        "EURUSD.m",
-        "3",
-        "5000001",
-        "1",
-        "",
-    )
+    add_entry(unit, tmp_path, "ins_1", "sig_1", "open", "2", "0", "0", "sb:ins_1\\ttab\\nline \\\\")
+    add_entry(unit, tmp_path, "ins_2", "sig_1", "close", "3", "5000001", "1", "")
     body = json.dumps(
         {"report_id": "fill-ins_1", "message": 'tab\there\nnew "q" \\ é'}, ensure_ascii=True
     )
@@ -540,21 +529,7 @@ def test_journal_round_trip(unit: Path, tmp_path: Path) -> None:
 
 
 def test_a_damaged_journal_stops_the_ea_rather_than_guess(unit: Path, tmp_path: Path) -> None:
-    journal(
-        unit,
-        tmp_path,
-        "journal-add",
-        DEVICE,
-        "entry",
-        "ins_1",
-        "sig_1",
-        "open",
-        "EURUSD.m",
-        "3",
-        "5000001",
-        "1",
-        "c",
-    )
+    add_entry(unit, tmp_path, "ins_1", "sig_1", "open", "3", "5000001", "1", "c")
     path = tmp_path / f"SignalBridge_{DEVICE}.journal"
     path.write_text(path.read_text()[:-10])  # cut short: no END line
     out = journal(unit, tmp_path, "journal-dump", DEVICE)
@@ -563,38 +538,10 @@ def test_a_damaged_journal_stops_the_ea_rather_than_guess(unit: Path, tmp_path: 
 
 def test_a_whole_newer_temporary_journal_wins(unit: Path, tmp_path: Path) -> None:
     """A crash between writing the new journal and renaming it loses nothing."""
-    journal(
-        unit,
-        tmp_path,
-        "journal-add",
-        DEVICE,
-        "entry",
-        "ins_1",
-        "sig_1",
-        "open",
-        "EURUSD.m",
-        "2",
-        "0",
-        "0",
-        "c",
-    )
+    add_entry(unit, tmp_path, "ins_1", "sig_1", "open", "2", "0", "0", "c")
     path = tmp_path / f"SignalBridge_{DEVICE}.journal"
     old = path.read_text()
-    journal(
-        unit,
-        tmp_path,
-        "journal-add",
-        DEVICE,
-        "entry",
-        "ins_2",
-        "sig_2",
-        "open",
-        "EURUSD.m",
-        "2",
-        "0",
-        "0",
-        "c",
-    )
+    add_entry(unit, tmp_path, "ins_2", "sig_2", "open", "2", "0", "0", "c")
     path.rename(path.with_name(path.name + ".tmp"))
     path.write_text(old)
     out = journal(unit, tmp_path, "journal-dump", DEVICE)

@@ -291,27 +291,30 @@ void shim_append(std::ostringstream &out, const T &first, const Rest &...rest) {
 }
 
 template <typename... Args>
-void Print(const Args &...args) {
+string shim_join(const Args &...args) {
     std::ostringstream out;
     shim_append(out, args...);
-    std::printf("%s\n", out.str().c_str());
+    return out.str();
+}
+
+inline void shim_line(const char *prefix, const string &text) {
+    std::printf("%s%s\n", prefix, text.c_str());
     std::fflush(stdout);
+}
+
+template <typename... Args>
+void Print(const Args &...args) {
+    shim_line("", shim_join(args...));
 }
 
 template <typename... Args>
 void Alert(const Args &...args) {
-    std::ostringstream out;
-    shim_append(out, args...);
-    std::printf("ALERT: %s\n", out.str().c_str());
-    std::fflush(stdout);
+    shim_line("ALERT: ", shim_join(args...));
 }
 
 template <typename... Args>
 void Comment(const Args &...args) {
-    std::ostringstream out;
-    shim_append(out, args...);
-    std::printf("COMMENT: %s\n", out.str().c_str());
-    std::fflush(stdout);
+    shim_line("COMMENT: ", shim_join(args...));
 }
 
 // ------------------------------------------------------------------ files
