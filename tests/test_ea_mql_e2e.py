@@ -5,6 +5,8 @@ socket, trading on the simulated broker, killed and restarted mid-trade."""
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import update
 
 from bot.container import Container
 from bot.services.devices import Credentials, DeviceDTO, Platform
@@ -438,3 +441,35 @@ async def test_a_trade_the_terminal_never_shows_is_reported_not_retried(
     assert "not tried again" in str(error.message)
     assert terminal.tickets() == []
     assert "1 trade call(s) to reconcile" in run.output
+
+
+async def test_an_instruction_it_cannot_read_is_90008_and_no_trade(
+    container: Container, terminal_of: Any
+) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    async with container.sessionmaker.begin() as session:
+        await session.execute(update(Instruction).values(volume=None))  # served as "volume": null
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "error")), run)
+    await run.stop()
+    [error] = await stored_records(container)
+    assert (error.code, error.message) == (
+        90008,
+        "the instruction cannot be read: volume is missing",
+    )
+    assert terminal.tickets() == []
+
+
+async def test_an_unreachable_server_is_retried_with_growing_waits(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = await terminal.start(SB_SERVER_URL=f"http://127.0.0.1:{port}")
+    await until(lambda: "retrying in 4 s" in run.output, run, timeout=30)
+    assert await run.stop() == 0
+    assert "poll: no answer from http://127.0.0.1" in run.output
+    waits = re.findall(r"retrying in (\d+) s", run.output)
+    assert waits[:3] == ["1", "2", "4"]
