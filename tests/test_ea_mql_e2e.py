@@ -473,3 +473,24 @@ async def test_an_unreachable_server_is_retried_with_growing_waits(terminal_of: 
     assert "poll: no answer from http://127.0.0.1" in run.output
     waits = re.findall(r"retrying in (\d+) s", run.output)
     assert waits[:3] == ["1", "2", "4"]
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_nothing_is_traded_before_the_terminal_is_connected(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    run = await terminal.start(SB_CONNECTED="0")
+    await until(lambda: "waiting for the terminal to connect" in run.output, run)
+    await asyncio.sleep(1.5)
+    assert await run.stop() == 0
+    assert await stored_records(container) == []
+    assert terminal.tickets() == []
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert len(own(terminal.tickets())) == 1

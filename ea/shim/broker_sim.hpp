@@ -6,6 +6,7 @@
 // kept in $SB_BROKER_FILE, written after every change, so they outlive a killed EA the way
 // a real trade server's do. Hooks for the tests:
 //   SB_TRADE_ALLOWED=0        the terminal's algo-trading button is off
+//   SB_CONNECTED=0            the terminal is not connected to the trade server
 //   SB_CRASH_AFTER_TRADE=KIND the process exits right after the first successful trade
 //                             call of KIND (open, modify, close, delete), before the EA
 //                             can journal its result
@@ -181,6 +182,11 @@ inline SimTicket *sim_ticket(long ticket) {
 
 inline bool sim_trade_allowed() {
     const char *flag = std::getenv("SB_TRADE_ALLOWED");
+    return !flag || string(flag) != "0";
+}
+
+inline bool sim_connected() {
+    const char *flag = std::getenv("SB_CONNECTED");
     return !flag || string(flag) != "0";
 }
 
@@ -448,7 +454,7 @@ inline bool SymbolInfoTick(const string &name, MqlTick &tick) {
 
 inline long TerminalInfoInteger(int property) {
     if (property == TERMINAL_TRADE_ALLOWED) return sim_trade_allowed() ? 1 : 0;
-    if (property == TERMINAL_CONNECTED) return 1;
+    if (property == TERMINAL_CONNECTED) return sim_connected() ? 1 : 0;
     if (property == TERMINAL_BUILD) return 4620;
     return 0;
 }
@@ -671,6 +677,13 @@ inline bool HistorySelect(datetime from, datetime to) {
         if (d.time >= from && d.time <= to) sim_history().push_back(d.ticket);
     return true;
 }
+inline bool HistorySelectByPosition(ulong position) {
+    sim_load();
+    sim_history().clear();
+    for (const SimDeal &d : sim().deals)
+        if (d.position == (long)position) sim_history().push_back(d.ticket);
+    return true;
+}
 inline int HistoryDealsTotal() { return (int)sim_history().size(); }
 inline ulong HistoryDealGetTicket(int index) {
     if (index < 0 || index >= (int)sim_history().size()) return 0;
@@ -775,7 +788,7 @@ inline bool RefreshRates() {
     sim_load_market();
     return true;
 }
-inline bool IsConnected() { return true; }
+inline bool IsConnected() { return sim_connected(); }
 inline bool IsExpertEnabled() { return sim_trade_allowed(); }
 inline bool IsTradeAllowed() { return sim_trade_allowed(); }
 inline bool IsTradeContextBusy() { return false; }

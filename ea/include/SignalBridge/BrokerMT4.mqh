@@ -143,7 +143,7 @@ bool SbBrokerFindByComment(const string comment, const long magic, const datetim
       if(OrderSelect(i, SELECT_BY_POS, MODE_TRADES) && OrderMagicNumber() == magic && OrderComment() == comment)
          return SbBrokerFind(OrderTicket(), magic, info) != SB_TICKET_NONE;
    for(int i = OrdersHistoryTotal() - 1; i >= 0; i--)
-      if(OrderSelect(i, SELECT_BY_POS, MODE_HISTORY) && OrderMagicNumber() == magic && OrderOpenTime() >= since - 3600 &&
+      if(OrderSelect(i, SELECT_BY_POS, MODE_HISTORY) && OrderMagicNumber() == magic && OrderOpenTime() >= since - 2 * 86400 &&
          (OrderComment() == comment || StringFind(OrderComment(), comment) == 0) && OrderType() <= OP_SELL)
         {
          info.kind = SB_TICKET_CLOSED;
@@ -181,7 +181,8 @@ long SbBrokerFollow(const long ticket, const long magic)
    return current;
   }
 
-bool SbBrokerFindClose(const long ticket, const long magic, const datetime since, SbTradeResult &result)
+//--- after a crash during a close: the history record of the (partly) closed ticket
+bool SbBrokerFindClose(const long ticket, const long magic, const double volume_before, SbTradeResult &result)
   {
    result.Clear();
    if(!OrderSelect((int)ticket, SELECT_BY_TICKET) || OrderMagicNumber() != magic || OrderCloseTime() == 0)

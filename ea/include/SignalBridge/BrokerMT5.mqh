@@ -220,7 +220,8 @@ bool SbBrokerFindByComment(const string comment, const long magic, const datetim
          return SbBrokerFind((long)ticket, magic, info) != SB_TICKET_NONE;
      }
    ResetLastError();
-   if(!HistorySelect(since - 3600, TimeCurrent() + 86400))
+   // Deal times are the trade server's clock, hours away from UTC: a wide window.
+   if(!HistorySelect(since - 2 * 86400, TimeCurrent() + 86400))
      {
       SbLogError("reconcile", "HistorySelect failed, GetLastError " + IntegerToString(GetLastError()));
       return false;
@@ -243,33 +244,44 @@ bool SbBrokerFindByComment(const string comment, const long magic, const datetim
    return false;
   }
 
-//--- after a crash during a close: the deals that closed part of position ticket since a time
-bool SbBrokerFindClose(const long ticket, const long magic, const datetime since, SbTradeResult &result)
+//--- after a crash during a close: what the position lost since the call started (it had
+//--- volume_before), with the price and profit of its latest closing deal; false when the
+//--- position still has its volume
+bool SbBrokerFindClose(const long ticket, const long magic, const double volume_before, SbTradeResult &result)
   {
    result.Clear();
+   SbTicketInfo info;
+   double left = SbBrokerFind(ticket, magic, info) == SB_TICKET_POSITION ? info.volume : 0;
+   if(volume_before - left < 1e-9)
+      return false;
    ResetLastError();
-   if(!HistorySelect(since - 3600, TimeCurrent() + 86400))
+   if(!HistorySelectByPosition((ulong)ticket))
      {
-      SbLogError("reconcile", "HistorySelect failed, GetLastError " + IntegerToString(GetLastError()));
+      SbLogError("reconcile", "HistorySelectByPosition #" + IntegerToString(ticket) + " failed, GetLastError " + IntegerToString(GetLastError()));
       return false;
      }
+   long latest = -1;
    for(int i = 0; i < HistoryDealsTotal(); i++)
      {
       ulong deal = HistoryDealGetTicket(i);
-      if(deal == 0 || HistoryDealGetInteger(deal, DEAL_POSITION_ID) != ticket || HistoryDealGetInteger(deal, DEAL_MAGIC) != magic)
-         continue;
       long entry = HistoryDealGetInteger(deal, DEAL_ENTRY);
-      if((entry != DEAL_ENTRY_OUT && entry != DEAL_ENTRY_OUT_BY) || HistoryDealGetInteger(deal, DEAL_TIME) < since - 5)
+      if(deal == 0 || (entry != DEAL_ENTRY_OUT && entry != DEAL_ENTRY_OUT_BY))
          continue;
-      result.ok = true;
-      result.ticket = ticket;
+      long time = HistoryDealGetInteger(deal, DEAL_TIME);
+      if(time < latest)
+         continue;
+      latest = time;
       result.price = HistoryDealGetDouble(deal, DEAL_PRICE);
-      result.volume += HistoryDealGetDouble(deal, DEAL_VOLUME);
-      result.profit += HistoryDealGetDouble(deal, DEAL_PROFIT) + HistoryDealGetDouble(deal, DEAL_SWAP) +
-                       HistoryDealGetDouble(deal, DEAL_COMMISSION);
+      result.profit = HistoryDealGetDouble(deal, DEAL_PROFIT) + HistoryDealGetDouble(deal, DEAL_SWAP) +
+                      HistoryDealGetDouble(deal, DEAL_COMMISSION);
       result.has_profit = true;
      }
-   return result.ok;
+   if(latest < 0)
+      return false;
+   result.ok = true;
+   result.ticket = ticket;
+   result.volume = NormalizeDouble(volume_before - left, 8);
+   return true;
   }
 
 //--- the ticket that now holds what ticket held (MetaTrader 5 keeps a position's ticket)

@@ -597,7 +597,7 @@ private:
            {
             SbTradeResult result;
             int o = m_journal.FindOpen(m_journal.entries[e].signal_id);
-            if(SbBrokerFindClose(m_journal.entries[e].ticket, m_magic, m_journal.entries[e].trading_since, result) && o >= 0)
+            if(SbBrokerFindClose(m_journal.entries[e].ticket, m_magic, m_journal.entries[e].volume, result) && o >= 0)
               {
                SbLogInfo("reconcile", id + ": the close was done before the EA stopped");
                FinishClose(e, o, result);
@@ -778,18 +778,20 @@ public:
       if(m_backing_off && (int)(m_resume_ms - GetTickCount()) > 0)
          return;
       m_backing_off = false;
+      if(!SbBrokerConnected())
+        {
+         // Its positions and history may not be loaded yet: only reports go out.
+         if(!m_told_disconnected)
+            SbLogInfo("setup", "waiting for the terminal to connect to the trade server before anything else");
+         m_told_disconnected = true;
+         Flush();
+         return;
+        }
+      m_told_disconnected = false;
       Reconcile();
       WatchPlaced();
       if(!Flush())
          return;
-      if(!SbBrokerConnected())
-        {
-         if(!m_told_disconnected)
-            SbLogInfo("setup", "waiting for the terminal to connect to the trade server before asking for instructions");
-         m_told_disconnected = true;
-         return;
-        }
-      m_told_disconnected = false;
       if(!Poll() || m_backing_off)
          return;
       m_backoff_s = 0;
