@@ -375,6 +375,11 @@ async def test_pending_order_fills_later_and_cancel_deletes_only_its_own(
     )
     await approve(container, stop, OWNER)
 
+    # Killed right after placing the first order: the restart finds it by its comment and
+    # places only the second.
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert len(own(terminal.tickets())) == 1
     run = await terminal.start()
     await until(lambda: len(own(terminal.tickets())) == 2, run)
     orders = sorted(own(terminal.tickets()), key=lambda t: t.type)
