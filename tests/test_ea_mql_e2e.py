@@ -499,3 +499,27 @@ async def test_nothing_is_traded_before_the_terminal_is_connected(
     await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
     assert await run.stop() == 0
     assert len(own(terminal.tickets())) == 1
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_an_open_whose_comment_the_broker_changed_is_still_found(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    foreign = terminal.seed_foreign_trades("EURUSD")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    run = await terminal.start(SB_BROKER_COMMENT="broker-note", SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert (
+        'found by magic number, symbol and volume (its comment is now "broker-note")' in run.output
+    )
+    [position] = own(terminal.tickets())
+    [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
+    assert fill.ticket == position.ticket
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign

@@ -7,6 +7,7 @@
 // a real trade server's do. Hooks for the tests:
 //   SB_TRADE_ALLOWED=0        the terminal's algo-trading button is off
 //   SB_CONNECTED=0            the terminal is not connected to the trade server
+//   SB_BROKER_COMMENT=TEXT    the trade server replaces the comment of every new order
 //   SB_CRASH_AFTER_TRADE=KIND the process exits right after the first successful trade
 //                             call of KIND (open, modify, close, delete), before the EA
 //                             can journal its result
@@ -183,6 +184,11 @@ inline SimTicket *sim_ticket(long ticket) {
 inline bool sim_trade_allowed() {
     const char *flag = std::getenv("SB_TRADE_ALLOWED");
     return !flag || string(flag) != "0";
+}
+
+inline string sim_comment(const string &asked) {
+    const char *replaced = std::getenv("SB_BROKER_COMMENT");
+    return replaced ? string(replaced) : asked;
 }
 
 inline bool sim_connected() {
@@ -514,7 +520,7 @@ inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
         t.sl = request.sl;
         t.tp = request.tp;
         t.magic = (long)request.magic;
-        t.comment = request.comment;
+        t.comment = sim_comment(request.comment);
         t.open_time = sim_now();
         if (request.action == TRADE_ACTION_DEAL) {
             if (t.type > 1) return fail(TRADE_RETCODE_INVALID, "Invalid request");
@@ -848,7 +854,7 @@ inline int OrderSend(const string &symbol, int cmd, double volume, double price,
     t.sl = stoploss;
     t.tp = takeprofit;
     t.magic = magic;
-    t.comment = comment;
+    t.comment = sim_comment(comment);
     t.open_time = sim_now();
     sim().tickets.push_back(t);
     sim_after_trade("open");

@@ -6,7 +6,7 @@
 //|   SbBrokerSelectSymbol, SbBrokerTradingAllowed, SbBrokerLimits,   |
 //|   SbBrokerOpen, SbBrokerModify, SbBrokerClose, SbBrokerDelete,    |
 //|   SbBrokerFind, SbBrokerFindByComment, SbBrokerFindClose,         |
-//|   SbBrokerFollow, SbBrokerConnected.                              |
+//|   SbBrokerFollow, SbBrokerOwnTickets, SbBrokerConnected.          |
 //| Every trade call's result is checked and logged with the trade    |
 //| server's code and GetLastError().                                 |
 //+------------------------------------------------------------------+

@@ -137,6 +137,19 @@ int SbBrokerFind(const long ticket, const long magic, SbTicketInfo &info)
    return info.kind;
   }
 
+//--- the live positions and pending orders of this EA (magic) on symbol
+int SbBrokerOwnTickets(const long magic, const string symbol, long &tickets[])
+  {
+   ArrayResize(tickets, 0);
+   for(int i = OrdersTotal() - 1; i >= 0; i--)
+      if(OrderSelect(i, SELECT_BY_POS, MODE_TRADES) && OrderMagicNumber() == magic && OrderSymbol() == symbol)
+        {
+         ArrayResize(tickets, ArraySize(tickets) + 1);
+         tickets[ArraySize(tickets) - 1] = OrderTicket();
+        }
+   return ArraySize(tickets);
+  }
+
 bool SbBrokerFindByComment(const string comment, const long magic, const datetime since, SbTicketInfo &info)
   {
    for(int i = OrdersTotal() - 1; i >= 0; i--)

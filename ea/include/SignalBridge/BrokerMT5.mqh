@@ -203,6 +203,31 @@ int SbBrokerFind(const long ticket, const long magic, SbTicketInfo &info)
    return info.kind;
   }
 
+//--- the live positions and pending orders of this EA (magic) on symbol
+int SbBrokerOwnTickets(const long magic, const string symbol, long &tickets[])
+  {
+   ArrayResize(tickets, 0);
+   for(int i = PositionsTotal() - 1; i >= 0; i--)
+     {
+      ulong ticket = PositionGetTicket(i);
+      if(ticket > 0 && PositionGetInteger(POSITION_MAGIC) == magic && PositionGetString(POSITION_SYMBOL) == symbol)
+        {
+         ArrayResize(tickets, ArraySize(tickets) + 1);
+         tickets[ArraySize(tickets) - 1] = (long)ticket;
+        }
+     }
+   for(int i = OrdersTotal() - 1; i >= 0; i--)
+     {
+      ulong ticket = OrderGetTicket(i);
+      if(ticket > 0 && OrderGetInteger(ORDER_MAGIC) == magic && OrderGetString(ORDER_SYMBOL) == symbol)
+        {
+         ArrayResize(tickets, ArraySize(tickets) + 1);
+         tickets[ArraySize(tickets) - 1] = (long)ticket;
+        }
+     }
+   return ArraySize(tickets);
+  }
+
 //--- after a crash: the position, pending order or (already closed) deal this EA opened
 //--- with comment since a time; false when the terminal has none
 bool SbBrokerFindByComment(const string comment, const long magic, const datetime since, SbTicketInfo &info)

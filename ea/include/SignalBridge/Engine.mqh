@@ -555,6 +555,61 @@ private:
       return TimeGMT() - m_started >= SB_RECONCILE_GRACE_S && SbBrokerConnected();
      }
 
+   //--- an open the EA made before it stopped, found in the terminal: journaled and reported
+   void              Recovered(const int e, SbTicketInfo &info, const string how)
+     {
+      string id = m_journal.entries[e].id;
+      SbLogInfo("reconcile", id + ": the open was done before the EA stopped: " + how);
+      m_journal.entries[e].ticket = info.ticket;
+      m_journal.entries[e].ticket_kind = info.kind;
+      m_journal.entries[e].price = info.price;
+      m_journal.entries[e].updated = m_http.clock.Now();
+      if(info.kind == SB_TICKET_ORDER)
+         m_journal.entries[e].state = SB_STATE_PLACED;
+      else
+        {
+         m_journal.entries[e].state = SB_STATE_DONE;
+         SbTradeResult result;
+         result.ok = true;
+         result.ticket = info.ticket;
+         result.price = info.price;
+         result.volume = info.volume;
+         QueueFill(id, m_journal.entries[e].symbol, result);
+        }
+      Save();
+     }
+
+   bool              Claimed(const long ticket)
+     {
+      for(int i = 0; i < ArraySize(m_journal.entries); i++)
+         if(m_journal.entries[i].ticket == ticket)
+            return true;
+      return false;
+     }
+
+   //--- when a broker rewrote the comment: the one live trade of this EA on the symbol with
+   //--- the volume sent that no instruction of the journal holds; false when none, or more
+   //--- than one (then it does not guess)
+   bool              FindUnclaimed(const int e, SbTicketInfo &info)
+     {
+      long tickets[];
+      SbBrokerOwnTickets(m_magic, m_journal.entries[e].symbol, tickets);
+      long match = 0;
+      int matches = 0;
+      for(int i = 0; i < ArraySize(tickets); i++)
+        {
+         if(Claimed(tickets[i]) || SbBrokerFind(tickets[i], m_magic, info) == SB_TICKET_NONE ||
+            MathAbs(info.volume - m_journal.entries[e].volume) > 1e-9)
+            continue;
+         match = tickets[i];
+         matches++;
+        }
+      if(matches > 1)
+         SbLogError("reconcile", m_journal.entries[e].id + ": " + IntegerToString(matches) +
+                    " trades of this EA could be the interrupted open; none is taken for it");
+      return matches == 1 && SbBrokerFind(match, m_magic, info) != SB_TICKET_NONE;
+     }
+
    //--- steps the EA was in when it stopped: found in the terminal, or concluded
    void              Reconcile(void)
      {
@@ -569,26 +624,10 @@ private:
            {
             SbTicketInfo info;
             if(SbBrokerFindByComment(m_journal.entries[e].comment, m_magic, m_journal.entries[e].trading_since, info))
-              {
-               SbLogInfo("reconcile", id + ": the open was done before the EA stopped: ticket #" + IntegerToString(info.ticket));
-               m_journal.entries[e].ticket = info.ticket;
-               m_journal.entries[e].ticket_kind = info.kind;
-               m_journal.entries[e].price = info.price;
-               m_journal.entries[e].updated = m_http.clock.Now();
-               if(info.kind == SB_TICKET_ORDER)
-                  m_journal.entries[e].state = SB_STATE_PLACED;
-               else
-                 {
-                  m_journal.entries[e].state = SB_STATE_DONE;
-                  SbTradeResult result;
-                  result.ok = true;
-                  result.ticket = info.ticket;
-                  result.price = info.price;
-                  result.volume = info.volume;
-                  QueueFill(id, m_journal.entries[e].symbol, result);
-                 }
-               Save();
-              }
+               Recovered(e, info, "ticket #" + IntegerToString(info.ticket));
+            else if(settled && FindUnclaimed(e, info))
+               Recovered(e, info, "ticket #" + IntegerToString(info.ticket) + ", found by magic number, symbol and volume (its comment is now \"" +
+                         info.comment + "\")");
             else if(settled)
                Refuse(e, SB_ERR_NOTHING_OWN, "the EA stopped while opening and the terminal shows no trade of it (comment " +
                       m_journal.entries[e].comment + "); nothing was opened and it is not tried again");
