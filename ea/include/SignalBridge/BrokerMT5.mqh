@@ -75,6 +75,15 @@ ENUM_ORDER_TYPE_FILLING SbFilling(const string symbol)
    return ORDER_FILLING_RETURN;
   }
 
+//--- a position or order that cannot be selected: the failure, logged with GetLastError()
+void SbSelectFailed(SbTradeResult &result, const string what, const long ticket)
+  {
+   int error = GetLastError();
+   string text = what + " #" + IntegerToString(ticket) + " cannot be selected (GetLastError " + IntegerToString(error) + ")";
+   SbLogError("trade", text);
+   SbTradeFailed(result, error, text, false, false);
+  }
+
 //--- sends one request; result.ok when the trade server did it
 bool SbSend(MqlTradeRequest &request, MqlTradeResult &reply, SbTradeResult &result, const string what)
   {
@@ -325,9 +334,10 @@ bool SbBrokerModify(const long ticket, const int kind, const double stop_loss, c
    string symbol = "";
    if(kind == SB_TICKET_POSITION)
      {
+      ResetLastError();
       if(!PositionSelectByTicket((ulong)ticket))
         {
-         SbTradeFailed(result, GetLastError(), "position #" + IntegerToString(ticket) + " cannot be selected", false, false);
+         SbSelectFailed(result, "position", ticket);
          return false;
         }
       symbol = PositionGetString(POSITION_SYMBOL);
@@ -337,9 +347,10 @@ bool SbBrokerModify(const long ticket, const int kind, const double stop_loss, c
      }
    else
      {
+      ResetLastError();
       if(!OrderSelect((ulong)ticket))
         {
-         SbTradeFailed(result, GetLastError(), "order #" + IntegerToString(ticket) + " cannot be selected", false, false);
+         SbSelectFailed(result, "order", ticket);
          return false;
         }
       symbol = OrderGetString(ORDER_SYMBOL);
@@ -367,7 +378,7 @@ bool SbBrokerClose(const long ticket, const double volume, const int slippage, S
    ResetLastError();
    if(!PositionSelectByTicket((ulong)ticket))
      {
-      SbTradeFailed(result, GetLastError(), "position #" + IntegerToString(ticket) + " cannot be selected", false, false);
+      SbSelectFailed(result, "position", ticket);
       return false;
      }
    string symbol = PositionGetString(POSITION_SYMBOL);
