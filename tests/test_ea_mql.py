@@ -609,3 +609,42 @@ def test_parse_time(unit: Path, text: str, expected: str) -> None:
 )
 def test_server_url(unit: Path, url: str, expected: str) -> None:
     assert call(unit, "url", url).strip().startswith(expected.strip())
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(
+        alphabet=st.characters(min_codepoint=1, max_codepoint=0xFFFF, exclude_categories=("Cs",)),
+        max_size=20,
+    ),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(value=JSON_VALUES, ascii_only=st.booleans())
+def test_json_reader_reads_what_json_dumps_writes(unit: Path, value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert "\x00" not in text
+    assert call(unit, "json", text) == "ok \n"
+
+
+@FAST
+@given(text=st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x7F), max_size=60))
+def test_json_reader_answers_any_text_without_crashing(unit: Path, text: str) -> None:
+    try:
+        json.loads(text)
+        valid = (
+            not text.strip().startswith(("NaN", "Infinity", "-Infinity"))
+            and "NaN" not in text
+            and "Infinity" not in text
+        )
+    except ValueError:
+        valid = False
+    assert call(unit, "json", text).split(" ", 1)[0] == ("ok" if valid else "error")
