@@ -648,3 +648,42 @@ def test_json_reader_answers_any_text_without_crashing(unit: Path, text: str) ->
     except ValueError:
         valid = False
     assert call(unit, "json", text).split(" ", 1)[0] == ("ok" if valid else "error")
+
+
+# C++ that g++ would take but MetaEditor would not: the shipped files must not drift into it.
+CPP_ONLY = {
+    "std::": r"\bstd::",
+    "->": r"->",
+    "::": r"::",
+    "auto": r"\bauto\b",
+    "nullptr": r"\bnullptr\b",
+    "a C++ cast": r"\b(static|dynamic|reinterpret|const)_cast\b",
+    "unsigned": r"\bunsigned\b",
+    "size_t": r"\bsize_t\b",
+    "namespace": r"\bnamespace\b",
+    "using": r"\busing\b",
+    "exceptions": r"\b(throw|try|catch)\b",
+    "constexpr": r"\bconstexpr\b",
+    "a lambda": r"\[[&=]?\]\s*\(",
+    "a reference variable": r"^\s*(const\s+)?\w+\s*&\s*\w+\s*=",
+    "a default member initializer": r"^\s{3}\w+\s+m_\w+\s*=",
+}
+
+
+def _code_lines(path: Path) -> list[tuple[int, str]]:
+    lines = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        code = re.sub(r'"(\\.|[^"\\])*"', '""', line).split("//", 1)[0]
+        lines.append((number, code))
+    return lines
+
+
+@pytest.mark.parametrize("path", sorted(EA_DIR.rglob("*.mq*")), ids=lambda p: p.name)
+def test_shipped_files_use_only_what_mql_has(path: Path) -> None:
+    found = [
+        f"{path.name}:{number}: {name}"
+        for number, code in _code_lines(path)
+        for name, pattern in CPP_ONLY.items()
+        if re.search(pattern, code)
+    ]
+    assert found == []
