@@ -170,6 +170,19 @@ async def provider(
     assert response.status == 200, await response.text()
 
 
+async def approved_open(
+    container: Container, terminal_of: Any, platform: Platform, *, foreign: bool = False
+) -> Terminal:
+    """A terminal with EURUSD (and, if asked, trades not its own) and one approved open."""
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    if foreign:
+        terminal.seed_foreign_trades("EURUSD")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    return terminal
+
+
 @pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
 async def test_open_modify_close_across_crashes(
     platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
@@ -428,10 +441,7 @@ async def test_a_trade_the_terminal_never_shows_is_reported_not_retried(
 ) -> None:
     """Killed as the trade call starts: after the restart the EA looks for the trade, and
     when the terminal has none once the grace period is over it reports 90007 and stops."""
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.10")
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
-    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    terminal = await approved_open(container, terminal_of, platform)
     run = await terminal.start(SB_CRASH_BEFORE_TRADE="open")
     assert await run.wait() == 137, run.output
     assert await has_records(container, ("open", "ack"))
@@ -484,10 +494,7 @@ async def test_an_unreachable_server_is_retried_with_growing_waits(terminal_of: 
 async def test_nothing_is_traded_before_the_terminal_is_connected(
     platform: Platform, container: Container, terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.10")
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
-    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    terminal = await approved_open(container, terminal_of, platform)
     run = await terminal.start(SB_CONNECTED="0")
     await until(lambda: "waiting for the terminal to connect" in run.output, run)
     await asyncio.sleep(1.5)
@@ -505,11 +512,8 @@ async def test_nothing_is_traded_before_the_terminal_is_connected(
 async def test_an_open_whose_comment_the_broker_changed_is_still_found(
     platform: Platform, container: Container, terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.10")
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
-    foreign = terminal.seed_foreign_trades("EURUSD")
-    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    terminal = await approved_open(container, terminal_of, platform, foreign=True)
+    foreign = [t for t in terminal.tickets() if t.magic != MAGIC]
     run = await terminal.start(SB_BROKER_COMMENT="broker-note", SB_CRASH_AFTER_TRADE="open")
     assert await run.wait() == 137, run.output
 
