@@ -527,3 +527,18 @@ async def test_an_open_whose_comment_the_broker_changed_is_still_found(
     [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
     assert fill.ticket == position.ticket
     assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_timeout_from_the_trade_server_is_looked_up_not_retried(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    """The order is made, but the answer is a timeout: the EA finds it in the terminal."""
+    terminal = await approved_open(container, terminal_of, platform)
+    run = await terminal.start(SB_TRADE_TIMEOUT="open")
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert "did not say whether it was done" in run.output
+    [position] = own(terminal.tickets())
+    [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
+    assert (fill.ticket, fill.volume) == (position.ticket, Decimal("0.1"))

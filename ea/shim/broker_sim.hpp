@@ -8,6 +8,8 @@
 //   SB_TRADE_ALLOWED=0        the terminal's algo-trading button is off
 //   SB_CONNECTED=0            the terminal is not connected to the trade server
 //   SB_BROKER_COMMENT=TEXT    the trade server replaces the comment of every new order
+//   SB_TRADE_TIMEOUT=KIND     the first trade call of KIND is done, but answers with a
+//                             timeout (MT5 retcode 10012, MT4 error 128)
 //   SB_CRASH_AFTER_TRADE=KIND the process exits right after the first successful trade
 //                             call of KIND (open, modify, close, delete), before the EA
 //                             can journal its result
@@ -196,6 +198,16 @@ inline bool sim_connected() {
     return !flag || string(flag) != "0";
 }
 
+inline bool sim_timed_out(const char *kind) {
+    static bool done = false;
+    const char *timeout = std::getenv("SB_TRADE_TIMEOUT");
+    if (done || !timeout || string(timeout) != kind) return false;
+    done = true;
+    std::printf("shim: the %s trade call is done but answers with a timeout\n", kind);
+    std::fflush(stdout);
+    return true;
+}
+
 inline void sim_after_trade(const char *kind) {
     sim_save();
     const char *crash = std::getenv("SB_CRASH_AFTER_TRADE");
@@ -349,6 +361,7 @@ enum ENUM_TRADE_TRANSACTION_TYPE { TRADE_TRANSACTION_ORDER_DELETE, TRADE_TRANSAC
 #define TRADE_RETCODE_PLACED 10008
 #define TRADE_RETCODE_DONE 10009
 #define TRADE_RETCODE_DONE_PARTIAL 10010
+#define TRADE_RETCODE_TIMEOUT 10012
 #define TRADE_RETCODE_INVALID 10013
 #define TRADE_RETCODE_INVALID_VOLUME 10014
 #define TRADE_RETCODE_INVALID_PRICE 10015
@@ -539,6 +552,10 @@ inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
         result.price = t.price;
         result.comment = "Request executed";
         sim_after_trade("open");
+        if (sim_timed_out("open")) {
+            result = MqlTradeResult();
+            return fail(TRADE_RETCODE_TIMEOUT, "Request timeout");
+        }
         return true;
     }
     if (request.action == TRADE_ACTION_SLTP || request.action == TRADE_ACTION_MODIFY) {
@@ -756,6 +773,7 @@ inline string HistoryDealGetString(ulong ticket, int property) {
 #define ERR_INVALID_PRICE 129
 #define ERR_INVALID_STOPS 130
 #define ERR_INVALID_TRADE_VOLUME 131
+#define ERR_TRADE_TIMEOUT 128
 #define ERR_MARKET_CLOSED 132
 #define ERR_TRADE_DISABLED 133
 #define ERR_INVALID_TICKET 4108
@@ -858,6 +876,10 @@ inline int OrderSend(const string &symbol, int cmd, double volume, double price,
     t.open_time = sim_now();
     sim().tickets.push_back(t);
     sim_after_trade("open");
+    if (sim_timed_out("open")) {
+        shim_last_error() = ERR_TRADE_TIMEOUT;
+        return -1;
+    }
     return (int)t.ticket;
 }
 

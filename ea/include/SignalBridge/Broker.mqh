@@ -46,11 +46,12 @@ public:
    double            volume;
    double            profit;
    bool              has_profit;
+   bool              unknown;     // failed without saying whether it was done (a timeout)
                      SbTradeResult(void) { Clear(); }
    void              Clear(void)
      {
       ok = false; code = 0; message = ""; ticket = 0; remainder = 0; pending = false;
-      price = 0; volume = 0; profit = 0; has_profit = false;
+      price = 0; volume = 0; profit = 0; has_profit = false; unknown = false;
      }
   };
 

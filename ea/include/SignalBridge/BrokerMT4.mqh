@@ -74,6 +74,7 @@ void SbMt4Failed(SbTradeResult &result, const int error, const string what)
    SbTradeFailed(result, error, text, error == ERR_MARKET_CLOSED,
                  error == ERR_TRADE_DISABLED || error == ERR_TRADE_NOT_ALLOWED || error == ERR_LONGS_NOT_ALLOWED ||
                  error == ERR_SHORTS_NOT_ALLOWED || error == ERR_TRADE_EXPERT_DISABLED_BY_SERVER);
+   result.unknown = error == ERR_TRADE_TIMEOUT;
   }
 
 bool SbBrokerOpen(SbOrderRequest &order, SbTradeResult &result)

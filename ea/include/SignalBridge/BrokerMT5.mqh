@@ -110,6 +110,7 @@ bool SbSend(MqlTradeRequest &request, MqlTradeResult &reply, SbTradeResult &resu
                  code == TRADE_RETCODE_TRADE_DISABLED || code == TRADE_RETCODE_CLIENT_DISABLES_AT ||
                  code == TRADE_RETCODE_SERVER_DISABLES_AT || code == TRADE_RETCODE_LONG_ONLY ||
                  code == TRADE_RETCODE_SHORT_ONLY || code == TRADE_RETCODE_CLOSE_ONLY);
+   result.unknown = code == TRADE_RETCODE_TIMEOUT;
    return false;
   }
 

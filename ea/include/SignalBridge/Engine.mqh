@@ -218,6 +218,19 @@ private:
       Save();
      }
 
+   //--- a trade call that failed: refused, or when the trade server did not say whether it
+   //--- did it (a timeout), left to Reconcile to find out in the terminal
+   void              Failed(const int e, SbTradeResult &result)
+     {
+      if(!result.unknown)
+        {
+         Refuse(e, result.code, result.message);
+         return;
+        }
+      SbLogError("trade", m_journal.entries[e].id + ": " + result.message +
+                 "; the trade server did not say whether it was done: the EA looks for it in the terminal");
+     }
+
    //--- the step of entry e is about to call the trade server: saved first
    bool              BeforeTrade(const int e)
      {
@@ -307,7 +320,7 @@ private:
       SbTradeResult result;
       if(!SbBrokerOpen(order, result))
         {
-         Refuse(e, result.code, result.message);
+         Failed(e, result);
          return;
         }
       m_journal.entries[e].ticket = result.ticket;
@@ -343,7 +356,7 @@ private:
       SbTradeResult result;
       if(!SbBrokerModify(info.ticket, info.kind, m_journal.entries[e].stop_loss, m_journal.entries[e].take_profit, result))
         {
-         Refuse(e, result.code, result.message);
+         Failed(e, result);
          return;
         }
       result.price = info.price;
@@ -403,7 +416,7 @@ private:
       SbTradeResult result;
       if(!SbBrokerDelete(info.ticket, result))
         {
-         Refuse(e, result.code, result.message);
+         Failed(e, result);
          return;
         }
       FinishDelete(e, o, with_profit);
@@ -445,7 +458,7 @@ private:
       SbTradeResult result;
       if(!SbBrokerClose(info.ticket, part, m_slippage, result))
         {
-         Refuse(e, result.code, result.message);
+         Failed(e, result);
          return;
         }
       FinishClose(e, o, result);
@@ -613,11 +626,13 @@ private:
    //--- steps the EA was in when it stopped: found in the terminal, or concluded
    void              Reconcile(void)
      {
-      bool settled = Settled();
       for(int e = 0; e < ArraySize(m_journal.entries); e++)
         {
          if(m_journal.entries[e].state != SB_STATE_TRADING)
             continue;
+         // The call started long enough ago (before a restart, or a timeout's grace ago)
+         bool waited = m_http.clock.Now() - m_journal.entries[e].trading_since >= SB_RECONCILE_GRACE_S;
+         bool settled = Settled() && waited;
          string id = m_journal.entries[e].id;
          string action = m_journal.entries[e].action;
          if(action == "open")
@@ -650,7 +665,10 @@ private:
             // Setting the same stop loss and take profit again is harmless: do it.
             SbTicketInfo info;
             if(SbBrokerFind(m_journal.entries[e].ticket, m_magic, info) != SB_TICKET_NONE)
-               ApplyModify(e, info);
+              {
+               if(waited || m_journal.entries[e].trading_since < m_started)
+                  ApplyModify(e, info);
+              }
             else if(settled)
                Refuse(e, SB_ERR_NOTHING_OWN, "ticket #" + IntegerToString(m_journal.entries[e].ticket) + " is no longer open");
            }
@@ -661,7 +679,10 @@ private:
             int o = m_journal.FindOpen(m_journal.entries[e].signal_id);
             int kind = SbBrokerFind(m_journal.entries[e].ticket, m_magic, info);
             if(kind == SB_TICKET_ORDER && o >= 0)
-               ApplyDelete(e, o, info, action == "close");
+              {
+               if(waited || m_journal.entries[e].trading_since < m_started)
+                  ApplyDelete(e, o, info, action == "close");
+              }
             else if(kind == SB_TICKET_NONE && o >= 0)
               {
                if(settled)
