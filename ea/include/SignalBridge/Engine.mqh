@@ -666,7 +666,7 @@ private:
             SbTicketInfo info;
             if(SbBrokerFind(m_journal.entries[e].ticket, m_magic, info) != SB_TICKET_NONE)
               {
-               if(waited || m_journal.entries[e].trading_since < m_started)
+               if(waited)
                   ApplyModify(e, info);
               }
             else if(settled)
@@ -680,7 +680,7 @@ private:
             int kind = SbBrokerFind(m_journal.entries[e].ticket, m_magic, info);
             if(kind == SB_TICKET_ORDER && o >= 0)
               {
-               if(waited || m_journal.entries[e].trading_since < m_started)
+               if(waited)
                   ApplyDelete(e, o, info, action == "close");
               }
             else if(kind == SB_TICKET_NONE && o >= 0)
