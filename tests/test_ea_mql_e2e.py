@@ -152,6 +152,11 @@ async def has_records(container: Container, *expected: tuple[str, str]) -> bool:
     return await records_by_action(container) == list(expected)
 
 
+async def has_record(container: Container, expected: tuple[str, str]) -> bool:
+    await settle(container)
+    return expected in await records_by_action(container)
+
+
 def own(tickets: list[Ticket]) -> list[Ticket]:
     return [t for t in live(tickets) if t.magic == MAGIC]
 
@@ -542,3 +547,38 @@ async def test_a_timeout_from_the_trade_server_is_looked_up_not_retried(
     [position] = own(terminal.tickets())
     [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
     assert (fill.ticket, fill.volume) == (position.ticket, Decimal("0.1"))
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_modify_and_cancel_interrupted_by_a_kill_are_finished_once(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    market = await publish(container, symbol="EURUSD")
+    await approve(container, market, OWNER)
+    limit = await publish(
+        container, order_type="limit", entry="1.08", stop_loss="1.07", take_profit=["1.1"]
+    )
+    await approve(container, limit, OWNER)
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="modify")
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    await provider(server, market.signal.public_id, "modify", {"stop_loss": "1.085"})
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="delete")
+    await until(lambda: has_record(container, ("modify", "fill")), run)
+    await provider(server, limit.signal.public_id, "cancel", {})
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start()
+    await until(lambda: has_record(container, ("cancel", "fill")), run)
+    assert await run.stop() == 0
+    [position] = own(terminal.tickets())
+    assert position.sl == 1.085
+    assert [(t.type, t.state) for t in terminal.tickets() if t.type == 2] == [(2, 2)]
+    kinds = await records_by_action(container)
+    opens = [("open", "ack"), ("open", "fill"), ("open", "ack")]
+    changes = [("modify", "ack"), ("modify", "fill"), ("cancel", "ack"), ("cancel", "fill")]
+    assert sorted(kinds) == sorted([*opens, *changes])
