@@ -1,0 +1,584 @@
+"""The shipped EAs end to end: SignalBridge.mq5 and .mq4, compiled with g++ and the shim,
+against the real side server (production factories, a migrated database) over a real
+socket, trading on the simulated broker, killed and restarted mid-trade."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import update
+
+from bot.container import Container
+from bot.services.devices import Credentials, DeviceDTO, Platform
+from db.models import ExecutionRecord, Instruction
+from tests.conftest import FakeClock
+from tests.devices_support import add_device
+from tests.ea_mql_support import EARun, Market, Ticket, broker_tickets, compile_all, live
+from tests.loop_support import (
+    approve,
+    configure,
+    publish,
+    settle,
+    stored_instructions,
+    stored_records,
+)
+from tests.signals_support import AUTH
+from webhook_server import create_app
+
+OWNER = 3301
+MAGIC = 20260113
+
+
+@pytest.fixture(scope="session")
+def ea_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return compile_all(tmp_path_factory.mktemp("ea_mql"), ("mt5", "mt4"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # The EA signs with the real time of this machine, so the server's clock starts there.
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(container))
+
+
+class Terminal:
+    """One MetaTrader terminal: a Files folder, a broker account, the EA's inputs."""
+
+    def __init__(
+        self,
+        binary: Path,
+        workdir: Path,
+        server: TestClient[Any, Any],
+        credentials: Credentials,
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.market = Market(workdir / "market.txt")
+        self.inputs = {
+            "SB_SERVER_URL": f"http://127.0.0.1:{server.port}",
+            "SB_DEVICE_ID": credentials.device_id,
+            "SB_SECRET": credentials.secret,
+            "SB_MAGIC": str(MAGIC),
+        }
+        self.runs: list[EARun] = []
+
+    async def start(self, **env: str) -> EARun:
+        run = EARun(self.binary, self.workdir, {**self.inputs, **env})
+        self.runs.append(run)
+        return await run.start()
+
+    def seed_foreign_trades(self, symbol: str) -> list[Ticket]:
+        """A manual position and another EA's pending order, there before this EA starts."""
+        (self.workdir / "broker.txt").write_text(
+            "next 5000001 9000001\n"
+            f"ticket 4000001 {symbol} 0 0.5 1.084 1.07 1.1 0 manual 1767225600 0 0 0 0\n"
+            f"ticket 4000002 {symbol} 2 0.3 1.07 1.06 1.09 777 other%20EA 1767225600 0 0 0 0\n"
+        )
+        return self.tickets()
+
+    def tickets(self) -> list[Ticket]:
+        return broker_tickets(self.workdir / "broker.txt")
+
+    @property
+    def output(self) -> str:
+        return "".join(run.output for run in self.runs)
+
+    async def close(self) -> None:
+        for run in self.runs:
+            await run.kill()
+
+
+@pytest.fixture
+async def terminal_of(
+    container: Container, server: TestClient[Any, Any], ea_binaries: dict[str, Path], tmp_path: Path
+) -> Any:
+    made: list[Terminal] = []
+
+    async def make(platform: Platform) -> tuple[DeviceDTO, Terminal]:
+        device, credentials = await add_device(container, OWNER, f"T{len(made)}", platform)
+        workdir = tmp_path / f"terminal-{len(made)}"
+        workdir.mkdir()
+        terminal = Terminal(ea_binaries[platform.value], workdir, server, credentials)
+        made.append(terminal)
+        return device, terminal
+
+    yield make
+    for terminal in made:
+        await terminal.close()
+
+
+async def until(
+    condition: Callable[[], Any], run: EARun | None = None, timeout: float = 20
+) -> None:
+    """Wait (serving the server meanwhile) until condition() holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await _holds(condition):
+        if run is not None and run.process is not None and run.process.returncode is not None:
+            raise AssertionError(f"the EA exited ({run.process.returncode}):\n{run.output}")
+        if loop.time() > deadline:
+            raise AssertionError("timed out; EA output:\n" + (run.output if run else ""))
+        await asyncio.sleep(0.05)
+
+
+async def _holds(condition: Callable[[], Any]) -> bool:
+    value = condition()
+    if asyncio.iscoroutine(value):
+        value = await value
+    return bool(value)
+
+
+async def records_by_action(container: Container) -> list[tuple[str, str]]:
+    """(action of the instruction, kind of report) for every stored record, in order."""
+    actions = {i.id: i.action for i in await stored_instructions(container)}
+    return [(actions[r.instruction_id], r.kind) for r in await stored_records(container)]
+
+
+async def has_records(container: Container, *expected: tuple[str, str]) -> bool:
+    await settle(container)
+    return await records_by_action(container) == list(expected)
+
+
+async def has_record(container: Container, expected: tuple[str, str]) -> bool:
+    await settle(container)
+    return expected in await records_by_action(container)
+
+
+def own(tickets: list[Ticket]) -> list[Ticket]:
+    return [t for t in live(tickets) if t.magic == MAGIC]
+
+
+def record_of(
+    records: list[ExecutionRecord], instruction: Instruction, kind: str
+) -> ExecutionRecord:
+    [found] = [r for r in records if r.instruction_id == instruction.id and r.kind == kind]
+    return found
+
+
+async def provider(
+    server: TestClient[Any, Any], signal: str, change: str, body: dict[str, Any]
+) -> None:
+    response = await server.post(f"/api/v1/signals/{signal}/{change}", json=body, headers=AUTH)
+    assert response.status == 200, await response.text()
+
+
+async def approved_open(
+    container: Container, terminal_of: Any, platform: Platform, *, foreign: bool = False
+) -> Terminal:
+    """A terminal with EURUSD (and, if asked, trades not its own) and one approved open."""
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    if foreign:
+        terminal.seed_foreign_trades("EURUSD")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    return terminal
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_open_modify_close_across_crashes(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, symbol_suffix=".m", lot_size="0.10")
+    terminal.market.set("EURUSD.m", "1.08500", "1.08512")
+    foreign = terminal.seed_foreign_trades("EURUSD.m")
+    outcome = await publish(
+        container, symbol="EURUSD", stop_loss="1.08", take_profit=["1.095", "1.1"]
+    )
+    await approve(container, outcome, OWNER)
+    signal = outcome.signal.public_id
+
+    # Run 1: the terminal's clock is an hour behind; the EA learns the server's time from
+    # the first answer. It acks, opens, and dies right after the trade call returns.
+    run = await terminal.start(SB_CLOCK_SKEW="-3600", SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert "the terminal's clock is 3600 s behind the server's" in run.output
+    assert await has_records(container, ("open", "ack"))
+    [position] = own(terminal.tickets())
+    assert (position.type, position.volume, position.price, position.magic) == (
+        0,
+        0.1,
+        1.08512,
+        MAGIC,
+    )
+    assert (position.sl, position.tp) == (1.08, 1.095)
+    [opened] = await stored_instructions(container)
+    assert position.comment == f"sb:{opened.public_id}"
+
+    # Run 2: it finds the position it opened (magic and comment), reports the fill once,
+    # then follows the provider's modify and the first half of the close, and dies right
+    # after that close's trade call.
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="close")
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert "the open was done before the EA stopped" in run.output
+    [position] = own(terminal.tickets())
+    records = await stored_records(container)
+    fill = record_of(records, opened, "fill")
+    assert (fill.ticket, fill.price, fill.volume) == (
+        position.ticket,
+        Decimal("1.08512"),
+        Decimal("0.1"),
+    )
+
+    await provider(server, signal, "modify", {"stop_loss": "1.085"})
+    await until(
+        lambda: has_records(
+            container, ("open", "ack"), ("open", "fill"), ("modify", "ack"), ("modify", "fill")
+        ),
+        run,
+    )
+    [position] = own(terminal.tickets())
+    assert (position.sl, position.tp) == (1.085, 1.095)
+
+    terminal.market.set("EURUSD.m", "1.09010", "1.09022")
+    await provider(server, signal, "close", {"fraction": "0.5"})
+    assert await run.wait() == 137, run.output
+    [rest] = own(terminal.tickets())
+    assert rest.volume == 0.05
+    await settle(container)
+    assert (await records_by_action(container))[-1] == ("close", "ack")
+
+    # Run 3: it finds the close in the history and sends the fill; it dies as soon as the
+    # server has stored it, before it can strike it from its journal.
+    run = await terminal.start(SB_CRASH_AFTER_POST="/api/v1/exec/fill")
+    assert await run.wait() == 137, run.output
+    assert "the close was done before the EA stopped" in run.output
+
+    # Run 4: the fill goes again; the server knows its report id (200, a duplicate).
+    run = await terminal.start()
+    await until(lambda: "accepted (duplicate of one already stored)" in run.output, run)
+    await provider(server, signal, "close", {"fraction": "1"})
+    await until(lambda: not own(terminal.tickets()), run)
+    await until(
+        lambda: has_records(
+            container,
+            ("open", "ack"),
+            ("open", "fill"),
+            ("modify", "ack"),
+            ("modify", "fill"),
+            ("close", "ack"),
+            ("close", "fill"),
+            ("close", "ack"),
+            ("close", "fill"),
+        ),
+        run,
+    )
+    assert await run.stop() == 0, run.output
+
+    # One position ever: opened once, closed in two parts, nothing else traded.
+    opens = [
+        t for t in terminal.tickets() if t.magic == MAGIC and not t.comment.startswith("from #")
+    ]
+    assert len(opens) == 1 and opens[0].state == 1
+    # What is not its own stays as it was.
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+    instructions = await stored_instructions(container)
+    records = await stored_records(container)
+    first_close, last_close = [i for i in instructions if i.action == "close"]
+    half = record_of(records, first_close, "fill")
+    assert (half.price, half.volume, half.profit) == (
+        Decimal("1.0901"),
+        Decimal("0.05"),
+        Decimal("24.9"),
+    )
+    rest_fill = record_of(records, last_close, "fill")
+    assert (rest_fill.volume, rest_fill.profit) == (Decimal("0.05"), Decimal("24.9"))
+    assert all(r.report_id.startswith(("ack-", "fill-")) for r in records)
+    assert "ERROR" not in terminal.output.replace("SignalBridge ERROR network", "")
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_refusals_trade_nothing_and_say_why(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512", open_=False)
+    for symbol in ("XAUUSD", "EURUSD"):
+        await approve(container, await publish(container, symbol=symbol), OWNER)
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 2), run)
+    codes = [r.code for r in await stored_records(container) if r.kind == "error"]
+    assert codes == [90002, 90009]
+
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    await run.stop()
+    run = await terminal.start(SB_TRADE_ALLOWED="0")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 3), run)
+    await run.stop()
+
+    run = await terminal.start(SB_MAX_AGE="1")
+    await asyncio.sleep(1.5)
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 4), run)
+    await run.stop()
+
+    records = [r for r in await stored_records(container) if r.kind == "error"]
+    assert [r.code for r in records] == [90002, 90009, 90006, 90001]
+    assert "XAUUSD" in str(records[0].message)
+    assert "market closed" in str(records[1].message)
+    assert "algo trading is off" in str(records[2].message) or "AutoTrading" in str(
+        records[2].message
+    )
+    assert "MaxAgeSeconds" in str(records[3].message)
+    assert terminal.tickets() == []
+
+
+async def test_allow_list_error_names_the_menu_and_the_url(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    run = await terminal.start(SB_ALLOWED_URLS="https://elsewhere.example")
+    origin = terminal.inputs["SB_SERVER_URL"]
+    await until(lambda: "ALERT" in run.output, run)
+    assert await run.stop() == 0
+    [alert] = [line for line in run.output.splitlines() if line.startswith("ALERT")]
+    assert "(error 4014)" in alert
+    assert "Tools -> Options -> Expert Advisors" in alert
+    assert '"Allow WebRequest for listed URL"' in alert
+    assert f"add {origin} to the list" in alert
+
+
+async def test_mt4_allow_list_error_is_4060(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT4)
+    run = await terminal.start(SB_ALLOWED_URLS="https://elsewhere.example")
+    await until(lambda: "ALERT" in run.output, run)
+    await run.stop()
+    assert "(error 4060)" in run.output
+
+
+async def test_wrong_secret_is_told_once_and_refuses_to_start_on_bad_inputs(
+    terminal_of: Any,
+) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    run = await terminal.start(SB_SECRET="x" * 43)
+    await until(lambda: "invalid_signature" in run.output, run)
+    await run.stop()
+    alerts = [line for line in run.output.splitlines() if line.startswith("ALERT")]
+    assert len(alerts) == 1 and "Check the Device ID and Secret" in alerts[0]
+
+    run = await terminal.start(SB_DEVICE_ID="not-a-device")
+    assert await run.wait() == 3
+    assert "DeviceId must be the Device ID shown in the chat" in run.output
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_pending_order_fills_later_and_cancel_deletes_only_its_own(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.20")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    foreign = terminal.seed_foreign_trades("EURUSD")
+    limit = await publish(
+        container, order_type="limit", entry="1.08", stop_loss="1.07", take_profit=["1.1"]
+    )
+    await approve(container, limit, OWNER)
+    stop = await publish(
+        container, order_type="stop", entry="1.09", stop_loss="1.08", take_profit=["1.1"]
+    )
+    await approve(container, stop, OWNER)
+
+    # Killed right after placing the first order: the restart finds it by its comment and
+    # places only the second.
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert len(own(terminal.tickets())) == 1
+    run = await terminal.start()
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    orders = sorted(own(terminal.tickets()), key=lambda t: t.type)
+    assert [(t.type, t.price, t.volume) for t in orders] == [(2, 1.08, 0.2), (4, 1.09, 0.2)]
+
+    # The market falls to the limit: it fills, and the EA reports the position it became.
+    terminal.market.set("EURUSD", "1.07990", "1.08000")
+    await until(
+        lambda: has_records(container, ("open", "ack"), ("open", "ack"), ("open", "fill")), run
+    )
+    # The provider cancels the stop order: the EA deletes it, and only it.
+    await provider(server, stop.signal.public_id, "cancel", {})
+    await until(
+        lambda: has_records(
+            container,
+            ("open", "ack"),
+            ("open", "ack"),
+            ("open", "fill"),
+            ("cancel", "ack"),
+            ("cancel", "fill"),
+        ),
+        run,
+    )
+    await run.stop()
+    [position] = own(terminal.tickets())
+    assert (position.type, position.price, position.volume) == (0, 1.08, 0.2)
+    deleted = [t for t in terminal.tickets() if t.state == 2]
+    assert [(t.type, t.magic) for t in deleted] == [(4, MAGIC)]
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+
+
+async def test_one_device_runs_in_one_ea_at_a_time(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    first = await terminal.start()
+    await until(lambda: "poll:" in first.output, first)
+    second = EARun(terminal.binary, terminal.workdir, terminal.inputs)
+    await second.start()
+    assert await second.wait() == 3
+    assert "already runs in another EA of this terminal" in second.output
+    assert await first.stop() == 0
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_trade_the_terminal_never_shows_is_reported_not_retried(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    """Killed as the trade call starts: after the restart the EA looks for the trade, and
+    when the terminal has none once the grace period is over it reports 90007 and stops."""
+    terminal = await approved_open(container, terminal_of, platform)
+    run = await terminal.start(SB_CRASH_BEFORE_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert await has_records(container, ("open", "ack"))
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
+    await asyncio.sleep(2)  # a few more polls: still nothing is traded
+    assert await run.stop() == 0
+    [error] = [r for r in await stored_records(container) if r.kind == "error"]
+    assert error.code == 90007
+    assert "stopped while opening" in str(error.message)
+    assert "not tried again" in str(error.message)
+    assert terminal.tickets() == []
+    assert "1 trade call(s) to reconcile" in run.output
+
+
+async def test_an_instruction_it_cannot_read_is_90008_and_no_trade(
+    container: Container, terminal_of: Any
+) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    async with container.sessionmaker.begin() as session:
+        await session.execute(update(Instruction).values(volume=None))  # served as "volume": null
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "error")), run)
+    await run.stop()
+    [error] = await stored_records(container)
+    assert (error.code, error.message) == (
+        90008,
+        "the instruction cannot be read: volume is missing",
+    )
+    assert terminal.tickets() == []
+
+
+async def test_an_unreachable_server_is_retried_with_growing_waits(terminal_of: Any) -> None:
+    _, terminal = await terminal_of(Platform.MT5)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = await terminal.start(SB_SERVER_URL=f"http://127.0.0.1:{port}")
+    await until(lambda: "retrying in 4 s" in run.output, run, timeout=30)
+    assert await run.stop() == 0
+    assert "poll: no answer from http://127.0.0.1" in run.output
+    waits = re.findall(r"retrying in (\d+) s", run.output)
+    assert waits[:3] == ["1", "2", "4"]
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_nothing_is_traded_before_the_terminal_is_connected(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    terminal = await approved_open(container, terminal_of, platform)
+    run = await terminal.start(SB_CONNECTED="0")
+    await until(lambda: "waiting for the terminal to connect" in run.output, run)
+    await asyncio.sleep(1.5)
+    assert await run.stop() == 0
+    assert await stored_records(container) == []
+    assert terminal.tickets() == []
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert len(own(terminal.tickets())) == 1
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_an_open_whose_comment_the_broker_changed_is_still_found(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    terminal = await approved_open(container, terminal_of, platform, foreign=True)
+    foreign = [t for t in terminal.tickets() if t.magic != MAGIC]
+    run = await terminal.start(SB_BROKER_COMMENT="broker-note", SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start()
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert (
+        'found by magic number, symbol and volume (its comment is now "broker-note")' in run.output
+    )
+    [position] = own(terminal.tickets())
+    [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
+    assert fill.ticket == position.ticket
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_timeout_from_the_trade_server_is_looked_up_not_retried(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    """The order is made, but the answer is a timeout: the EA finds it in the terminal."""
+    terminal = await approved_open(container, terminal_of, platform)
+    run = await terminal.start(SB_TRADE_TIMEOUT="open")
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    assert await run.stop() == 0
+    assert "did not say whether it was done" in run.output
+    [position] = own(terminal.tickets())
+    [fill] = [r for r in await stored_records(container) if r.kind == "fill"]
+    assert (fill.ticket, fill.volume) == (position.ticket, Decimal("0.1"))
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_modify_and_cancel_interrupted_by_a_kill_are_finished_once(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    market = await publish(container, symbol="EURUSD")
+    await approve(container, market, OWNER)
+    limit = await publish(
+        container, order_type="limit", entry="1.08", stop_loss="1.07", take_profit=["1.1"]
+    )
+    await approve(container, limit, OWNER)
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="modify")
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    await provider(server, market.signal.public_id, "modify", {"stop_loss": "1.085"})
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="delete")
+    await until(lambda: has_record(container, ("modify", "fill")), run)
+    await provider(server, limit.signal.public_id, "cancel", {})
+    assert await run.wait() == 137, run.output
+
+    run = await terminal.start()
+    await until(lambda: has_record(container, ("cancel", "fill")), run)
+    assert await run.stop() == 0
+    [position] = own(terminal.tickets())
+    assert position.sl == 1.085
+    assert [(t.type, t.state) for t in terminal.tickets() if t.type == 2] == [(2, 2)]
+    kinds = await records_by_action(container)
+    opens = [("open", "ack"), ("open", "fill"), ("open", "ack")]
+    changes = [("modify", "ack"), ("modify", "fill"), ("cancel", "ack"), ("cancel", "fill")]
+    assert sorted(kinds) == sorted([*opens, *changes])
