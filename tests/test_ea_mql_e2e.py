@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,21 @@ def ea_binaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return compile_all(tmp_path_factory.mktemp("ea_mql"), ("mt5", "mt4"))
 
 
+class TickingClock(FakeClock):
+    """The server's clock in real time: the EA lives in real time (its max age, its clock
+    correction from X-Server-Time), so time must pass on both sides alike."""
+
+    def __init__(self) -> None:
+        super().__init__(datetime.now(UTC).replace(microsecond=0))
+        self._started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self._started)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
-    # The EA signs with the real time of this machine, so the server's clock starts there.
-    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+    return TickingClock()
 
 
 @pytest.fixture
@@ -323,9 +335,10 @@ async def test_refusals_trade_nothing_and_say_why(
     await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 3), run)
     await run.stop()
 
-    run = await terminal.start(SB_MAX_AGE="1")
-    await asyncio.sleep(1.5)
+    # Issued 1.5 s before an EA that acts on nothing older than 1 s sees it.
     await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    await asyncio.sleep(1.5)
+    run = await terminal.start(SB_MAX_AGE="1")
     await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 4), run)
     await run.stop()
 
