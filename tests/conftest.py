@@ -54,6 +54,7 @@ _ENV_PREFIXES = (
     "RATE_LIMIT__",
     "METRICS__",
     "SENDING__",
+    "INBOX__",
 )
 
 
