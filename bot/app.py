@@ -80,7 +80,9 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     dp = create_dispatcher(container)
     webhook = settings.telegram.mode == "webhook"
     # Both modes store every update before processing it (bot/inbox.py).
-    inbox: Inbox = WebhookIntake(container, dp) if webhook else Inbox(container, dp)
+    inbox: Inbox = (
+        WebhookIntake(container, dp) if webhook else Inbox(container, dp, sole_consumer=True)
+    )
     runners: list[web.AppRunner] = []
     gates: list[ShutdownGate] = []
     polling: asyncio.Task[None] | None = None

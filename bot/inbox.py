@@ -259,10 +259,21 @@ class Pending:
 class Inbox:
     """Claims, queues, processes, retries and recovers updates; see the module docstring."""
 
-    def __init__(self, container: Container, dp: Dispatcher, bot: Bot | None = None) -> None:
+    def __init__(
+        self,
+        container: Container,
+        dp: Dispatcher,
+        bot: Bot | None = None,
+        *,
+        sole_consumer: bool = False,
+    ) -> None:
+        """``sole_consumer``: no other instance takes this bot's updates (polling: Telegram
+        answers a second getUpdates 409), so what is pending at start-up was left by the
+        last run and is recovered at once rather than after ``webhook.recover_after_s``."""
         bot = bot or container.bot
         if bot is None:
             raise RuntimeError("the inbox needs a bot")
+        self.sole_consumer = sole_consumer
         self.bot = bot
         self.dp = dp
         self.container = container
@@ -625,13 +636,16 @@ class Inbox:
 
     # ------------------------------------------------------------------ maintenance
 
-    async def recover(self) -> int:
+    async def recover(self, *, left_by_last_run: bool = False) -> int:
         """Queue pending updates this instance is not working on: claimed long enough ago
-        and never handled (a crash, a shutdown), or failed and overdue for their retry."""
+        and never handled (a crash, a shutdown), or failed and overdue for their retry.
+        ``left_by_last_run`` (the sole consumer's start-up): everything already due."""
         room = self.settings.max_pending - self._queues.size
         if room <= 0 or not self._accepting:
             return 0
-        cutoff = self.clock() - timedelta(seconds=self.settings.recover_after_s)
+        cutoff = self.clock()
+        if not left_by_last_run:
+            cutoff -= timedelta(seconds=self.settings.recover_after_s)
         async with self.sessionmaker.begin() as session:
             rows = await ProcessedUpdateRepository(session).pending(cutoff, room)
             rows = [row for row in rows if row.update_id not in self._active]
@@ -653,9 +667,11 @@ class Inbox:
     async def _maintain(self) -> None:
         interval = max(1.0, self.settings.recover_after_s / 2)
         next_prune = 0.0
+        first = self.sole_consumer
         while True:
             try:
-                await self.recover()
+                await self.recover(left_by_last_run=first)
+                first = False
                 if time.monotonic() >= next_prune:
                     await self.prune()
                     next_prune = time.monotonic() + PRUNE_INTERVAL_S

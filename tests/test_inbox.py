@@ -17,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot.container import Container
 from bot.errors import AppError
+from bot.factory import create_dispatcher
+from bot.inbox import Inbox
 from db.models import ProcessedUpdate
 from tests.conftest import ADMIN_ID, FakeClock
 from tests.fake_bot_api import FakeBotAPI, message_update, successful_payment_update
@@ -344,3 +346,30 @@ async def test_recovery_takes_failed_updates_only_once_their_retry_is_overdue(
     taken, left = await polled.row(90), await polled.row(91)
     assert taken is not None and taken.handled_at is not None
     assert left is not None and left.handled_at is None
+
+
+async def test_polling_runs_what_the_last_run_left_pending_at_once_at_start_up(
+    container: Container, fake_api: FakeBotAPI, clock: FakeClock
+) -> None:
+    # Cut by the last shutdown a moment ago; Telegram sends it again, but it is claimed.
+    update = {"update_id": 95, **message_update(USER, "/help")}
+    async with container.sessionmaker.begin() as session:
+        session.add(
+            ProcessedUpdate(update_id=95, received_at=clock.now, payload=json.dumps(update))
+        )
+    clock.advance(seconds=2)  # the restart
+    dp = create_dispatcher(container)
+    shared = Inbox(container, dp)  # webhook: another instance may be running it right now
+    assert await shared.recover() == 0
+    await shared.close()
+    sole = Inbox(container, dp, sole_consumer=True)  # polling: only we take this bot's updates
+    try:
+        await sole.start()
+        await fake_api.wait_for("sendMessage", lambda call: call.chat_id == USER)
+        await sole.join()
+    finally:
+        await sole.close()
+        await dp.storage.close()
+    async with container.sessionmaker() as session:
+        row = await session.get(ProcessedUpdate, 95)
+    assert row is not None and row.handled_at is not None
