@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,27 @@ async def bot_in(
 ) -> Any:
     async with harness(request.param, container, fake_api, aiohttp_server) as instance:
         yield instance
+
+
+@dataclass
+class Flaky:
+    """A handler of one command: counts its runs, raises ``error`` while it is set."""
+
+    error: Exception | None
+    runs: int = 0
+
+
+def flaky(bot_in: Harness, command: str, error: Exception | None) -> Flaky:
+    state = Flaky(error)
+
+    async def handler(message: Message) -> None:
+        state.runs += 1
+        if state.error is not None:
+            raise state.error
+        await message.answer("fixed and done")
+
+    bot_in.dp.message.register(handler, F.text == command)
+    return state
 
 
 def payment(update_id: int, charge_id: str) -> dict[str, Any]:
@@ -118,22 +140,12 @@ async def test_a_failed_update_is_not_marked_until_its_retry_succeeds(
 async def test_an_update_that_always_fails_becomes_a_dead_letter_and_retry_runs_it(
     bot_in: Harness, fake_api: FakeBotAPI
 ) -> None:
-    broken = True
-    runs = 0
-
-    async def fragile(message: Message) -> None:
-        nonlocal runs
-        runs += 1
-        if broken:
-            raise RuntimeError("a bug")
-        await message.answer("fixed and done")
-
-    bot_in.dp.message.register(fragile, F.text == "/fragile")
+    fragile = flaky(bot_in, "/fragile", RuntimeError("a bug"))
     max_attempts = bot_in.container.settings.inbox.max_attempts
     await bot_in.send_and_wait({"update_id": 30, **message_update(USER, "/start")})
     await bot_in.send_and_wait({"update_id": 31, **message_update(USER, "/fragile")})
 
-    assert runs == max_attempts
+    assert fragile.runs == max_attempts
     assert len(apologies(fake_api, USER)) == 1  # one apology, on the last attempt
     letter = await bot_in.dead_letter(31)
     assert letter is not None
@@ -151,10 +163,10 @@ async def test_an_update_that_always_fails_becomes_a_dead_letter_and_retry_runs_
     assert "<code>31</code>" in listing and "/retry 31" in listing
 
     # Fixed, then retried by an admin: it runs through the whole stack once more.
-    broken = False
+    fragile.error = None
     await admin_says(bot_in, 33, "/retry 31")
     await bot_in.inbox.join()
-    assert runs == max_attempts + 1
+    assert fragile.runs == max_attempts + 1
     assert fake_api.texts(USER)[-1] == "fixed and done"
     assert await bot_in.dead_letter(31) is None
     assert any("went through" in text for text in fake_api.texts(ADMIN_ID))
@@ -165,22 +177,15 @@ async def test_an_update_that_always_fails_becomes_a_dead_letter_and_retry_runs_
 async def test_a_retried_dead_letter_that_fails_again_goes_back_once(
     bot_in: Harness, fake_api: FakeBotAPI
 ) -> None:
-    runs = 0
-
-    async def poison(message: Message) -> None:
-        nonlocal runs
-        runs += 1
-        raise RuntimeError("still broken")
-
-    bot_in.dp.message.register(poison, F.text == "/poison")
+    poison = flaky(bot_in, "/poison", RuntimeError("still broken"))
     max_attempts = bot_in.container.settings.inbox.max_attempts
     await bot_in.send_and_wait({"update_id": 40, **message_update(USER, "/poison")})
-    assert runs == max_attempts
+    assert poison.runs == max_attempts
     assert len(admin_notices(fake_api, 40)) == 1
 
     await admin_says(bot_in, 41, "/retry 40")
     await bot_in.inbox.join()
-    assert runs == max_attempts + 1  # one attempt, then straight back
+    assert poison.runs == max_attempts + 1  # one attempt, then straight back
     letter = await bot_in.dead_letter(40)
     assert letter is not None and letter.retried_at is None
     notices = admin_notices(fake_api, 40)
@@ -198,16 +203,9 @@ async def test_retry_is_for_admins_only(bot_in: Harness, fake_api: FakeBotAPI) -
 async def test_an_app_error_is_the_answer_and_is_not_retried(
     bot_in: Harness, fake_api: FakeBotAPI
 ) -> None:
-    runs = 0
-
-    async def refuses(message: Message) -> None:
-        nonlocal runs
-        runs += 1
-        raise AppError("Not like that.")
-
-    bot_in.dp.message.register(refuses, F.text == "/refuse")
+    refuses = flaky(bot_in, "/refuse", AppError("Not like that."))
     await bot_in.send_and_wait({"update_id": 60, **message_update(USER, "/refuse")})
-    assert runs == 1
+    assert refuses.runs == 1
     assert fake_api.texts(USER) == ["Not like that."]
     row = await bot_in.row(60)
     assert row is not None and row.handled_at is not None and row.attempts == 0

@@ -17,18 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from bench.ea_support import (
-    MASTER_KEY,
-    BenchDevice,
-    fill_request,
-    instruction_rows,
-    prepare_devices,
-    settings_for,
-)
+from bench.ea_support import MASTER_KEY, BenchDevice, fill_request, prepare_fills, settings_for
 from bot.factory import create_container
-from db.models import ExecutionRecord, Instruction, ProcessedUpdate
+from db.models import ExecutionRecord, ProcessedUpdate
 from tests.conftest import ADMIN_ID, BOT_TOKEN, REPO_ROOT
 from tests.fake_bot_api import FakeBotAPI, message_update
 from tests.test_process import free_port
@@ -50,19 +43,6 @@ class Load:
     shutting_down: list[dict[str, Any]] = field(default_factory=list)
     retry_after: set[str] = field(default_factory=set)
     running: bool = True
-
-
-async def prepare(database_url: str) -> list[tuple[BenchDevice, str]]:
-    devices, signal_pk = await prepare_devices(settings_for(database_url), OWNERS)
-    rows, targets = instruction_rows(devices, signal_pk, INSTRUCTIONS)
-    container = create_container(settings_for(database_url))
-    try:
-        async with container.sessionmaker.begin() as session:
-            for start in range(0, len(rows), 5_000):
-                await session.execute(insert(Instruction), rows[start : start + 5_000])
-    finally:
-        await container.engine.dispose()
-    return targets
 
 
 async def report_client(
@@ -137,7 +117,7 @@ def process_env(fake_api: FakeBotAPI, database_url: str, port: int, mode: str) -
 async def test_sigterm_under_report_load_and_paced_replies_exits_0_within_5_s(
     fake_api: FakeBotAPI, clean_database: str, tmp_path: Path, mode: str
 ) -> None:
-    targets = await prepare(clean_database)
+    targets = await prepare_fills(clean_database, OWNERS, INSTRUCTIONS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = await asyncio.create_subprocess_exec(
