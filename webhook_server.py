@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.container import Container
+from bot.lifecycle import ShutdownGate
 from bot.webhook import WebhookIntake
 from db.engine import ping
 
@@ -24,6 +25,8 @@ HEALTH_TIMEOUT_S = 3.0
 
 CONTAINER: web.AppKey[Container] = web.AppKey("container", Container)
 WEBHOOK_INTAKE: web.AppKey[WebhookIntake] = web.AppKey("webhook_intake", WebhookIntake)
+# Closed first on shutdown: new requests get 503 shutting_down (bot/lifecycle.py).
+SHUTDOWN_GATE: web.AppKey[ShutdownGate] = web.AppKey("shutdown_gate", ShutdownGate)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -121,12 +124,14 @@ def setup_routes(app: web.Application) -> None:
 
 def create_app(container: Container, *, intake: WebhookIntake | None = None) -> web.Application:
     """The side server; with ``intake`` (webhook mode) it also takes Telegram's updates."""
+    gate = ShutdownGate()
     # client_max_size also caps chunked bodies that carry no Content-Length.
     app = web.Application(
-        middlewares=[container.metrics.aiohttp_middleware(), error_middleware],
+        middlewares=[container.metrics.aiohttp_middleware(), error_middleware, gate.middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONTAINER] = container
+    app[SHUTDOWN_GATE] = gate
     if intake is not None:
         app[WEBHOOK_INTAKE] = intake
     app.on_response_prepare.append(_server_time_header)

@@ -27,7 +27,7 @@ from bot.factory import create_bot, create_container, create_dispatcher
 from bot.services.device_keys import derive_secret, new_device_id
 from bot.web.signing import sign_request
 from db.migrate import upgrade
-from db.models import Device, Signal, User
+from db.models import Device, Instruction, Signal, User
 from webhook_server import create_app
 
 MASTER_KEY = "bench-master-key-" + "m" * 32
@@ -104,6 +104,23 @@ async def prepare_devices(settings: Settings, owners: int) -> tuple[list[BenchDe
         return devices, signal_pk
     finally:
         await container.engine.dispose()
+
+
+async def prepare_fills(
+    database_url: str, owners: int, count: int
+) -> list[tuple[BenchDevice, str]]:
+    """A migrated database with ``owners`` devices and ``count`` acked opens spread over
+    them: (device, instruction id) of each, every one the target of a new fill."""
+    devices, signal_pk = await prepare_devices(settings_for(database_url), owners)
+    rows, targets = instruction_rows(devices, signal_pk, count)
+    container = create_container(settings_for(database_url))
+    try:
+        async with container.sessionmaker.begin() as session:
+            for start in range(0, len(rows), 5_000):
+                await session.execute(insert(Instruction), rows[start : start + 5_000])
+    finally:
+        await container.engine.dispose()
+    return targets
 
 
 def signed(

@@ -14,12 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from bench.common import measure_baseline, print_header, run_wrk, server_process
-from bench.ea_support import fill_request, instruction_rows, prepare_devices, settings_for
+from bench.ea_support import fill_request, prepare_fills, settings_for
 from bot.factory import create_container
-from db.models import ExecutionRecord, Instruction
+from db.models import ExecutionRecord
 
 CONNECTIONS = 32
 DEVICES = 32
@@ -28,16 +28,7 @@ PER_SECOND = 12_000
 
 
 async def prepare(database_url: str, count: int) -> list[tuple[object, str]]:
-    devices, signal_pk = await prepare_devices(settings_for(database_url), DEVICES)
-    rows, targets = instruction_rows(devices, signal_pk, count)
-    container = create_container(settings_for(database_url))
-    try:
-        async with container.sessionmaker.begin() as session:
-            for start in range(0, len(rows), 5_000):
-                await session.execute(insert(Instruction), rows[start : start + 5_000])
-    finally:
-        await container.engine.dispose()
-    return list(targets)
+    return list(await prepare_fills(database_url, DEVICES, count))
 
 
 async def stored(database_url: str) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -15,18 +16,25 @@ from bot.config import ConfigError, Settings
 from bot.container import Container
 from bot.factory import create_bot, create_container, create_dispatcher, set_commands
 from bot.heap import freeze_startup_heap
+from bot.inbox import Inbox
+from bot.lifecycle import ShutdownGate
 from bot.metrics import create_metrics_app
 from bot.middlewares import InFlightMiddleware
+from bot.polling import Poller
 from bot.webhook import WebhookIntake, register_webhook
 from db.engine import ping
-from webhook_server import create_app
+from webhook_server import SHUTDOWN_GATE, create_app
 
 logger = logging.getLogger(__name__)
 
-# SIGTERM must end the process within 5 s: updates get this long to finish,
+# SIGTERM must end the process within 5 s. From the signal, what is in flight (updates,
+# reports, broadcasts and edits, messages) gets this long in all, side by side;
 DRAIN_TIMEOUT_S = 3.0
-# and messages under way this long to get Telegram's answer (the rest stay in the outbox).
-SENDING_DRAIN_TIMEOUT_S = 1.0
+# then requests still open on the side server get this long to be answered, and the
+# listeners, the database and the Bot API session are closed.
+HTTP_SHUTDOWN_TIMEOUT_S = 0.5
+# At the deadline a message already on its way to Telegram gets this long for the answer.
+OUTBOX_ANSWER_GRACE_S = 0.5
 # Removing the webhook at shutdown (webhook.delete_on_shutdown) may take this long.
 WEBHOOK_DELETE_TIMEOUT_S = 1
 
@@ -59,7 +67,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
 
 
 async def _start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -70,12 +80,18 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     bot = container.bot
     assert bot is not None
     dp = create_dispatcher(container)
-    intake = WebhookIntake(container, dp) if settings.telegram.mode == "webhook" else None
+    webhook = settings.telegram.mode == "webhook"
+    # Both modes store every update before processing it (bot/inbox.py).
+    inbox: Inbox = (
+        WebhookIntake(container, dp) if webhook else Inbox(container, dp, sole_consumer=True)
+    )
     runners: list[web.AppRunner] = []
+    gates: list[ShutdownGate] = []
     polling: asyncio.Task[None] | None = None
     expiry = asyncio.create_task(container.signals.run_expiry(container.sessionmaker, stop))
     try:
-        side_app = create_app(container, intake=intake)
+        side_app = create_app(container, intake=inbox if isinstance(inbox, WebhookIntake) else None)
+        gates.append(side_app[SHUTDOWN_GATE])
         freeze_startup_heap()
         runners.append(await _start_site(side_app, settings.server.host, settings.server.port))
         logger.info("side server listening on %s:%s", settings.server.host, settings.server.port)
@@ -87,58 +103,119 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         me = await bot.get_me()
         logger.info("bot @%s started (%s mode)", me.username, settings.telegram.mode)
         await set_commands(bot, container.admin_ids)
-        if intake is not None:
-            await intake.start()
+        await inbox.start()
+        if webhook:
             await register_webhook(bot, dp, settings)
-            await stop.wait()
         else:
             # Also switches a bot that ran in webhook mode before back to getUpdates.
             await bot.delete_webhook(drop_pending_updates=settings.telegram.drop_pending_updates)
-            polling = asyncio.create_task(
-                dp.start_polling(
-                    bot,
-                    polling_timeout=settings.telegram.polling_timeout,
-                    handle_signals=False,
-                    close_bot_session=False,
-                )
+            poller = Poller(
+                inbox,
+                bot,
+                timeout=settings.telegram.polling_timeout,
+                allowed_updates=dp.resolve_used_update_types(),
             )
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({polling, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if polling in done:
-                polling.result()  # polling ended by itself: surface its error
+            polling = asyncio.create_task(poller.run())
+        stopper = asyncio.create_task(stop.wait())
+        waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {stopper}
+        if polling is not None:
+            waiting.add(polling)
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if polling is not None and polling in done:
+            polling.result()  # polling ended by itself: surface its error
     finally:
-        logger.info("stopping")
-        deadline = _loop_time() + DRAIN_TIMEOUT_S
-        if polling is not None and not polling.done():
-            with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
-            with contextlib.suppress(asyncio.CancelledError):
-                await polling
-        left = 0
-        if intake is not None:
-            if settings.webhook.delete_on_shutdown:
-                await _delete_webhook(bot)
-            # Deliveries now get 503 (Telegram retries them); accepted ones may finish.
-            left += await intake.drain(max(0.0, deadline - _loop_time()))
-            await intake.close()
-        inflight: InFlightMiddleware = dp["inflight"]
-        left += await inflight.drain(max(0.0, deadline - _loop_time()))
-        if left:
-            logger.warning("%d updates still running at shutdown", left)
-        stop.set()
-        await expiry
-        cut = await container.stop_background(SENDING_DRAIN_TIMEOUT_S)
-        if cut:
-            logger.warning("%d messages cut short by the shutdown (sent again later)", cut)
+        await _shut_down(container, inbox, dp["inflight"], gates, polling, expiry, stop)
         for runner in runners:
             await runner.cleanup()
+        await inbox.close()
         await dp.storage.close()
         logger.info("stopped")
 
 
-def _loop_time() -> float:
-    return asyncio.get_running_loop().time()
+async def _shut_down(
+    container: Container,
+    inbox: Inbox,
+    inflight: InFlightMiddleware,
+    gates: list[ShutdownGate],
+    polling: asyncio.Task[None] | None,
+    expiry: asyncio.Task[None],
+    stop: asyncio.Event,
+) -> None:
+    """Stop taking work at once, then finish or persist what is in flight by one deadline."""
+    logger.info("stopping")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_TIMEOUT_S
+
+    def left() -> float:
+        return max(0.0, deadline - loop.time())
+
+    # 1. No new work: the side server answers 503 shutting_down (Telegram redelivers, EAs
+    # resend), EA long polls answer now, no getUpdates any more (the long poll is cancelled;
+    # a batch not stored yet was not confirmed, so Telegram sends it again), no retries.
+    for gate in gates:
+        gate.close()
+    container.device_hub.release_all()
+    inbox.stop_accepting()
+    if polling is not None and not polling.done():
+        polling.cancel()
+    if polling is not None:
+        await asyncio.gather(polling, return_exceptions=True)
+    stop.set()
+
+    # 2. What is in flight, side by side, by the deadline. Updates not finished stay
+    # pending in the inbox and run after the restart; reports either commit (then they
+    # are answered) or are answered 503 and resent; broadcasts and edits are cut.
+    async def updates() -> int:
+        return await inbox.drain(left()) + await inflight.drain(left())
+
+    async def expiry_round() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(expiry), left())
+        expiry.cancel()
+        await asyncio.gather(expiry, return_exceptions=True)
+
+    async def webhook_removal() -> None:
+        if isinstance(inbox, WebhookIntake) and container.settings.webhook.delete_on_shutdown:
+            assert container.bot is not None
+            await _delete_webhook(container.bot)
+
+    worker = container.outbox_worker
+    left_updates, turned_away, cut, *_ = await asyncio.gather(
+        updates(),
+        container.reports.close(left()),
+        # Sends what it can by the deadline, then keeps the rest stored for the next run.
+        _bounded(worker.close(left()), left() + OUTBOX_ANSWER_GRACE_S)
+        if worker is not None
+        else _nothing(),
+        expiry_round(),
+        webhook_removal(),
+    )
+    if left_updates:
+        logger.warning(
+            "%d updates still running at shutdown (run again after the restart)", left_updates
+        )
+    if cut:
+        logger.warning("%d messages cut short by the shutdown (sent again after it)", cut)
+    # Whatever the above left (blocked-user writes, notices): stopped now.
+    await _bounded(container.stop_background(0), HTTP_SHUTDOWN_TIMEOUT_S)
+    logger.info(
+        "drained in %.2f s (%d reports answered 503)", DRAIN_TIMEOUT_S - left(), turned_away
+    )
+
+
+async def _nothing() -> int:
+    return 0
+
+
+async def _bounded(work: Awaitable[int], within: float) -> int:
+    """``work``'s result, or 0 when it is cut (cancelled) after ``within`` s; a message
+    waiting for its turn in a chat's lane (1 per second) must not hold the shutdown."""
+    try:
+        return await asyncio.wait_for(work, within + 0.05)
+    except TimeoutError:
+        logger.warning("shutdown: a drain was cut at its deadline")
+        return 0
 
 
 async def _delete_webhook(bot: Bot) -> None:

@@ -28,6 +28,8 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("settings", "Auto-approve and notifications"),
     CommandInfo("signal", "Post a signal (a preview comes first)", admin_only=True),
     CommandInfo("signals", "Open signals: modify, close, cancel", admin_only=True),
+    CommandInfo("deadletters", "Updates that kept failing (dead letters)", admin_only=True),
+    CommandInfo("retry", "Run a dead letter again: /retry <update id>", admin_only=True),
 )
 
 

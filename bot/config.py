@@ -118,6 +118,14 @@ class WebhookSettings(Section):
         return value
 
 
+class InboxSettings(Section):
+    """Retries of updates whose processing failed, in both modes (bot/inbox.py)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_backoff_s: float = Field(default=2.0, ge=0, le=3600)
+    retry_backoff_max_s: float = Field(default=60.0, ge=0, le=86_400)
+
+
 class RateLimitSettings(Section):
     enabled: bool = True
     capacity: int = Field(default=10, ge=1, le=10_000)
@@ -325,6 +333,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     webhook: WebhookSettings = WebhookSettings()
+    inbox: InboxSettings = InboxSettings()
     redis: RedisSettings = RedisSettings()
     devices: DevicesSettings = DevicesSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -839,3 +839,53 @@ def error_notice(device: str, symbol: str, side: str, action: str, code: int, me
         f"⚠️ <b>{html.quote(device)}</b>: {html.quote(symbol)} {html.quote(side)} "
         f"({html.quote(action)}) failed, code {code}: {html.quote(message)}"
     )
+
+
+# --- inbox: failed updates and dead letters ---
+
+APOLOGY_ADMINS_TOLD = (
+    "Sorry, something went wrong on our side with this request. The admins have been told "
+    "and will run it again once it is fixed."
+)
+DEAD_LETTERS_NONE = "No dead letters: every update went through."
+DEAD_LETTER_RETRY_USAGE = "Usage: /retry <update id> (see /deadletters)."
+
+
+def dead_letter_notice(
+    update_id: int, user_id: int | None, error: str, attempts: int, *, again: bool = False
+) -> str:
+    """To every admin, once per dead letter (and once more per failed /retry)."""
+    how = "failed again after a retry" if again else f"failed {attempts} times in a row"
+    who = f"user <code>{user_id}</code>" if user_id is not None else "no user"
+    return (
+        f"⚠️ Update <code>{update_id}</code> ({who}) {how} "
+        f"(<code>{html.quote(error)}</code>) and is kept as a dead letter.\n"
+        f"/retry {update_id} runs it again; /deadletters lists them all."
+    )
+
+
+def dead_letter_line(
+    update_id: int, user_id: int | None, error: str, attempts: int, last_failed_at: datetime
+) -> str:
+    who = f"user <code>{user_id}</code>" if user_id is not None else "no user"
+    return (
+        f"• <code>{update_id}</code> {who}: <code>{html.quote(error)}</code>, "
+        f"{attempts} attempts, last {last_failed_at:%Y-%m-%d %H:%M} UTC — /retry {update_id}"
+    )
+
+
+def dead_letters_list(lines: list[str], total: int) -> str:
+    more = f"\n…and {total - len(lines)} more." if total > len(lines) else ""
+    return f"<b>Dead letters</b> ({total}), oldest first:\n" + "\n".join(lines) + more
+
+
+def dead_letter_unknown(update_id: int) -> str:
+    return f"There is no dead letter <code>{update_id}</code> (see /deadletters)."
+
+
+def dead_letter_retrying(update_id: int) -> str:
+    return f"Running update <code>{update_id}</code> again; you will hear how it went."
+
+
+def dead_letter_done(update_id: int) -> str:
+    return f"✅ Update <code>{update_id}</code> went through on its retry."

@@ -44,7 +44,7 @@ class User(Base):
 
 
 class ProcessedUpdate(Base):
-    """Webhook updates accepted (claimed) by an instance: a redelivered update is a no-op.
+    """Updates accepted (claimed) by an instance, webhook or polling: a redelivered one is a no-op.
 
     The row is inserted, with the raw update, before Telegram is answered; it is marked
     handled with the update's writes (or in a batch after a read-only update), so a crash
@@ -69,6 +69,35 @@ class ProcessedUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payload: Mapped[str | None] = mapped_column(Text)
+    # Failed attempts in a row (bot/inbox.py): the class of the last error (never its
+    # message, which may quote user input), and when the next attempt is due.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(100))
+    first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DeadLetter(Base):
+    """An update that failed ``inbox.max_attempts`` times in a row, kept for an admin.
+
+    Its ``processed_updates`` row is settled (handled, payload dropped) when it lands here,
+    so neither recovery nor a redelivery runs it; ``/retry <update_id>`` puts it back
+    (``retried_at``/``retried_by`` until that attempt ends). See docs/operations.md.
+    """
+
+    __tablename__ = "dead_letters"
+
+    update_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    payload: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(String(100))
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retried_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
 # --- affiliates and checkout ---

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    admin_dead_letters,
     admin_money,
     checkout,
     common,
@@ -29,6 +30,7 @@ def _routers() -> list[Router]:
         start.router,
         # Feature routers go here, before the fallbacks.
         admin_money.router,
+        admin_dead_letters.router,
         checkout.router,
         referrals.router,
         stats.router,

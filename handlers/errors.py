@@ -11,13 +11,14 @@ from aiogram.types import ErrorEvent
 
 from bot import texts
 from bot.errors import AppError
+from bot.middlewares.inbox import Attempt
 
 router = Router(name=__name__)
 logger = logging.getLogger(__name__)
 
 
 @router.errors()
-async def on_error(event: ErrorEvent) -> None:
+async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> None:
     exc = event.exception
     update = event.update
     if isinstance(exc, AppError):
@@ -29,7 +30,14 @@ async def on_error(event: ErrorEvent) -> None:
             type(exc).__name__,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        reply = texts.APOLOGY
+        if inbox_attempt is not None:
+            # A stored update is run again (bot/inbox.py): one apology, on its last attempt.
+            inbox_attempt.failed(exc)
+            if not inbox_attempt.apologise:
+                return
+            reply = texts.APOLOGY_ADMINS_TOLD
+        else:
+            reply = texts.APOLOGY
     # The answer may itself fail (user blocked the bot, query too old): nothing more to do.
     with suppress(TelegramAPIError):
         if update.callback_query is not None:

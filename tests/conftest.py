@@ -55,6 +55,7 @@ _ENV_PREFIXES = (
     "METRICS__",
     "SENDING__",
     "OUTBOX__",
+    "INBOX__",
 )
 
 

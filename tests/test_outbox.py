@@ -168,8 +168,9 @@ async def test_a_restart_resumes_a_broadcast_where_it_stopped(
         gate = fake_api.hold("sendMessage")
         public_id = await publish(first)
         await fake_api.wait_for("sendMessage", count=5)
-        # SIGTERM: the sends under way get their answers, the rest stay queued.
-        closing = asyncio.create_task(first.stop_background(within=5.0))
+        # SIGTERM at its deadline: the sends under way get their answers, the rest stay.
+        assert first.outbox_worker is not None
+        closing = asyncio.create_task(first.outbox_worker.close(0, grace=5.0))
         await asyncio.sleep(0.05)
         gate.set()
         assert await closing == 0

@@ -16,7 +16,7 @@ from aiogram.types import Message, Update
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from bot import webhook as webhook_module
+from bot import inbox as inbox_module
 from bot.config import ConfigError
 from bot.container import Container
 from bot.factory import create_bot, create_container
@@ -232,22 +232,6 @@ async def test_an_update_interrupted_mid_processing_is_recovered_after_a_restart
         await dispose(restarted)
 
 
-async def test_a_failing_update_gets_the_apology_and_is_not_retried(
-    hook: Instance, fake_api: FakeBotAPI, clock: FakeClock
-) -> None:
-    async def broken(message: Message) -> None:
-        raise RuntimeError("bug")
-
-    hook.dp.message.register(broken, F.text == "/help")
-    await hook.deliver_and_wait({"update_id": 508, **message_update(7008, "/help")})
-    [apology] = fake_api.texts(7008)
-    assert "something went wrong" in apology
-    row = await hook.row(508)
-    assert row is not None and row.handled_at is not None
-    clock.advance(minutes=5)
-    assert await hook.intake.recover() == 0
-
-
 async def test_the_start_up_round_recovers_and_prunes(
     hook: Instance, fake_api: FakeBotAPI, clock: FakeClock
 ) -> None:
@@ -459,7 +443,7 @@ async def test_read_only_updates_are_marked_after_their_transactions_in_one_batc
     users = list(range(7301, 7311))
     for n, user_id in enumerate(users):  # first contact writes the user: marked inline
         await hook.deliver_and_wait({"update_id": 600 + n, **message_update(user_id, "/help")})
-    monkeypatch.setattr(webhook_module, "MARK_INTERVAL_S", 30.0)  # only join() flushes
+    monkeypatch.setattr(inbox_module, "MARK_INTERVAL_S", 30.0)  # only join() flushes
     statements = Statements(hook)
     try:
         answers = await asyncio.gather(
@@ -486,7 +470,7 @@ async def test_read_only_updates_are_marked_after_their_transactions_in_one_batc
 async def test_an_update_that_wrote_is_marked_inside_its_own_transaction(
     hook: Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(webhook_module, "MARK_INTERVAL_S", 30.0)
+    monkeypatch.setattr(inbox_module, "MARK_INTERVAL_S", 30.0)
     statements = Statements(hook)
     try:
         # A first contact stores the user: the mark commits with it, before the answer.

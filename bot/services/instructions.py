@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from bot import texts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import ConflictError, NotFoundError
+from bot.lifecycle import ShuttingDown
 from bot.services.commissions import credit_fill_commission
 from bot.services.device_keys import DeviceIdentity
 from bot.services.devices import map_symbol
@@ -310,10 +312,13 @@ class ReportDesk:
         self._writer: asyncio.Task[None] | None = None
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
+        self._closing = False
 
     async def record(self, device: DeviceIdentity, report: Report) -> ReportReceipt:
         """Store ``report`` once; a retry gets the same id, other content a 409, an
         instruction not addressed to ``device`` a 404."""
+        if self._closing:
+            raise ShuttingDown
         future: asyncio.Future[ReportReceipt] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(device, report, content_hash(report), future))
         self._waiting.add(future)
@@ -445,14 +450,33 @@ class ReportDesk:
         while self._waiting:
             await asyncio.gather(*self._waiting, return_exceptions=True)
 
-    async def close(self) -> None:
-        """Shutdown: finish what is queued, then stop the writer."""
-        await self.drain()
+    async def close(self, within: float = math.inf) -> int:
+        """Shutdown: take no more reports, and let the writer commit what is queued for up
+        to ``within`` s. A report is answered only after its commit, so none that was
+        acknowledged is lost; what is not committed by then is answered
+        :class:`ShuttingDown` (a 503: never stored, the EA sends it again). Notices under way
+        Returns how many reports were turned away. (Notices and edits are outbox rows,
+        written with the reports: nothing of them is lost here.)"""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        if self._waiting:
+            await asyncio.wait(set(self._waiting), timeout=max(0.0, deadline - loop.time()))
+        # A batch still in its transaction is rolled back by the cancellation.
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        self._queue.clear()
+        turned_away = 0
+        for future in list(self._waiting):
+            if not future.done():
+                future.set_exception(ShuttingDown())
+                turned_away += 1
+        if turned_away:
+            logger.warning("%d reports not stored at shutdown (answered 503)", turned_away)
+        return turned_away
 
     # ------------------------------------------------------------------ status
 

@@ -73,6 +73,8 @@ REFRESH = "refresh"
 # A refresh of a message still on its way looks again this soon.
 _WAIT_FOR_FIRST_S = 1.0
 NOT_MODIFIED = "message is not modified"
+# At shutdown a message already on its way to Telegram gets this long for the answer.
+ANSWER_GRACE_S = 0.5
 # Sent and ended rows older than outbox.retention_days are deleted this often.
 PRUNE_INTERVAL_S = 3600.0
 
@@ -311,10 +313,14 @@ class OutboxWorker:
         if self._loop_task is not None and self._loop_task.done() and not self._closing:
             self._loop_task.result()  # the loop died: say why
 
-    async def close(self, within: float) -> int:
-        """Stop taking rows; let sends under way finish for up to ``within`` s; store
-        what they learned; give back the leases of rows not sent. Returns how many sends
-        were cut (they are tried again later: each may have reached Telegram)."""
+    async def close(self, within: float, *, grace: float = ANSWER_GRACE_S) -> int:
+        """Send what is due for up to ``within`` s; then take no more rows, give sends
+        under way ``grace`` s for Telegram's answer, store what was learned and give back
+        the leases of rows not sent (the next run sends them). Returns how many sends were
+        cut (tried again later: each may have reached Telegram)."""
+        if within > 0 and not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), within)
         self._closing = True
         self._wake_event.set()
         if self._loop_task is not None:
@@ -323,11 +329,14 @@ class OutboxWorker:
                 await self._loop_task
         cut = 0
         if self._chains:
-            _, late = await asyncio.wait(set(self._chains), timeout=max(0.0, within))
+            _, late = await asyncio.wait(set(self._chains), timeout=max(0.0, grace))
             cut = len(late)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._settler is not None:
+            # A settle under way finishes its transaction before the engine may go away.
+            await asyncio.gather(self._settler, return_exceptions=True)
         await self._settle_now()
         try:
             async with self.sessionmaker.begin() as session:

@@ -90,7 +90,13 @@ class OutboxRepository:
             }
             for row in rows
         ]
-        statement = self._insert().on_conflict_do_nothing(index_elements=["dedupe_key"])
+        # A no-op update rather than DO NOTHING: it locks the pending row, so a worker
+        # claiming it at this moment renders only after this transaction has committed
+        # (or, having claimed it first, freed the key and this insert adds a new row).
+        statement = self._insert()
+        statement = statement.on_conflict_do_update(
+            index_elements=["dedupe_key"], set_={"created_at": _TABLE.c.created_at}
+        )
         await self.session.execute(statement, full)
 
     async def add_for_approvals(

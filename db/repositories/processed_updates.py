@@ -1,5 +1,6 @@
-"""Webhook updates: claimed on receipt, marked handled in the update's transaction
-(when it wrote) or in a batch after it (when it only read).
+"""Updates (webhook or polling): claimed on receipt, marked handled in the update's
+transaction (when it wrote) or in a batch after it (when it only read); failed attempts
+counted until the update is retried or dead-lettered (bot/inbox.py).
 
 Core statements on the session's connection: this runs for every update, and the ORM's
 bulk-update machinery and statement building cost more than the query itself.
@@ -8,10 +9,11 @@ bulk-update machinery and statement building cost more than the query itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +33,28 @@ _CLAIM = {
     .returning(_TABLE.c.update_id)
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    """A pending update as stored: its JSON and the failed attempts so far."""
+
+    update_id: int
+    payload: str
+    received_at: datetime
+    attempts: int
+    last_error: str | None = None
+    first_failed_at: datetime | None = None
+
+
+_STORED_COLUMNS = (
+    _TABLE.c.update_id,
+    _TABLE.c.payload,
+    _TABLE.c.received_at,
+    _TABLE.c.attempts,
+    _TABLE.c.last_error,
+    _TABLE.c.first_failed_at,
+)
 
 
 class ProcessedUpdateRepository:
@@ -75,15 +99,68 @@ class ProcessedUpdateRepository:
         )
         return int(result.rowcount)
 
-    async def pending(self, received_before: datetime, limit: int) -> list[tuple[int, str]]:
-        """Claimed but unhandled updates received before the given time, oldest first."""
+    async def pending(self, due_before: datetime, limit: int) -> list[StoredUpdate]:
+        """Unhandled updates received, and (after a failure) due for a retry, before the
+        given time; oldest first."""
         rows = await self.session.execute(
-            select(_TABLE.c.update_id, _TABLE.c.payload)
-            .where(_TABLE.c.handled_at.is_(None), _TABLE.c.received_at < received_before)
+            select(*_STORED_COLUMNS)
+            .where(
+                _TABLE.c.handled_at.is_(None),
+                _TABLE.c.received_at < due_before,
+                or_(_TABLE.c.retry_at.is_(None), _TABLE.c.retry_at < due_before),
+            )
             .order_by(_TABLE.c.update_id)
             .limit(limit)
         )
-        return [(update_id, payload or "") for update_id, payload in rows]
+        return [_stored(row) for row in rows]
+
+    async def get_pending(self, update_id: int) -> StoredUpdate | None:
+        """The update if it is stored and not handled."""
+        row = (
+            await self.session.execute(
+                select(*_STORED_COLUMNS).where(
+                    _TABLE.c.update_id == update_id, _TABLE.c.handled_at.is_(None)
+                )
+            )
+        ).first()
+        return None if row is None else _stored(row)
+
+    async def record_failure(
+        self, update_id: int, error: str, now: datetime, retry_at: datetime
+    ) -> int | None:
+        """Count a failed attempt of a pending update; the attempts so far, or None when it
+        is not pending (handled meanwhile, by another instance's recovery)."""
+        connection = await self.session.connection()
+        result = await connection.execute(
+            update(_TABLE)
+            .where(_TABLE.c.update_id == update_id, _TABLE.c.handled_at.is_(None))
+            .values(
+                attempts=_TABLE.c.attempts + 1,
+                last_error=error[:100],
+                first_failed_at=func.coalesce(_TABLE.c.first_failed_at, now),
+                retry_at=retry_at,
+            )
+            .returning(_TABLE.c.attempts)
+        )
+        attempts = result.scalar()
+        return None if attempts is None else int(attempts)
+
+    async def requeue(self, update_id: int, payload: str, attempts: int, now: datetime) -> None:
+        """Store the update as pending again (a dead letter an admin retries), with
+        ``attempts`` failures counted already; the row may have been pruned meanwhile."""
+        connection = await self.session.connection()
+        values = {
+            "received_at": now,
+            "handled_at": None,
+            "payload": payload,
+            "attempts": attempts,
+            "retry_at": None,
+        }
+        result = await connection.execute(
+            update(_TABLE).where(_TABLE.c.update_id == update_id).values(**values)
+        )
+        if result.rowcount == 0:
+            await connection.execute(insert(_TABLE).values(update_id=update_id, **values))
 
     async def prune(self, received_before: datetime) -> int:
         """Forget updates received before the given time; return how many rows went."""
@@ -95,3 +172,10 @@ class ProcessedUpdateRepository:
 
     async def get(self, update_id: int) -> ProcessedUpdate | None:
         return await self.session.get(ProcessedUpdate, update_id)
+
+
+def _stored(row: Any) -> StoredUpdate:
+    update_id, payload, received_at, attempts, last_error, first_failed_at = row
+    return StoredUpdate(
+        update_id, payload or "", received_at, int(attempts or 0), last_error, first_failed_at
+    )

@@ -1,7 +1,7 @@
 """outbox: messages owed to users, kept until Telegram accepted them
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01 08:56:10.404357
 
 Every message about a stored change is a row written in that change's transaction and
@@ -17,7 +17,7 @@ from alembic import op
 import db.types
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

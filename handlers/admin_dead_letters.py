@@ -1,0 +1,76 @@
+"""Admins: /deadletters lists the updates that kept failing, /retry <update_id> runs one again."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.clock import Clock
+from bot.filters import AdminFilter
+from bot.inbox import Inbox
+from bot.services.users import UserDTO
+from db.hooks import after_commit
+from db.repositories.dead_letters import DeadLetterRepository
+from db.repositories.processed_updates import ProcessedUpdateRepository
+
+router = Router(name=__name__)
+router.message.filter(AdminFilter())
+
+LISTED = 20
+
+
+@router.message(Command("deadletters"))
+async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
+    repo = DeadLetterRepository(session)
+    letters = await repo.oldest(LISTED)
+    if not letters:
+        await message.answer(texts.DEAD_LETTERS_NONE)
+        return
+    lines = [
+        texts.dead_letter_line(
+            letter.update_id,
+            letter.user_id,
+            letter.last_error,
+            letter.attempts,
+            letter.last_failed_at,
+        )
+        for letter in letters
+    ]
+    await message.answer(texts.dead_letters_list(lines, await repo.count()))
+
+
+@router.message(Command("retry"))
+async def cmd_retry(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: UserDTO,
+    clock: Clock,
+    inbox: Inbox,
+) -> None:
+    arg = (command.args or "").strip()
+    if not arg.isdigit():
+        await message.answer(texts.DEAD_LETTER_RETRY_USAGE)
+        return
+    update_id = int(arg)
+    letters = DeadLetterRepository(session)
+    letter = await letters.get(update_id)
+    if letter is None:
+        await message.answer(texts.dead_letter_unknown(update_id))
+        return
+    now = clock()
+    # One more failure sends it back to the dead letters (and tells the admins again).
+    attempts = inbox.retries.max_attempts - 1
+    await ProcessedUpdateRepository(session).requeue(update_id, letter.payload, attempts, now)
+    await letters.mark_retried(update_id, user.id, now)
+    admin_id = user.id
+
+    def queue() -> None:
+        inbox.tell(admin_id, texts.dead_letter_retrying(update_id))
+        inbox.run_stored(update_id, retried_by=admin_id)
+
+    # Told, and run, once the retry is stored.
+    after_commit(session, queue)
