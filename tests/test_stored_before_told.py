@@ -162,15 +162,21 @@ def button(call: Call, part: str) -> str:
 # ------------------------------------------------------------------ payments and refunds
 
 
+def payment_update(settings: Settings, charge_id: str) -> dict[str, Any]:
+    """BUYER's successful payment of the month plan."""
+    plan = settings.checkout.plan("month")
+    assert plan is not None
+    payload, stars = SoldPlan.of(plan).payload, plan.stars
+    return successful_payment_update(
+        BUYER, payload=payload, total_amount=stars, charge_id=charge_id
+    )
+
+
 async def test_a_payment_is_confirmed_and_its_commission_told_only_once_stored(
     chat: Chat, container: Container, settings: Settings, clock: FakeClock
 ) -> None:
     await refer(chat, container.sessionmaker, REFERRER, BUYER, clock.now, first_name="Bea")
-    plan = settings.checkout.plan("month")
-    assert plan is not None
-    update = successful_payment_update(
-        BUYER, payload=SoldPlan.of(plan).payload, total_amount=plan.stars, charge_id="ch-1"
-    )
+    update = payment_update(settings, "ch-1")
     await fails_untold(chat, container, chat.feed(update), apology_to=BUYER)
     assert await rows(container.sessionmaker, Payment) == []
 
@@ -191,13 +197,7 @@ async def test_a_refund_is_told_to_admin_user_and_affiliate_only_once_stored(
     clock: FakeClock,
 ) -> None:
     await refer(chat, container.sessionmaker, REFERRER, BUYER, clock.now)
-    plan = settings.checkout.plan("month")
-    assert plan is not None
-    await chat.feed(
-        successful_payment_update(
-            BUYER, payload=SoldPlan.of(plan).payload, total_amount=plan.stars, charge_id="ch-2"
-        )
-    )
+    await chat.feed(payment_update(settings, "ch-2"))
     await chat.send(ADMIN_ID, "/help")  # the admin's row exists
 
     calls = await fails_untold(
