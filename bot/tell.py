@@ -132,11 +132,6 @@ class Tell:
         except Exception:
             logger.exception("%s after the commit failed", what)
 
-    @property
-    def pending(self) -> int:
-        """Calls scheduled after a commit and not finished yet."""
-        return len(self._later)
-
     async def drain(self) -> None:
         """Wait for the calls made after commits (tests, shutdown)."""
         while self._later:
