@@ -32,6 +32,7 @@ from bot.middlewares import (
 from bot.middlewares.db import release_database_first
 from bot.services.sending import install_send_path
 from bot.telegram_session import BotApiSession
+from bot.tell import Tell
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -84,12 +85,15 @@ def create_storage(settings: Settings) -> BaseStorage:
 
 def create_dispatcher(container: Container) -> Dispatcher:
     settings = container.settings
+    # What handlers say about their writes goes out after the commit (bot/tell.py).
+    tell = Tell(container.outbox)
     dp = Dispatcher(
         storage=create_storage(settings),
         container=container,
         settings=settings,
         sessionmaker=container.sessionmaker,
         clock=container.clock,
+        tell=tell,
     )
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
@@ -109,7 +113,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
     for name, observer in dp.observers.items():
         if name not in {"update", "error"}:
             observer.middleware(handler_names)
-    dp.callback_query.middleware(AnswerCallbackMiddleware())
+    dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
     dp.include_routers(*get_routers())
     run_filters_inline(dp)
     CommandShortcut.install(dp)

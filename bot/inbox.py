@@ -314,8 +314,8 @@ class Inbox:
             self._maintenance = asyncio.create_task(self._maintain())
 
     async def join(self) -> None:
-        """Wait until every accepted update has been processed, retried to the end and
-        marked (tests, benchmarks)."""
+        """Wait until every accepted update has been processed, retried to the end,
+        marked, and what it told sent (tests, benchmarks)."""
         while True:
             await self._queues.join()
             if self._tasks:
@@ -323,8 +323,12 @@ class Inbox:
                 continue
             await self._marks.flush()
             if not self._retry_timers and not self._queues.size and not self._tasks:
-                return
+                break
             await asyncio.sleep(0.01)
+        # And told: what the updates queued goes out after their commits.
+        await self.dp["tell"].drain()
+        if self.container.outbox_worker is not None:
+            await self.container.outbox_worker.drain()
 
     def stop_accepting(self) -> None:
         """Shutdown, first step: no new deliveries (503), batches, retries or recovery."""
@@ -477,7 +481,7 @@ class Inbox:
             # An AppError: the user has its answer, and the rollback took the mark with it.
             await self._settle(pending)
         if pending.dead_letter and pending.retried_by is not None:
-            self.tell(pending.retried_by, texts.dead_letter_done(update_id))
+            await self.tell(pending.retried_by, texts.dead_letter_done(update_id))
 
     async def _settle(self, pending: Pending) -> None:
         update_id = pending.update.update_id
@@ -521,6 +525,13 @@ class Inbox:
                         now=now,
                     )
                     await repo.mark_handled(update_id, now)
+                    # The admins' notice is stored with the letter: it goes out once.
+                    notice = texts.dead_letter_notice(
+                        update_id, letter.user_id, error, attempts, again=pending.dead_letter
+                    )
+                    await self.container.outbox.send_many(
+                        session, [(admin, notice) for admin in sorted(self.container.admin_ids)]
+                    )
         except Exception as exc:
             # Left as it was: recovery runs it again (the failure is not counted).
             logger.warning("failure of update %s not recorded: %s", update_id, type(exc).__name__)
@@ -536,11 +547,6 @@ class Inbox:
                 update_id,
                 attempts,
                 error,
-            )
-            self._tell_admins(
-                texts.dead_letter_notice(
-                    update_id, letter.user_id, error, attempts, again=pending.dead_letter
-                )
             )
             return
         logger.warning(
@@ -568,18 +574,13 @@ class Inbox:
 
     # ------------------------------------------------------------------ admins
 
-    def _tell_admins(self, text: str) -> None:
-        for admin_id in sorted(self.container.admin_ids):
-            self.tell(admin_id, text)
-
-    def tell(self, chat_id: int, text: str) -> None:
-        """Send ``text`` in the background (from after-commit hooks: returns at once)."""
-        notifier = self.container.notifier
-        if notifier is None:
-            return
-        task = asyncio.create_task(notifier.try_send(chat_id, text))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def tell(self, chat_id: int, text: str) -> None:
+        """Queue ``text`` in the outbox (its own transaction: what it tells is committed)."""
+        try:
+            async with self.sessionmaker.begin() as session:
+                await self.container.outbox.send(session, chat_id, text)
+        except Exception as exc:
+            logger.warning("notice to %s not stored: %s", chat_id, type(exc).__name__)
 
     def run_stored(self, update_id: int, *, retried_by: int | None = None) -> None:
         """Queue a stored pending update now (an admin's /retry, after its commit)."""

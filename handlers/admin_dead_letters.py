@@ -12,6 +12,7 @@ from bot.clock import Clock
 from bot.filters import AdminFilter
 from bot.inbox import Inbox
 from bot.services.users import UserDTO
+from bot.tell import Tell
 from db.hooks import after_commit
 from db.repositories.dead_letters import DeadLetterRepository
 from db.repositories.processed_updates import ProcessedUpdateRepository
@@ -50,6 +51,7 @@ async def cmd_retry(
     user: UserDTO,
     clock: Clock,
     inbox: Inbox,
+    tell: Tell,
 ) -> None:
     arg = (command.args or "").strip()
     if not arg.isdigit():
@@ -68,9 +70,6 @@ async def cmd_retry(
     await letters.mark_retried(update_id, user.id, now)
     admin_id = user.id
 
-    def queue() -> None:
-        inbox.tell(admin_id, texts.dead_letter_retrying(update_id))
-        inbox.run_stored(update_id, retried_by=admin_id)
-
     # Told, and run, once the retry is stored.
-    after_commit(session, queue)
+    await tell.reply(session, message, texts.dead_letter_retrying(update_id))
+    after_commit(session, lambda: inbox.run_stored(update_id, retried_by=admin_id))

@@ -18,7 +18,6 @@ from bot import keyboards, texts, views
 from bot.callbacks import PayoutReviewAction, PayoutReviewCallback
 from bot.clock import Clock
 from bot.config import Settings
-from bot.container import Container
 from bot.errors import AppError
 from bot.filters import AdminFilter
 from bot.services.checkout import apply_refund, refundable_payment
@@ -33,6 +32,7 @@ from bot.services.payouts import (
     reject_payout,
 )
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 router.message.filter(AdminFilter())
@@ -61,7 +61,7 @@ async def cmd_refund(
     session: AsyncSession,
     settings: Settings,
     clock: Clock,
-    container: Container,
+    tell: Tell,
 ) -> None:
     charge_id = (command.args or "").strip()
     if not charge_id or " " in charge_id:
@@ -87,30 +87,35 @@ async def cmd_refund(
             state=reversed_commission.previous_state.value,
             balance=money.format(reversed_commission.balance_minor),
         )
-    await message.answer(
-        texts.REFUND_DONE.format(
-            stars=payment.stars,
-            user_id=payment.user_id,
-            charge_id=html.quote(charge_id),
-            expires=expires,
-            commission=commission_line,
-        )
-    )
-    notifier = container.require_notifier()
-    await notifier.try_send(
-        payment.user_id,
-        texts.REFUND_USER.format(
-            charge_id=html.quote(charge_id), stars=payment.stars, expires=expires
-        ),
-    )
-    if reversed_commission is not None:
-        await notifier.try_send(
-            reversed_commission.affiliate_id,
-            texts.REFUND_AFFILIATE.format(
-                amount=money.format(reversed_commission.amount_minor),
-                balance=money.format(reversed_commission.balance_minor),
+    notices = [
+        (
+            user.id,
+            texts.REFUND_DONE.format(
+                stars=payment.stars,
+                user_id=payment.user_id,
+                charge_id=html.quote(charge_id),
+                expires=expires,
+                commission=commission_line,
             ),
+        ),
+        (
+            payment.user_id,
+            texts.REFUND_USER.format(
+                charge_id=html.quote(charge_id), stars=payment.stars, expires=expires
+            ),
+        ),
+    ]
+    if reversed_commission is not None:
+        notices.append(
+            (
+                reversed_commission.affiliate_id,
+                texts.REFUND_AFFILIATE.format(
+                    amount=money.format(reversed_commission.amount_minor),
+                    balance=money.format(reversed_commission.balance_minor),
+                ),
+            )
         )
+    await tell.send_many(session, notices)
 
 
 # ---------------------------------------------------------------------------- payouts
@@ -149,10 +154,8 @@ async def open_pressed(
 ) -> None:
     payout = await get_payout(session, callback_data.payout_id)
     if isinstance(query.message, Message):
-        await query.message.answer(
-            views.payout_card(payout, Money.from_settings(settings.affiliates)),
-            reply_markup=keyboards.payout_review(payout.id, payout.state),
-        )
+        text, markup = _card(payout, Money.from_settings(settings.affiliates))
+        await query.message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.APPROVE))
@@ -163,12 +166,14 @@ async def approve_pressed(
     session: AsyncSession,
     settings: Settings,
     clock: Clock,
-    container: Container,
+    tell: Tell,
 ) -> None:
     payout = await approve_payout(session, callback_data.payout_id, admin_id=user.id, now=clock())
     money = Money.from_settings(settings.affiliates)
-    await _show(container, query, payout, money)
-    await container.require_notifier().try_send(
+    if isinstance(query.message, Message):
+        await tell.edit(session, query.message, *_card(payout, money))
+    await tell.send(
+        session,
         payout.user_id,
         texts.PAYOUT_APPROVED_USER.format(id=payout.id, amount=money.format(payout.amount_minor)),
     )
@@ -195,7 +200,7 @@ async def reason_entered(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    tell: Tell,
 ) -> None:
     data = await state.get_data()
     payout = await reject_payout(
@@ -203,8 +208,9 @@ async def reason_entered(
     )
     await state.clear()
     money = Money.from_settings(settings.affiliates)
-    await _after_decision(message, container, data, payout, money)
-    await container.require_notifier().try_send(
+    await _after_decision(tell, session, message, data, payout, money)
+    await tell.send(
+        session,
         payout.user_id,
         texts.PAYOUT_REJECTED_USER.format(
             id=payout.id,
@@ -242,9 +248,9 @@ async def reference_entered(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    tell: Tell,
 ) -> None:
-    await _mark_paid(message, user, session, settings, clock, state, container, message.text)
+    await _mark_paid(message, user, session, settings, clock, state, tell, message.text)
 
 
 @router.callback_query(
@@ -258,14 +264,14 @@ async def no_reference_pressed(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     data = await state.get_data()
     if data.get("payout_id") != callback_data.payout_id or not isinstance(query.message, Message):
         callback_answer.text = texts.NOT_AVAILABLE
         return
-    await _mark_paid(query.message, user, session, settings, clock, state, container, None)
+    await _mark_paid(query.message, user, session, settings, clock, state, tell, None)
 
 
 async def _mark_paid(
@@ -275,7 +281,7 @@ async def _mark_paid(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    tell: Tell,
     reference: str | None,
 ) -> None:
     data = await state.get_data()
@@ -284,11 +290,12 @@ async def _mark_paid(
     )
     await state.clear()
     money = Money.from_settings(settings.affiliates)
-    await _after_decision(message, container, data, payout, money)
+    await _after_decision(tell, session, message, data, payout, money)
     ref = ""
     if payout.tx_reference:
         ref = texts.PAYOUT_REFERENCE.format(reference=html.quote(payout.tx_reference))
-    await container.require_notifier().try_send(
+    await tell.send(
+        session,
         payout.user_id,
         texts.PAYOUT_PAID_USER.format(
             id=payout.id,
@@ -299,17 +306,9 @@ async def _mark_paid(
     )
 
 
-async def _show(
-    container: Container, query: CallbackQuery, payout: PayoutDTO, money: Money
-) -> None:
-    """Re-draw the card the admin pressed, with the buttons of its new state."""
-    if isinstance(query.message, Message):
-        await container.require_notifier().edit(
-            query.message.chat.id,
-            query.message.message_id,
-            views.payout_card(payout, money),
-            reply_markup=keyboards.payout_review(payout.id, payout.state),
-        )
+def _card(payout: PayoutDTO, money: Money) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A payout's card, with the buttons of its state."""
+    return views.payout_card(payout, money), keyboards.payout_review(payout.id, payout.state)
 
 
 async def _ask(
@@ -336,19 +335,21 @@ async def _ask(
 
 
 async def _after_decision(
+    tell: Tell,
+    session: AsyncSession,
     message: Message,
-    container: Container,
     data: dict[str, Any],
     payout: PayoutDTO,
     money: Money,
 ) -> None:
+    """Re-draw the card the admin pressed and say what was decided (after the commit)."""
     if data.get("card_message_id"):
-        await container.require_notifier().edit(
-            data["card_chat_id"],
-            data["card_message_id"],
-            views.payout_card(payout, money),
-            reply_markup=keyboards.payout_review(payout.id, payout.state),
+        text, markup = _card(payout, money)
+        await tell.outbox.edit(
+            session, data["card_chat_id"], data["card_message_id"], text, reply_markup=markup
         )
-    await message.answer(
-        texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.PAYOUT_STATE_NAMES[payout.state])
+    await tell.reply(
+        session,
+        message,
+        texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.PAYOUT_STATE_NAMES[payout.state]),
     )

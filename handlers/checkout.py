@@ -23,6 +23,7 @@ from bot.services.checkout import (
 from bot.services.money import Money
 from bot.services.subscriptions import subscription_status
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
@@ -84,7 +85,7 @@ async def successful_payment(
     session: AsyncSession,
     settings: Settings,
     clock: Clock,
-    container: Container,
+    tell: Tell,
 ) -> None:
     payment = message.successful_payment
     assert payment is not None
@@ -110,11 +111,12 @@ async def successful_payment(
             expires=texts.when(result.expires_at),
             charge_id=html.quote(charge_id),
         )
-    await message.answer(text)
+    await tell.reply(session, message, text)
     commission = result.commission
     if commission is not None:
         money = Money.from_settings(settings.affiliates)
-        await container.require_notifier().try_send(
+        await tell.send(
+            session,
             commission.affiliate_id,
             texts.COMMISSION_EARNED.format(
                 name=html.quote(user.first_name),
@@ -132,17 +134,14 @@ async def cmd_paysupport(
     session: AsyncSession,
     settings: Settings,
     container: Container,
+    tell: Tell,
 ) -> None:
     question = (command.args or "").strip()
     if question:
         # Questions go to the admins, who answer the user directly.
-        notifier = container.require_notifier()
-        for admin_id in sorted(container.admin_ids):
-            await notifier.try_send(
-                admin_id,
-                texts.paysupport_question(user.id, user.first_name, user.username, question),
-            )
-        await message.answer(texts.PAYSUPPORT_SENT)
+        notice = texts.paysupport_question(user.id, user.first_name, user.username, question)
+        await tell.send_many(session, [(admin, notice) for admin in sorted(container.admin_ids)])
+        await tell.reply(session, message, texts.PAYSUPPORT_SENT)
         return
     contact = settings.checkout.support_contact
     how = texts.PAYSUPPORT_CONTACT.format(contact=html.quote(contact)) if contact else ""

@@ -24,7 +24,8 @@ from bot.container import Container
 from bot.errors import InvalidInputError, NotFoundError
 from bot.services.devices import DeviceDTO, DeviceService
 from bot.services.users import UserDTO
-from handlers.devices import list_view, reply, show
+from bot.tell import Tell
+from handlers.devices import list_view, send_secret
 
 router = Router(name=__name__)
 
@@ -114,9 +115,10 @@ async def show_menu(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     device = await DeviceService(session, container).get(user.id, callback_data.device)
-    await show(query, *card(device, container))
+    await tell.show(session, query, *card(device, container))
 
 
 @router.callback_query(DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
@@ -126,9 +128,10 @@ async def show_symbols(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     device = await DeviceService(session, container).get(user.id, callback_data.device)
-    await show(query, *symbols(device))
+    await tell.show(session, query, *symbols(device))
 
 
 @router.callback_query(DeviceCb.filter(F.action.in_(FIELDS)))
@@ -139,12 +142,13 @@ async def ask_value(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     device = await DeviceService(session, container).get(user.id, callback_data.device)
     field = FIELDS[callback_data.action]
     await state.set_state(field.state)
     await state.set_data({"device": device.pk})
-    await reply(query, field.ask(device, container.settings.devices))
+    await tell.reply(session, query, field.ask(device, container.settings.devices))
 
 
 @router.message(StateFilter(EditDevice), F.text)
@@ -154,6 +158,7 @@ async def got_value(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     field = FIELDS_BY_STATE[str(await state.get_state())]
     device_pk = int((await state.get_data())["device"])
@@ -162,14 +167,16 @@ async def got_value(
         device = await field.setter(service, user.id, device_pk, message.text or "")
     except InvalidInputError as exc:
         device = await service.get(user.id, device_pk)
-        await message.answer(f"{exc.message}\n\n{field.ask(device, service.settings)}")
+        await tell.reply(
+            session, message, f"{exc.message}\n\n{field.ask(device, service.settings)}"
+        )
         return
     except NotFoundError:
         await state.clear()
         raise
     await state.clear()
     text, markup = symbols(device) if field.in_symbols else card(device, container)
-    await message.answer(f"{texts.DEVICE_UPDATED}\n\n{text}", reply_markup=markup)
+    await tell.reply(session, message, f"{texts.DEVICE_UPDATED}\n\n{text}", markup)
 
 
 @router.message(StateFilter(EditDevice))
@@ -198,12 +205,13 @@ async def pause_or_resume(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     paused = callback_data.action is DeviceAction.PAUSE
     service = DeviceService(session, container)
     device = await service.set_paused(user.id, callback_data.device, paused)
     callback_answer.text = texts.DEVICE_PAUSED_TOAST if paused else texts.DEVICE_RESUMED_TOAST
-    await show(query, *card(device, container))
+    await tell.show(session, query, *card(device, container))
 
 
 @router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE})))
@@ -213,13 +221,15 @@ async def confirm(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     device = await DeviceService(session, container).get(user.id, callback_data.device)
     if callback_data.action is DeviceAction.ROTATE:
         question, action = texts.CONFIRM_ROTATE, DeviceAction.ROTATE_CONFIRM
     else:
         question, action = texts.CONFIRM_REVOKE, DeviceAction.REVOKE_CONFIRM
-    await show(
+    await tell.show(
+        session,
         query,
         question.format(name=html.quote(device.name)),
         keyboards.device_confirm(device, action),
@@ -234,14 +244,15 @@ async def rotate_key(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     service = DeviceService(session, container)
     device, credentials = await service.rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
     callback_answer.text = texts.KEY_ROTATED_TOAST
-    await show(query, *card(device, container))
-    await reply(query, texts.key_rotated(device, credentials))
+    await tell.show(session, query, *card(device, container))
+    send_secret(tell, session, query, texts.key_rotated(device, credentials))
 
 
 @router.callback_query(DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
@@ -251,9 +262,10 @@ async def revoke(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     service = DeviceService(session, container)
     device = await service.revoke(user.id, callback_data.device)
     text, markup = await list_view(service, container, user)
     revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))
-    await show(query, f"{revoked}\n\n{text}", markup)
+    await tell.show(session, query, f"{revoked}\n\n{text}", markup)

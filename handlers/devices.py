@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 from aiogram import F, Router, html
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -19,6 +16,7 @@ from bot.container import Container
 from bot.errors import ConflictError, InvalidInputError, NotFoundError
 from bot.services.devices import DeviceService, Platform
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
@@ -26,24 +24,6 @@ router = Router(name=__name__)
 class AddDevice(StatesGroup):
     name = State()
     platform = State()
-
-
-async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show ``text`` in place of the pressed message (a new one if it is too old to edit)."""
-    if isinstance(query.message, Message):
-        with suppress(TelegramBadRequest):  # "message is not modified": already shown
-            await query.message.edit_text(text, reply_markup=markup)
-        return
-    if query.bot is not None:
-        await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
-
-
-async def reply(
-    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
-    """Send a new message into the chat of the pressed button."""
-    if query.bot is not None:
-        await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
 
 
 async def list_view(
@@ -75,10 +55,10 @@ async def cmd_devices(
 
 @router.callback_query(DevicesCb.filter(F.action == DevicesAction.LIST))
 async def show_list(
-    query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO
+    query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO, tell: Tell
 ) -> None:
     text, markup = await list_view(DeviceService(session, container), container, user)
-    await show(query, text, markup)
+    await tell.show(session, query, text, markup)
 
 
 @router.callback_query(DevicesCb.filter(F.action == DevicesAction.ADD))
@@ -88,10 +68,11 @@ async def start_adding(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     await DeviceService(session, container).ensure_room(user.id)
     await state.set_state(AddDevice.name)
-    await reply(query, texts.ASK_DEVICE_NAME)
+    await tell.reply(session, query, texts.ASK_DEVICE_NAME)
 
 
 @router.message(AddDevice.name, F.text)
@@ -133,6 +114,7 @@ async def got_platform(
     session: AsyncSession,
     container: Container,
     user: UserDTO,
+    tell: Tell,
 ) -> None:
     try:
         platform = Platform(callback_data.platform)
@@ -144,19 +126,41 @@ async def got_platform(
         device, credentials = await service.create(user.id, name, platform)
     except InvalidInputError as exc:  # the name was taken meanwhile: ask again
         await state.set_state(AddDevice.name)
-        await reply(query, f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        await tell.reply(session, query, f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
         return
     except ConflictError:  # the limit was reached meanwhile: the errors handler says so
         await state.clear()
         raise
     await state.clear()
-    await show(
+    await tell.show(
+        session,
         query,
         texts.DEVICE_ADDED_PLATFORM.format(name=html.quote(device.name), platform=platform.label),
-        None,
     )
-    await reply(
+    send_secret(
+        tell,
+        session,
         query,
         texts.credentials(device, credentials, container.settings.server.public_url),
         keyboards.device_created(device),
     )
+
+
+def send_secret(
+    tell: Tell,
+    session: AsyncSession,
+    query: CallbackQuery,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """A message carrying a device's secret, after the commit that made the key. Never an
+    outbox row: the secret must not be written to the database (it is derived from
+    MASTER_KEY). If it is lost (Telegram down), Rotate key makes a new one."""
+    bot = query.bot
+    if bot is not None:
+        chat_id = query.from_user.id
+        tell.later(
+            session,
+            lambda: bot.send_message(chat_id, text, reply_markup=markup),
+            "credentials message",
+        )

@@ -27,6 +27,7 @@ from bot.services.payouts import (
     request_payout,
 )
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
@@ -40,16 +41,6 @@ class PayoutForm(StatesGroup):
     confirm = State()
 
 
-async def _edit(
-    container: Container, query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
-) -> None:
-    """Edit the pressed message in place ("not modified" on a repeated press is fine)."""
-    if isinstance(query.message, Message):
-        await container.require_notifier().edit(
-            query.message.chat.id, query.message.message_id, text, reply_markup=markup
-        )
-
-
 @router.message(Command("payout"))
 async def cmd_payout(
     message: Message,
@@ -59,6 +50,7 @@ async def cmd_payout(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
+    tell: Tell,
 ) -> None:
     if (command.args or "").strip().lower() == "history":
         text, markup = await _history(session, settings, user.id, 0)
@@ -72,19 +64,23 @@ async def cmd_payout(
         pending = ""
         if balance.pending_minor:
             pending = texts.PAYOUT_PENDING_NOTE.format(pending=money.format(balance.pending_minor))
-        await message.answer(
+        await tell.reply(
+            session,
+            message,
             texts.PAYOUT_BELOW_MINIMUM.format(
                 balance=money.format(balance.available_minor),
                 minimum=money.format(config.payout_minimum_minor),
                 missing=money.format(config.payout_minimum_minor - balance.available_minor),
                 pending=pending,
-            )
+            ),
         )
         return
     methods = [(str(code), METHODS[code].title) for code in config.payout_methods]
-    await message.answer(
+    await tell.reply(
+        session,
+        message,
         texts.PAYOUT_CHOOSE_METHOD.format(balance=money.format(balance.available_minor)),
-        reply_markup=keyboards.payout_methods(methods),
+        keyboards.payout_methods(methods),
     )
 
 
@@ -117,6 +113,7 @@ async def destination_entered(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
+    tell: Tell,
 ) -> None:
     data = await state.get_data()
     destination = normalize_destination(data["method"], message.text or "")
@@ -126,13 +123,13 @@ async def destination_entered(
     check_amount(settings, config.payout_minimum_minor, balance)
     await state.update_data(destination=destination)
     await state.set_state(PayoutForm.amount)
-    await message.answer(
+    await tell.reply(
+        session,
+        message,
         texts.PAYOUT_ASK_AMOUNT.format(
             balance=money.format(balance), minimum=money.format(config.payout_minimum_minor)
         ),
-        reply_markup=keyboards.payout_amount(
-            texts.PAYOUT_ALL_BUTTON.format(balance=money.format(balance))
-        ),
+        keyboards.payout_amount(texts.PAYOUT_ALL_BUTTON.format(balance=money.format(balance))),
     )
 
 
@@ -144,10 +141,11 @@ async def amount_entered(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
+    tell: Tell,
 ) -> None:
     amount = Money.from_settings(settings.affiliates).parse(message.text or "")
     check_amount(settings, amount, await available_balance(session, user.id, clock()))
-    await _ask_confirmation(message, state, settings, amount)
+    await _ask_confirmation(tell, session, message, state, settings, amount)
 
 
 @router.callback_query(PayoutCallback.filter(F.action == PayoutAction.ALL))
@@ -158,6 +156,7 @@ async def all_pressed(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     if await state.get_state() != PayoutForm.amount.state or not isinstance(query.message, Message):
@@ -166,7 +165,7 @@ async def all_pressed(
         return
     balance = await available_balance(session, user.id, clock())
     check_amount(settings, balance, balance)
-    await _ask_confirmation(query.message, state, settings, balance)
+    await _ask_confirmation(tell, session, query.message, state, settings, balance)
 
 
 @router.message(PayoutForm.destination, ~F.text)
@@ -176,7 +175,12 @@ async def not_text(message: Message) -> None:
 
 
 async def _ask_confirmation(
-    message: Message, state: FSMContext, settings: Settings, amount: int
+    tell: Tell,
+    session: AsyncSession,
+    message: Message,
+    state: FSMContext,
+    settings: Settings,
+    amount: int,
 ) -> None:
     data = await state.get_data()
     # A fresh key per confirmation screen: pressing Confirm twice files one request.
@@ -184,13 +188,15 @@ async def _ask_confirmation(
     await state.update_data(amount=amount, key=key)
     await state.set_state(PayoutForm.confirm)
     money = Money.from_settings(settings.affiliates)
-    await message.answer(
+    await tell.reply(
+        session,
+        message,
         texts.PAYOUT_CONFIRM.format(
             amount=money.format(amount),
             method=views.method_title(data["method"]),
             destination=html.quote(display_destination(data["method"], data["destination"])),
         ),
-        reply_markup=keyboards.payout_confirm(key),
+        keyboards.payout_confirm(key),
     )
 
 
@@ -204,6 +210,7 @@ async def confirm_pressed(
     clock: Clock,
     state: FSMContext,
     container: Container,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     data = await state.get_data()
@@ -225,28 +232,29 @@ async def confirm_pressed(
     )
     await state.clear()
     money = Money.from_settings(settings.affiliates)
-    await _edit(
-        container,
+    await tell.show(
+        session,
         query,
         texts.PAYOUT_REQUESTED.format(
             id=payout.id,
             amount=money.format(payout.amount_minor),
             method=views.method_title(payout.method),
         ),
-        None,
     )
-    card = views.payout_card(payout, money)
-    notifier = container.require_notifier()
+    card, markup = (
+        views.payout_card(payout, money),
+        keyboards.payout_review(payout.id, payout.state),
+    )
     for admin_id in sorted(container.admin_ids):
-        await notifier.try_send(
-            admin_id, card, reply_markup=keyboards.payout_review(payout.id, payout.state)
-        )
+        await tell.send(session, admin_id, card, reply_markup=markup)
 
 
 @router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CANCEL))
-async def cancel_pressed(query: CallbackQuery, state: FSMContext, container: Container) -> None:
+async def cancel_pressed(
+    query: CallbackQuery, state: FSMContext, session: AsyncSession, tell: Tell
+) -> None:
     await state.clear()
-    await _edit(container, query, texts.PAYOUT_CANCELLED, None)
+    await tell.show(session, query, texts.PAYOUT_CANCELLED)
 
 
 @router.callback_query(PayoutHistoryCallback.filter())
@@ -256,10 +264,10 @@ async def history_page(
     user: UserDTO,
     session: AsyncSession,
     settings: Settings,
-    container: Container,
+    tell: Tell,
 ) -> None:
     text, markup = await _history(session, settings, user.id, callback_data.page)
-    await _edit(container, query, text, markup)
+    await tell.show(session, query, text, markup)
 
 
 async def _history(

@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.services.money import Money
 from bot.services.referrals import ensure_account, referral_link, share_url, tier_status
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
@@ -25,14 +26,17 @@ async def cmd_link(
     session: AsyncSession,
     settings: Settings,
     clock: Clock,
+    tell: Tell,
 ) -> None:
     now = clock()
+    me = await bot.me()  # before ensure_account, which may write
     account = await ensure_account(session, user.id, now)
-    me = await bot.me()
     link = referral_link(me.username or "", account.token)
     status = await tier_status(session, settings.affiliates, user.id, now)
     money = Money.from_settings(settings.affiliates)
-    await message.answer(
+    await tell.reply(
+        session,
+        message,
         views.link_text(link, status, money),
-        reply_markup=keyboards.share_link(share_url(link, texts.LINK_SHARE_TEXT)),
+        keyboards.share_link(share_url(link, texts.LINK_SHARE_TEXT)),
     )

@@ -13,6 +13,7 @@ from bot.callbacks import SettingsCb, SettingsToggle
 from bot.clock import Clock
 from bot.services.user_settings import SettingName, get_prefs, toggle
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
@@ -38,12 +39,16 @@ async def switch(
     user: UserDTO,
     session: AsyncSession,
     clock: Clock,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     name = _NAMES[callback_data.toggle]
     values = (await toggle(session, user.id, name, clock())).as_dict()
     callback_answer.text = texts.setting_switched(name, values[name])
     if isinstance(query.message, Message):
-        await query.message.edit_text(
-            texts.settings_text(values), reply_markup=keyboards.settings_keyboard(values)
+        await tell.edit(
+            session,
+            query.message,
+            texts.settings_text(values),
+            keyboards.settings_keyboard(values),
         )

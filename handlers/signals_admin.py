@@ -32,6 +32,7 @@ from bot.services.signal_syntax import (
     parse_signal_command,
 )
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 router.message.filter(AdminFilter())
@@ -113,6 +114,7 @@ async def on_draft(
     container: Container,
     session: AsyncSession,
     user: UserDTO,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
@@ -129,7 +131,7 @@ async def on_draft(
         {**data, "client_id": f"adm_{callback_data.token}"}, container.settings.signals
     )
     outcome = await container.signals.create(session, draft, source="admin", created_by_id=user.id)
-    await query.message.edit_text(texts.signal_sent(outcome.signal, outcome.recipients))
+    await tell.edit(session, query.message, texts.signal_sent(outcome.signal, outcome.recipients))
 
 
 @router.message(Command("signals"))
@@ -148,14 +150,16 @@ async def _open_list(
 
 
 async def _show(
-    query: CallbackQuery, container: Container, session: AsyncSession, signal_id: int
+    query: CallbackQuery, container: Container, session: AsyncSession, tell: Tell, signal_id: int
 ) -> None:
     signal = await container.signals.get_by_id(session, signal_id)
     counts = await container.signals.counts(session, signal.id)
     if isinstance(query.message, Message):
-        await query.message.edit_text(
+        await tell.edit(
+            session,
+            query.message,
             texts.signal_admin_view(signal, counts),
-            reply_markup=keyboards.manage_signal_keyboard(signal),
+            keyboards.manage_signal_keyboard(signal),
         )
 
 
@@ -166,6 +170,7 @@ async def on_manage(
     state: FSMContext,
     container: Container,
     session: AsyncSession,
+    tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     action, signal_id = callback_data.action, callback_data.signal
@@ -199,12 +204,12 @@ async def on_manage(
     elif action == ManageAction.CANCEL:
         await signals.cancel(session, signal_id=signal_id)
         callback_answer.text = texts.SIGNAL_CANCELLED_OK
-    await _show(query, container, session, signal_id)
+    await _show(query, container, session, tell, signal_id)
 
 
 @router.message(SignalEdit.levels, F.text, ~F.text.startswith("/"))
 async def on_levels(
-    message: Message, state: FSMContext, container: Container, session: AsyncSession
+    message: Message, state: FSMContext, container: Container, session: AsyncSession, tell: Tell
 ) -> None:
     signal_id = (await state.get_data()).get(MODIFY_KEY)
     if not isinstance(signal_id, int):
@@ -219,7 +224,8 @@ async def on_levels(
     try:
         signal = await container.signals.modify(session, data, signal_id=signal_id)
     except SignalValidationError as exc:
-        await message.answer(texts.input_invalid(exc.fields, CHAT_NAMES, LEVELS_HELP))
+        # The signal's row is locked (nothing written): the answer waits for the commit.
+        await tell.reply(session, message, texts.input_invalid(exc.fields, CHAT_NAMES, LEVELS_HELP))
         return
     except AppError:
         # Gone or closed meanwhile: leave the input mode; the errors handler says why.
@@ -227,4 +233,4 @@ async def on_levels(
         raise
     await state.set_state(None)
     await state.update_data({MODIFY_KEY: None})
-    await message.answer(f"{texts.SIGNAL_MODIFIED_OK}\n\n{texts.signal_card(signal)}")
+    await tell.reply(session, message, f"{texts.SIGNAL_MODIFIED_OK}\n\n{texts.signal_card(signal)}")

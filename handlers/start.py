@@ -14,6 +14,7 @@ from bot.container import Container
 from bot.services.deeplink import parse_start_payload
 from bot.services.referrals import attribute_referral
 from bot.services.users import UserDTO
+from bot.tell import Tell
 from db.hooks import after_commit
 
 router = Router(name=__name__)
@@ -27,6 +28,7 @@ async def cmd_start(
     session: AsyncSession,
     clock: Clock,
     container: Container,
+    tell: Tell,
 ) -> None:
     payload = parse_start_payload(command.args)
     if payload.referral_token is not None:
@@ -41,11 +43,11 @@ async def cmd_start(
             cache = container.user_cache
             if cache is not None:  # the row now names its referrer
                 after_commit(session, lambda: cache.forget(user.id))
-            await container.require_notifier().try_send(
-                attribution.referrer_id, texts.referral_joined(user.first_name)
+            await tell.send(
+                session, attribution.referrer_id, texts.referral_joined(user.first_name)
             )
     commands = [c for c in commands_for(is_admin=False) if c.name not in {"start", "cancel"}]
-    await message.answer(texts.greeting(user.first_name, commands[:6]))
+    await tell.reply(session, message, texts.greeting(user.first_name, commands[:6]))
 
 
 @router.message(Command("help"))

@@ -19,19 +19,25 @@ from bot.services.commissions import CHART_DAYS, affiliate_stats, daily_earnings
 from bot.services.money import Money
 from bot.services.referrals import ensure_account
 from bot.services.users import UserDTO
+from bot.tell import Tell
 
 router = Router(name=__name__)
 
 
 @router.message(Command("stats"))
 async def cmd_stats(
-    message: Message, user: UserDTO, session: AsyncSession, settings: Settings, clock: Clock
+    message: Message,
+    user: UserDTO,
+    session: AsyncSession,
+    settings: Settings,
+    clock: Clock,
+    tell: Tell,
 ) -> None:
     now = clock()
     await ensure_account(session, user.id, now)
     stats = await affiliate_stats(session, settings, user.id, now)
-    await message.answer(
-        views.stats_text(stats, settings.affiliates), reply_markup=keyboards.stats()
+    await tell.reply(
+        session, message, views.stats_text(stats, settings.affiliates), keyboards.stats()
     )
 
 

@@ -237,10 +237,12 @@ class Chat:
         self._update_id += 1
         update = {"update_id": self._update_id, **update}
         result = await self.dp.feed_raw_update(self.bot, update)
-        # What the update queued in the outbox goes out after its commit: wait for it.
+        # What the update queued in the outbox, and the calls it left for after its commit
+        # (callback answers, bot/tell.py), go out after the commit: wait for them.
         worker = self.dp["container"].outbox_worker
         if worker is not None:
             await worker.drain()
+        await self.dp["tell"].drain()
         return result
 
     async def send(self, user_id: int, text: str, **kwargs: Any) -> list[str]:

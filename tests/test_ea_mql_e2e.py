@@ -335,9 +335,10 @@ async def test_refusals_trade_nothing_and_say_why(
     await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 3), run)
     await run.stop()
 
-    # Issued 1.5 s before an EA that acts on nothing older than 1 s sees it.
+    # Issued 2.5 s before an EA that acts on nothing older than 1 s sees it (the EA
+    # counts whole seconds, so a shorter wait could read as exactly 1 s).
     await approve(container, await publish(container, symbol="EURUSD"), OWNER)
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     run = await terminal.start(SB_MAX_AGE="1")
     await until(lambda: has_records(container, *[("open", "ack"), ("open", "error")] * 4), run)
     await run.stop()

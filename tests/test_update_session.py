@@ -1,5 +1,5 @@
 """An update's read-only transaction is let go of before the bot waits on Telegram
-(db/update_session.py); one that wrote is kept until the handler's end."""
+(db/update_session.py); a call to Telegram while it holds writes is refused."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.middlewares import DbSessionMiddleware
 from db.models import User
-from db.update_session import release_if_read_only, update_session
+from db.update_session import (
+    TellBeforeCommitError,
+    before_telegram,
+    release_if_read_only,
+    update_session,
+)
 from tests.conftest import Chat
 from tests.fake_bot_api import FakeBotAPI, message_update
 
@@ -78,8 +83,7 @@ def _writer_dispatcher(sessionmaker: async_sessionmaker[AsyncSession]) -> Dispat
     @router.message(Command("write_reply"))
     async def write_reply(message: Message, session: AsyncSession) -> None:
         await session.execute(insert(User), [user_row(8002)])
-        await message.answer("stored")
-        assert session.in_transaction()  # the write is kept open with the reply
+        await message.answer("stored")  # told before the commit: refused
         await session.execute(insert(User), [user_row(8003)])
 
     @router.message(Command("late_fail"))
@@ -100,12 +104,19 @@ async def test_what_a_handler_writes_after_a_release_is_committed_at_its_end(
 ) -> None:
     dp = _writer_dispatcher(sessionmaker)
     await dp.feed_raw_update(bot, {"update_id": 1, **message_update(8000, "/read_reply_write")})
-    await dp.feed_raw_update(bot, {"update_id": 2, **message_update(8000, "/write_reply")})
-    assert {8001, 8002, 8003} <= await user_ids(sessionmaker)
-    assert [c.params["text"] for c in fake_api.calls if c.method == "sendMessage"] == [
-        "counted",
-        "stored",
-    ]
+    assert 8001 in await user_ids(sessionmaker)
+    assert [c.params["text"] for c in fake_api.calls if c.method == "sendMessage"] == ["counted"]
+
+
+async def test_a_reply_while_the_transaction_holds_writes_is_refused(
+    bot: Bot, fake_api: FakeBotAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    dp = _writer_dispatcher(sessionmaker)
+    update = {"update_id": 2, **message_update(8000, "/write_reply")}
+    with pytest.raises(TellBeforeCommitError, match=r"sendMessage .* use container.outbox"):
+        await dp.feed_raw_update(bot, update)
+    assert not {8002, 8003} & await user_ids(sessionmaker)  # rolled back, nothing told
+    assert fake_api.calls == []
 
 
 async def test_a_failure_after_a_release_rolls_back_what_followed_it(
@@ -147,5 +158,30 @@ async def test_release_only_lets_go_of_a_transaction_that_has_not_written(
             await session.execute(select(func.count()).select_from(User))
             assert await asyncio.create_task(release_if_read_only()) is False
             assert session.in_transaction()
+        await session.rollback()
+    assert 9001 not in await user_ids(sessionmaker)
+
+
+async def test_a_call_to_telegram_while_the_transaction_holds_writes_is_refused(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    assert await before_telegram("sendMessage") is False  # no update's session at all
+    async with sessionmaker() as session:
+        with update_session(session):
+            await session.execute(select(func.count()).select_from(User))
+            assert await before_telegram("sendMessage") is True  # read only: released
+            session.add(User(**user_row(9002)))  # queued, not flushed
+            with pytest.raises(TellBeforeCommitError):
+                await before_telegram("sendMessage")
+            await session.flush()  # written
+            with pytest.raises(TellBeforeCommitError):
+                await before_telegram("editMessageText")
+            await session.rollback()
+            await session.execute(select(User.id).where(User.id == 1).with_for_update())
+            with pytest.raises(TellBeforeCommitError):  # rows locked for a write to come
+                await before_telegram("answerCallbackQuery")
+            # A task the handler started is not the update's: it is neither checked nor
+            # lets go of the session (it must not touch it at all).
+            assert await asyncio.create_task(before_telegram("sendMessage")) is False
         await session.rollback()
     assert 9001 not in await user_ids(sessionmaker)

@@ -76,8 +76,10 @@ async def test_a_first_contact_that_rolled_back_is_not_cached(
     async def broken(message: Message) -> None:
         raise RuntimeError("bug")
 
-    dp.message.register(broken, F.text == "/boom")
-    await chat.send(USER_ID, "/boom")  # the user row was written, then rolled back
+    # A first contact through a link keeps the new row in the update's transaction
+    # (bot/middlewares/user.py): written, then rolled back with it.
+    dp.message.register(broken, F.text == "/start ref_boom")
+    await chat.send(USER_ID, "/start ref_boom")
     assert container.user_cache is not None and len(container.user_cache) == 0
     assert await chat.send(USER_ID, "/start")
     async with container.sessionmaker() as session:

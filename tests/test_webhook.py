@@ -473,8 +473,9 @@ async def test_an_update_that_wrote_is_marked_inside_its_own_transaction(
     monkeypatch.setattr(inbox_module, "MARK_INTERVAL_S", 30.0)
     statements = Statements(hook)
     try:
-        # A first contact stores the user: the mark commits with it, before the answer.
-        await hook.deliver_and_wait({"update_id": 720, **message_update(7320, "/start")})
+        # A first contact through a link stores the user in the update's own transaction
+        # (bot/middlewares/user.py): the mark commits with it, before the answer.
+        await hook.deliver_and_wait({"update_id": 720, **message_update(7320, "/start ref_x")})
     finally:
         statements.close()
     row = await hook.row(720)
@@ -502,7 +503,8 @@ async def test_a_writing_update_finished_elsewhere_first_is_rolled_back_quietly(
 
     marks = Marks()
     update = Update.model_validate(
-        {"update_id": 730, **message_update(7330, "/start")}, context={"bot": hook.intake.bot}
+        {"update_id": 730, **message_update(7330, "/start ref_x")},
+        context={"bot": hook.intake.bot},
     )
     trace = UpdateTrace.of(update)
     await hook.dp.feed_update(hook.intake.bot, update, trace=trace, **{CLAIMED_KEY: marks})

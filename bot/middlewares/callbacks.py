@@ -1,4 +1,5 @@
-"""Every button press is answered, so the client's spinner never hangs."""
+"""Every button press is answered, so the client's spinner never hangs; an answer about a
+write ("Approved") only once that write has committed."""
 
 from __future__ import annotations
 
@@ -8,15 +9,28 @@ from typing import Any
 from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.tell import Tell
+from db.update_session import holds_writes
 
 
 class AnswerCallbackMiddleware(CallbackAnswerMiddleware):
-    """aiogram's middleware, except that a failing handler is answered by the errors handler.
+    """aiogram's middleware, except for when it answers.
 
-    aiogram answers in a ``finally``, which would leave nothing for the errors handler to
-    say (a callback can be answered only once); here the errors handler shows the reason.
-    Handlers may set ``callback_answer.text`` / ``show_alert`` or answer themselves.
+    - When the handler's transaction holds writes, the answer waits for the commit
+      (``Tell.later``): it is never made if the commit fails, and then the errors handler
+      answers with the apology instead.
+    - Otherwise it goes at once, as aiogram's does.
+    - A failing handler is answered by the errors handler: aiogram answers in a
+      ``finally``, which would leave nothing for it to say (a query is answered once).
+
+    Handlers may set ``callback_answer.text`` / ``show_alert`` or disable the answer.
     """
+
+    def __init__(self, tell: Tell) -> None:
+        super().__init__()
+        self.tell = tell
 
     async def __call__(
         self,
@@ -30,6 +44,11 @@ class AnswerCallbackMiddleware(CallbackAnswerMiddleware):
             properties=get_flag(data, "callback_answer"),
         )
         result = await handler(event, data)
-        if not callback_answer.disabled and not callback_answer.answered:
+        if callback_answer.disabled or callback_answer.answered:
+            return result
+        session: AsyncSession | None = data.get("session")
+        if session is not None and holds_writes(session):
+            self.tell.later(session, lambda: self.answer(event, callback_answer), "callback answer")
+        else:
             await self.answer(event, callback_answer)
         return result

@@ -1,5 +1,6 @@
 """One database session per update, committed when the handler returns; and the request
-middleware that lets go of it before the bot waits on Telegram (db/update_session.py)."""
+middleware that lets go of it before the bot waits on Telegram, and refuses a call while
+it holds writes (db/update_session.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.update_session import release_if_read_only, update_session
+from db.update_session import before_telegram, update_session
 
 
 class QuietRollback(Exception):
@@ -54,6 +55,7 @@ async def release_database_first(
     bot: Bot,
     method: TelegramMethod[TelegramType],
 ) -> Response[TelegramType]:
-    """Bot API request middleware, outermost: no read-only transaction waits on Telegram."""
-    await release_if_read_only()
+    """Bot API request middleware, outermost: no read-only transaction waits on Telegram,
+    and no call is made while the update's transaction holds writes (TellBeforeCommitError)."""
+    await before_telegram(method.__api_method__)
     return await make_request(bot, method)

@@ -1,6 +1,13 @@
 """Injects the current user as a plain DTO (``user``), creating the row on first contact.
 
 A user seen within the last minute comes from the cache (bot/services/user_cache.py).
+
+When that creates or refreshes the row, the write is committed at once, so the handler
+starts with nothing written: a read-only handler may answer at once, and only what the
+handler itself writes waits for its commit (db/update_session.py). One exception: a new
+user's ``/start <payload>`` (a deep link) keeps the new row in the update's transaction,
+because the referral it may record is for new users only: if that commit fails, the
+retried update still finds a new user, and attributes it.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject
+from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +26,7 @@ from bot.services.user_cache import UserCache
 from bot.services.users import ensure_user
 from db.hooks import after_commit
 from db.repositories.users import UserRepository
+from db.update_session import holds_writes
 
 
 class UserMiddleware(BaseMiddleware):
@@ -63,4 +71,16 @@ class UserMiddleware(BaseMiddleware):
                 if self.cache is not None:
                     cache = self.cache
                     after_commit(session, lambda: cache.put(user, now))
+                if holds_writes(session) and not (user.created_now and _deep_link(event)):
+                    await session.commit()
         return await handler(event, data)
+
+
+def _deep_link(event: TelegramObject) -> bool:
+    """A /start with a payload (``t.me/<bot>?start=<payload>``)."""
+    message = event.message if isinstance(event, Update) else None
+    text = message.text if message is not None else None
+    if not text:
+        return False
+    command, _, payload = text.partition(" ")
+    return command.split("@", 1)[0] == "/start" and bool(payload.strip())

@@ -151,7 +151,7 @@ class OutboxRepository:
             ),
         )
         free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
-        due = (
+        due_query = (
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.state == PENDING,
@@ -161,8 +161,12 @@ class OutboxRepository:
             )
             .order_by(OutboxMessage.id)
             .limit(limit)
-            .scalar_subquery()
         )
+        # A read first: an idle outbox (the usual case) costs no write at all.
+        due = list(await self.session.scalars(due_query))
+        if not due:
+            return []
+        # Leased only if still free: another instance may have taken some meanwhile.
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(due), OutboxMessage.state == PENDING, free)
