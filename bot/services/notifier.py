@@ -1,9 +1,11 @@
-"""Messages the bot starts itself (not replies): fills, approvals, payouts, referrals.
+"""Direct sends, and who blocked the bot.
 
-A user who blocked the bot (403) is marked blocked and skipped from then on; nothing else
-is lost. "Message is not modified" on an edit is not an error. Marking happens in a
-background task, because the caller may hold the only SQLite connection in its own
-transaction (see db/engine.py).
+Messages about a stored change never come through here: they are outbox rows, written
+with the change and sent after its commit (bot/services/outbox.py, bot/tell.py). This is
+the direct path for what tells of nothing stored (the /stats chart). A user who blocked
+the bot (403) is marked blocked and skipped from then on; nothing else is lost. "Message
+is not modified" on an edit is not an error. Marking happens in a background task, because
+the caller may hold the only SQLite connection in its own transaction (see db/engine.py).
 
 ``BlockedUsers`` is that mechanism, shared with the send path (bot/services/sending.py),
 which consults it before every message and marks on every 403, whoever sent it.
@@ -16,7 +18,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -88,17 +90,6 @@ class Notifier:
         return await self._deliver(
             chat_id, self.bot.send_message(chat_id=chat_id, text=text, reply_markup=reply_markup)
         )
-
-    async def try_send(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
-    ) -> Message | None:
-        """send(), for side notifications (admins, referrers): any Telegram error is logged
-        and swallowed, so it never undoes the action of the user who caused it."""
-        try:
-            return await self.send(chat_id, text, reply_markup=reply_markup)
-        except TelegramAPIError as exc:
-            logger.warning("notification to %s failed: %s", chat_id, exc.message)
-            return None
 
     async def send_photo(
         self,
