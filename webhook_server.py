@@ -115,9 +115,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     # Feature views import CONTAINER and ApiError from this module, hence imported here.
-    from bot.web import ea, provider, telegram
+    from bot.web import ea, openapi, provider, telegram
 
     app.router.add_get("/healthz", healthz, allow_head=False)
+    openapi.setup(app)
     settings = app[CONTAINER].settings
     if settings.metrics.enabled and not settings.metrics.port:
         app.router.add_get("/metrics", app[CONTAINER].metrics.view, allow_head=False)
