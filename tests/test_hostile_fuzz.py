@@ -12,7 +12,6 @@ JSON. The same seed gives the same requests.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -26,6 +25,7 @@ from bot.web.signing import sign_request
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient, new_nonce
 from tests.loop_support import approve, device_ea, publish
+from tests.raw_http import exchange, http_request
 from tests.signals_support import PROVIDER_TOKEN, add_users
 from webhook_server import create_app
 
@@ -183,23 +183,7 @@ def _mutate(target: Target, rng: random.Random, ea: EAClient) -> bytes:
                 [b"Bearer " + PROVIDER_TOKEN.encode() + v for v in HOSTILE_HEADER_VALUES]
                 + HOSTILE_HEADER_VALUES
             )
-    lines = [target.method.encode() + b" " + path + b" HTTP/1.1", b"Host: fuzz"]
-    lines += [name.encode() + b": " + value for name, value in headers.items()]
-    lines += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-async def _exchange(client: TestClient[Any, Any], request: bytes) -> tuple[int, bytes, bytes]:
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=20)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), head, body
+    return http_request(target.method, path, headers, body)
 
 
 async def test_hostile_requests_never_get_a_5xx(
@@ -218,7 +202,7 @@ async def test_hostile_requests_never_get_a_5xx(
     started = time.monotonic()
     for _ in range(REQUESTS):
         request = _mutate(rng.choice(targets), rng, ea)
-        status, head, body = await _exchange(client, request)
+        status, head, body = await exchange(client, request)
         if status >= 500:
             failures.append(f"{status} for {request[:300]!r}")
             continue

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,6 +40,7 @@ from tests.loop_support import (
     stored_instructions,
     stored_records,
 )
+from tests.raw_http import exchange, http_request
 from tests.signals_support import AUTH, PROVIDER_TOKEN, add_users
 from webhook_server import create_app
 
@@ -83,26 +85,17 @@ async def assert_nothing_reported(container: Container) -> None:
 
 async def raw_exchange(client: TestClient[Any, Any], request: bytes) -> tuple[int, bytes]:
     """Send ``request`` byte for byte (no client library cleans it up); status and body."""
-    host, port = client.server.host, client.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, head, body = await exchange(client, request)
     assert b"\r\nx-server-time: " in head.lower()
     return status, body
 
 
-def http_request(method: str, target: bytes, headers: dict[str, bytes], body: bytes) -> bytes:
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: test"]
-    lines += [name.encode() + b": " + value for name, value in headers.items()]
-    lines += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+async def post_signal(server: TestClient[Any, Any], extra: bytes) -> ClientResponse:
+    """A market buy with ``extra`` (raw JSON members) in its body, with the token."""
+    body = b'{"symbol": "EURUSD", "side": "buy", ' + extra + b"}"
+    return await asyncio.wait_for(
+        server.post("/api/v1/signals", data=body, headers=AUTH), timeout=10
+    )
 
 
 # ---------------------------------------------------------------- headers
@@ -259,10 +252,10 @@ async def test_a_surrogate_pair_is_an_ordinary_character(
 async def test_lone_surrogate_or_nul_in_a_signal_is_422(
     server: TestClient[Any, Any], container: Container, extra: bytes, field: str
 ) -> None:
-    body = b'{"symbol": "EURUSD", "side": "buy", ' + extra + b"}"
-    response = await server.post("/api/v1/signals", data=body, headers=AUTH)
+    response = await post_signal(server, extra)
     assert await error_of(response) == (422, "invalid_request")
     assert set((await response.json())["fields"]) == {field}
+    body = b'{"symbol": "EURUSD", "side": "buy", ' + extra + b"}"
     passphrase = body.replace(b"{", b'{"passphrase": "%s", ' % PROVIDER_TOKEN.encode(), 1)
     response = await server.post("/api/v1/signals", data=passphrase)
     assert await error_of(response) == (422, "invalid_request")
@@ -439,10 +432,7 @@ async def test_nan_and_infinity_are_not_json(
 async def test_numbers_no_signal_field_takes_are_422(
     server: TestClient[Any, Any], container: Container, extra: bytes, field: str
 ) -> None:
-    body = b'{"symbol": "EURUSD", "side": "buy", ' + extra + b"}"
-    response = await asyncio.wait_for(
-        server.post("/api/v1/signals", data=body, headers=AUTH), timeout=10
-    )
+    response = await post_signal(server, extra)
     assert await error_of(response) == (422, "invalid_request")
     assert set((await response.json())["fields"]) == {field}
     assert await signals_stored(container) == 0
