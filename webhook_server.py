@@ -80,6 +80,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.code, exc.message, fields=exc.fields)
+    except web.RequestPayloadError:
+        # The body could not be read as sent: a Content-Encoding that does not decode, a
+        # chunked body that breaks off. The client's fault, so no traceback in the log.
+        response = json_error(400, "bad_request", "The body could not be read as sent.")
+        # The rest of the body cannot be read either: this connection takes no other request.
+        response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -111,9 +118,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     # Feature views import CONTAINER and ApiError from this module, hence imported here.
-    from bot.web import ea, provider, telegram
+    from bot.web import ea, openapi, provider, telegram
 
     app.router.add_get("/healthz", healthz, allow_head=False)
+    openapi.setup(app)
     settings = app[CONTAINER].settings
     if settings.metrics.enabled and not settings.metrics.port:
         app.router.add_get("/metrics", app[CONTAINER].metrics.view, allow_head=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -95,7 +95,8 @@ def parse_report(kind: ReportKind, payload: Any) -> Report:
 
 def _match(pattern: re.Pattern[str]) -> Any:
     def parse(raw: Any) -> str | None:
-        return raw if isinstance(raw, str) and pattern.match(raw) else None
+        # fullmatch: "$" alone would take a trailing newline.
+        return raw if isinstance(raw, str) and pattern.fullmatch(raw) else None
 
     return parse
 
@@ -111,7 +112,7 @@ def _integer(low: int, high: int) -> Any:
 
 def _decimal(*, positive: bool) -> Any:
     def parse(raw: Any) -> Decimal | None:
-        if not isinstance(raw, str) or not DECIMAL_RE.match(raw):
+        if not isinstance(raw, str) or not DECIMAL_RE.fullmatch(raw):
             return None
         value = Decimal(raw)
         return None if positive and value <= 0 else value
@@ -124,7 +125,9 @@ def _aware_time(raw: Any) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        # Stored and compared in UTC: 0001-01-01T00:00:00+01:00 has no UTC time.
+        value.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
     return value if value.tzinfo is not None else None
 

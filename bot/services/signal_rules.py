@@ -32,6 +32,9 @@ MAX_TAKE_PROFITS = 10
 MAX_PRICE_DECIMALS = 10
 MAX_PRICE_DIGITS = 15
 MAX_PRICE_INTEGER_DIGITS = 10
+MAX_DECIMAL_MAGNITUDE = 30  # powers of ten; any number past them is refused unread
+MAX_EXPIRY_DIGITS = 18
+_WHOLE_SECONDS_RE = re.compile(f"[0-9]{{1,{MAX_EXPIRY_DIGITS}}}")
 
 CREATE_FIELDS = frozenset(
     {
@@ -95,8 +98,11 @@ def decimal_or_none(value: Decimal | None) -> str | None:
 
 
 def wire_time(moment: datetime) -> str:
-    """A time on the wire: ISO 8601 in UTC with a ``Z``, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A time on the wire: ISO 8601 in UTC with a ``Z``, whole seconds.
+
+    isoformat, not strftime: the C library's ``%Y`` writes the year 1 as ``1``.
+    """
+    return f"{moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='seconds')}Z"
 
 
 def parse_price(value: Any) -> Decimal:
@@ -145,6 +151,10 @@ def _parse_decimal(value: Any) -> Decimal:
         raise ValueError('must be a decimal number, e.g. "1.0850"') from None
     if not number.is_finite():
         raise ValueError("must be a finite number")
+    # Before any arithmetic: 1e999999999 overflows the decimal context and 1e-999999999
+    # underflows to zero there. No price or fraction comes near these bounds.
+    if number and not -MAX_DECIMAL_MAGNITUDE <= number.adjusted() <= MAX_DECIMAL_MAGNITUDE:
+        raise ValueError("is out of range")
     return number
 
 
@@ -250,7 +260,7 @@ def validate_new_signal(data: Mapping[str, Any], rules: SignalsSettings) -> Sign
     symbol = data.get("symbol")
     if symbol is None:
         errors.add("symbol", "is required")
-    elif not isinstance(symbol, str) or not SYMBOL_RE.match(symbol.strip()):
+    elif not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol.strip()):
         errors.add("symbol", "must be 1-32 characters of A-Z a-z 0-9 . _ # -")
     side = ""
     if data.get("side") is None:
@@ -281,7 +291,7 @@ def validate_new_signal(data: Mapping[str, Any], rules: SignalsSettings) -> Sign
     comment = _comment(data.get("comment"), errors)
     client_id = data.get("client_id")
     if client_id is not None and (
-        not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id)
+        not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id)
     ):
         errors.add("client_id", "must be 8-64 characters of A-Z a-z 0-9 _ -")
 
@@ -306,9 +316,15 @@ def _expires_in(value: Any, rules: SignalsSettings, errors: _Collector) -> int:
     seconds: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, Decimal) and value == value.to_integral_value():
+    elif (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < MAX_EXPIRY_DIGITS
+        and value == value.to_integral_value()
+    ):
         seconds = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _WHOLE_SECONDS_RE.fullmatch(value.strip()):
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
         seconds = int(value.strip())
     if seconds is None:
         errors.add("expires_in", "must be a whole number of seconds")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -18,19 +17,20 @@ from bot.services.instructions import (
     UnknownSignalError,
     pending_instructions,
 )
-from bot.services.reports import InvalidReport, ReportKind, parse_report
+from bot.services.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
 from bot.web.device_auth import DEVICE, Handler, signed
+from bot.web.json_body import NotJson, parse_json
 from webhook_server import CONTAINER, ApiError
 
 MAX_WAIT_S = 25
-_WAIT_RE = re.compile(r"^[0-9]{1,2}$")
+_WAIT_RE = re.compile(r"[0-9]{1,2}")
 
 
 def _wait_seconds(values: Iterable[str]) -> int:
     given = list(values)
     if not given:
         return 0
-    if len(given) == 1 and _WAIT_RE.match(given[0]) and int(given[0]) <= MAX_WAIT_S:
+    if len(given) == 1 and _WAIT_RE.fullmatch(given[0]) and int(given[0]) <= MAX_WAIT_S:
         return int(given[0])
     raise ApiError(
         422,
@@ -79,9 +79,14 @@ async def get_instructions(request: web.Request) -> web.Response:
 
 def _json_body(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        parsed = parse_json(body)
+    except NotJson as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc.reason}.") from None
+    if parsed.problems:
+        raise ApiError(
+            422, "invalid_request", "The report has invalid fields.", fields=parsed.problems
+        )
+    return parsed.value
 
 
 def _report_view(kind: ReportKind) -> Handler:
@@ -113,6 +118,9 @@ def _report_view(kind: ReportKind) -> Handler:
 async def get_status(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
     signal_id = request.match_info["signal_id"]
+    if not RECORD_ID_RE.fullmatch(signal_id):
+        # Not an id this server hands out: no query (PostgreSQL refuses NUL and the like).
+        raise ApiError(404, "unknown_signal", "This device has no instructions for that signal.")
     try:
         async with container.sessionmaker.begin() as session:
             records = await container.reports.signal_records(session, request[DEVICE], signal_id)

@@ -9,17 +9,16 @@ whatever its Content-Type (TradingView posts ``text/plain``), numbers as ``Decim
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.container import Container
+from bot.services.reports import RECORD_ID_RE
 from bot.services.signal_dto import SignalCounts, SignalDTO
 from bot.services.signal_rules import (
     SignalValidationError,
@@ -29,6 +28,7 @@ from bot.services.signal_rules import (
     wire_time,
 )
 from bot.services.signals import SignalClosedError, SignalNotFoundError, count_signal
+from bot.web.json_body import JsonBody, NotJson, parse_json
 from webhook_server import CONTAINER, ApiError
 
 logger = logging.getLogger(__name__)
@@ -36,36 +36,30 @@ logger = logging.getLogger(__name__)
 PREFIX = "/api/v1/signals"
 
 
-class _NotJson(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not allowed")
-
-
-def parse_json_body(raw: bytes) -> dict[str, Any]:
-    """A JSON object with every fractional number as Decimal; _NotJson otherwise."""
+def parse_json_body(raw: bytes) -> JsonBody:
+    """A JSON object (an empty body counts as ``{}``) with its field problems; NotJson for
+    anything else. Numbers are Decimal or bounded int (see bot.web.json_body)."""
     if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _NotJson(str(exc)) from None
-    if not isinstance(data, dict):
-        raise _NotJson("not an object")
-    return data
+        return JsonBody({})
+    parsed = parse_json(raw)
+    if not isinstance(parsed.value, dict):
+        raise NotJson("it is not an object")
+    return parsed
 
 
 def _token_matches(candidate: str, expected: bytes) -> bool:
-    return hmac.compare_digest(candidate.encode("utf-8"), expected)
+    # surrogatepass: a header's undecodable bytes (surrogateescape) and a JSON "\ud800"
+    # both encode, to bytes that can never equal a UTF-8 token.
+    return hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected)
 
 
 async def authenticate(request: web.Request) -> dict[str, Any]:
     """The request's JSON body (without ``passphrase``) once the caller is authenticated.
 
     401 ``unauthorized`` for a missing or wrong token, before anything else is judged;
-    400 ``invalid_json`` for an authenticated body that is not a JSON object.
+    400 ``invalid_json`` for an authenticated body that is not a JSON object; 422
+    ``invalid_request`` for one whose values no field can take (lone surrogates, NUL,
+    a key given twice).
     """
     settings = request.app[CONTAINER].settings
     token = settings.provider_token
@@ -81,18 +75,29 @@ async def authenticate(request: web.Request) -> dict[str, Any]:
         ):
             raise _unauthorized()
         try:
-            data = parse_json_body(raw)
-        except _NotJson:
-            raise ApiError(400, "invalid_json", "The body must be a JSON object.") from None
-        data.pop("passphrase", None)
-        return data
-    try:
-        data = parse_json_body(raw)
-    except _NotJson:
-        raise _unauthorized() from None
-    passphrase = data.pop("passphrase", None)
-    if not expected or not isinstance(passphrase, str) or not _token_matches(passphrase, expected):
-        raise _unauthorized()
+            body = parse_json_body(raw)
+        except NotJson as exc:
+            raise ApiError(
+                400, "invalid_json", f"The body must be a JSON object: {exc.reason}."
+            ) from None
+    else:
+        try:
+            body = parse_json_body(raw)
+        except NotJson:
+            raise _unauthorized() from None
+        passphrase = body.value.get("passphrase")
+        if (
+            not expected
+            or "passphrase" in body.problems
+            or not isinstance(passphrase, str)
+            or not _token_matches(passphrase, expected)
+        ):
+            raise _unauthorized()
+    data: dict[str, Any] = body.value
+    data.pop("passphrase", None)
+    problems = {name: problem for name, problem in body.problems.items() if name != "passphrase"}
+    if problems:
+        raise ApiError(422, "invalid_request", "Some fields are missing or wrong.", fields=problems)
     return data
 
 
@@ -162,7 +167,7 @@ Change = Callable[[Container, AsyncSession, dict[str, Any], str], Awaitable[Sign
 async def _change(request: web.Request, change: Change) -> web.Response:
     data = await authenticate(request)
     container = request.app[CONTAINER]
-    public_id = request.match_info["signal_id"]
+    public_id = _signal_id(request)
     try:
         async with container.sessionmaker.begin() as session:
             signal = await change(container, session, data, public_id)
@@ -180,6 +185,15 @@ async def _change(request: web.Request, change: Change) -> web.Response:
 
 def _unknown_signal() -> ApiError:
     return ApiError(404, "unknown_signal", "There is no signal with this id.")
+
+
+def _signal_id(request: web.Request) -> str:
+    """The path's signal id; one this server never hands out is unknown without a query
+    (PostgreSQL would refuse a NUL in it)."""
+    public_id = request.match_info["signal_id"]
+    if not RECORD_ID_RE.fullmatch(public_id):
+        raise _unknown_signal()
+    return public_id
 
 
 async def _modify(
@@ -220,7 +234,7 @@ async def get_signal(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
     try:
         async with container.sessionmaker.begin() as session:
-            signal = await container.signals.get(session, request.match_info["signal_id"])
+            signal = await container.signals.get(session, _signal_id(request))
             counts = await count_signal(session, signal.id)
     except SignalNotFoundError:
         raise _unknown_signal() from None

@@ -72,16 +72,21 @@ def parse_headers(headers: Mapping[str, str]) -> SignedHeaders:
         value = headers.get(name)
         if value is None:
             raise BadHeader(name, missing=True)
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise BadHeader(name, missing=False)
         values.append(value)
     return SignedHeaders(*values)
 
 
 def canonical_string(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """METHOD, request target, timestamp, nonce and body SHA-256, joined by newlines."""
+    """METHOD, request target, timestamp, nonce and body SHA-256, joined by newlines.
+
+    The target's bytes are those sent: aiohttp decodes bytes that are not UTF-8 with
+    ``surrogateescape``, which encodes them back (a plain ``encode()`` would raise).
+    """
     body_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_BODY_SHA256
-    return f"{method.upper()}\n{target}\n{timestamp}\n{nonce}\n{body_hash}".encode()
+    canonical = f"{method.upper()}\n{target}\n{timestamp}\n{nonce}\n{body_hash}"
+    return canonical.encode("utf-8", "surrogateescape")
 
 
 def signature(key: bytes, canonical: bytes) -> str:
