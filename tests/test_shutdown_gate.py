@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
@@ -24,6 +25,7 @@ from tests.loop_support import (
     report,
     stored_records,
 )
+from tests.openapi_support import Exchange, problems, recording
 from tests.signals_support import add_users
 from webhook_server import SHUTDOWN_GATE, create_app
 
@@ -31,8 +33,21 @@ OWNER = 3301
 
 
 @pytest.fixture
-async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
-    return await aiohttp_client(create_app(container))
+def app(container: Container) -> web.Application:
+    return create_app(container)
+
+
+@pytest.fixture
+def exchanges(app: web.Application) -> list[Exchange]:
+    """What the app answers, to hold against the OpenAPI document."""
+    return recording(app)
+
+
+@pytest.fixture
+async def server(
+    app: web.Application, exchanges: list[Exchange], aiohttp_client: Any
+) -> TestClient[Any, Any]:
+    return await aiohttp_client(app)
 
 
 @pytest.fixture
@@ -57,7 +72,7 @@ async def assert_shutting_down(response: Any) -> None:
 
 
 async def test_a_closed_gate_answers_every_path_503_shutting_down(
-    container: Container, server: TestClient[Any, Any], ea: EAClient
+    container: Container, server: TestClient[Any, Any], ea: EAClient, exchanges: list[Exchange]
 ) -> None:
     instruction_id = await an_open(container, ea)
     assert (await server.get("/healthz")).status == 200
@@ -66,7 +81,12 @@ async def test_a_closed_gate_answers_every_path_503_shutting_down(
     await assert_shutting_down(await server.get("/healthz"))
     await assert_shutting_down(await server.get("/no/such/path"))
     await assert_shutting_down(await report(ea, "fill", fill_body(instruction_id)))
+    await assert_shutting_down(await server.get("/api/v1/openapi.json"))
     assert await stored_records(container) == []
+    # Every one of those answers is as the OpenAPI document says.
+    gated = [e for e in exchanges if e.status == 503]
+    assert len(gated) == 4
+    assert [p for e in gated if e.route is not None for p in problems(e)] == []
 
 
 async def test_reports_not_committed_by_the_deadline_are_answered_503_and_not_stored(
