@@ -99,6 +99,15 @@ def _markup_json(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
     return None if markup is None else markup.model_dump(mode="json", exclude_none=True)
 
 
+def _markup(stored: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
+    return None if stored is None else InlineKeyboardMarkup.model_validate(stored)
+
+
+def refresh_key(approval_id: int) -> str:
+    """Pending refreshes of one approval's message are one row."""
+    return f"{REFRESH}:{approval_id}"
+
+
 class Outbox:
     """Queues messages inside the caller's transaction; they go out after its commit."""
 
@@ -107,12 +116,29 @@ class Outbox:
         self.clock = clock
         self._wake = wake
 
-    def _ttl(self, now: datetime) -> datetime:
-        return now + timedelta(hours=self.settings.outbox.notice_ttl_hours)
+    def _row(
+        self,
+        chat_id: int,
+        kind: str,
+        now: datetime,
+        not_after: datetime | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """One outbox row, due now, worth sending until ``not_after`` (else the notice TTL)."""
+        ttl = now + timedelta(hours=self.settings.outbox.notice_ttl_hours)
+        return {
+            "chat_id": chat_id,
+            "kind": kind,
+            "created_at": now,
+            "next_attempt_at": now,
+            "not_after": not_after or ttl,
+            **fields,
+        }
 
     async def _add(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        await OutboxRepository(session).add(rows)
-        after_commit(session, self._wake)
+        if rows:
+            await OutboxRepository(session).add(rows)
+            after_commit(session, self._wake)
 
     async def send(
         self,
@@ -124,38 +150,22 @@ class Outbox:
         not_after: datetime | None = None,
     ) -> None:
         """A message to ``chat_id`` once the session's transaction commits."""
-        now = self.clock()
-        await self._add(
-            session,
-            [
-                {
-                    "chat_id": chat_id,
-                    "kind": MESSAGE,
-                    "text": text,
-                    "reply_markup": _markup_json(reply_markup),
-                    "created_at": now,
-                    "next_attempt_at": now,
-                    "not_after": not_after or self._ttl(now),
-                }
-            ],
+        row = self._row(
+            chat_id,
+            MESSAGE,
+            self.clock(),
+            not_after,
+            text=text,
+            reply_markup=_markup_json(reply_markup),
         )
+        await self._add(session, [row])
 
     async def send_many(self, session: AsyncSession, messages: Iterable[tuple[int, str]]) -> None:
         """The same as ``send`` for several (chat id, text) pairs, in one statement."""
         now = self.clock()
-        rows = [
-            {
-                "chat_id": chat_id,
-                "kind": MESSAGE,
-                "text": text,
-                "created_at": now,
-                "next_attempt_at": now,
-                "not_after": self._ttl(now),
-            }
-            for chat_id, text in messages
-        ]
-        if rows:
-            await self._add(session, rows)
+        await self._add(
+            session, [self._row(chat_id, MESSAGE, now, text=text) for chat_id, text in messages]
+        )
 
     async def edit(
         self,
@@ -167,22 +177,15 @@ class Outbox:
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> None:
         """Edit one of the bot's messages once the session's transaction commits."""
-        now = self.clock()
-        await self._add(
-            session,
-            [
-                {
-                    "chat_id": chat_id,
-                    "kind": EDIT,
-                    "message_id": message_id,
-                    "text": text,
-                    "reply_markup": _markup_json(reply_markup),
-                    "created_at": now,
-                    "next_attempt_at": now,
-                    "not_after": self._ttl(now),
-                }
-            ],
+        row = self._row(
+            chat_id,
+            EDIT,
+            self.clock(),
+            message_id=message_id,
+            text=text,
+            reply_markup=_markup_json(reply_markup),
         )
+        await self._add(session, [row])
 
     async def announce(
         self,
@@ -194,18 +197,10 @@ class Outbox:
         sending until ``not_after`` (the signal's end)."""
         now = self.clock()
         rows = [
-            {
-                "chat_id": user_id,
-                "kind": APPROVAL,
-                "approval_id": approval_id,
-                "created_at": now,
-                "next_attempt_at": now,
-                "not_after": not_after,
-            }
+            self._row(user_id, APPROVAL, now, not_after, approval_id=approval_id)
             for approval_id, user_id in approvals
         ]
-        if rows:
-            await self._add(session, rows)
+        await self._add(session, rows)
 
     async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
         """These approvals' messages must show what is stored now (after the commit)."""
@@ -213,32 +208,19 @@ class Outbox:
         if not ids:
             return
         query = select(Approval.id, Approval.user_id).where(Approval.id.in_(ids))
-        pairs = (await session.execute(query)).all()
         now = self.clock()
-        await self._add(
-            session,
-            [
-                {
-                    "chat_id": user_id,
-                    "kind": REFRESH,
-                    "approval_id": approval_id,
-                    "dedupe_key": f"{REFRESH}:{approval_id}",
-                    "created_at": now,
-                    "next_attempt_at": now,
-                    "not_after": self._ttl(now),
-                }
-                for approval_id, user_id in pairs
-            ],
-        )
+        rows = [
+            self._row(
+                user_id, REFRESH, now, approval_id=approval_id, dedupe_key=refresh_key(approval_id)
+            )
+            for approval_id, user_id in (await session.execute(query)).all()
+        ]
+        await self._add(session, rows)
 
     async def refresh_signal(self, session: AsyncSession, signal_id: int) -> None:
         """Every message of the signal must show what is stored now (after the commit)."""
-        now = self.clock()
-        added = await OutboxRepository(session).add_for_approvals(
-            REFRESH, signal_id, now, self._ttl(now)
-        )
-        if added:
-            after_commit(session, self._wake)
+        query = select(Approval.id).where(Approval.signal_id == signal_id)
+        await self.refresh(session, await session.scalars(query))
 
 
 class OutboxWorker:
@@ -550,27 +532,17 @@ class OutboxWorker:
 
     async def _call(self, row: OutboxRow, view: ApprovalView | None) -> int | None:
         if row.kind == MESSAGE:
-            markup = (
-                None
-                if row.reply_markup is None
-                else InlineKeyboardMarkup.model_validate(row.reply_markup)
-            )
             sent: Message = await self.bot.send_message(
-                chat_id=row.chat_id, text=row.text or "", reply_markup=markup
+                chat_id=row.chat_id, text=row.text or "", reply_markup=_markup(row.reply_markup)
             )
             return sent.message_id
         if row.kind == EDIT:
             assert row.message_id is not None
-            markup = (
-                None
-                if row.reply_markup is None
-                else InlineKeyboardMarkup.model_validate(row.reply_markup)
-            )
             await self.bot.edit_message_text(
                 chat_id=row.chat_id,
                 message_id=row.message_id,
                 text=row.text or "",
-                reply_markup=markup,
+                reply_markup=_markup(row.reply_markup),
             )
             return row.message_id
         assert view is not None

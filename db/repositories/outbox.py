@@ -99,26 +99,6 @@ class OutboxRepository:
         )
         await self.session.execute(statement, full)
 
-    async def add_for_approvals(
-        self, kind: str, signal_id: int, now: datetime, not_after: datetime
-    ) -> int:
-        """One ``kind`` row for each approval of the signal; returns how many."""
-        query = select(Approval.id, Approval.user_id).where(Approval.signal_id == signal_id)
-        rows = [
-            {
-                "chat_id": user_id,
-                "kind": kind,
-                "approval_id": approval_id,
-                "dedupe_key": f"{kind}:{approval_id}" if kind == "refresh" else None,
-                "created_at": now,
-                "next_attempt_at": now,
-                "not_after": not_after,
-            }
-            for approval_id, user_id in (await self.session.execute(query)).all()
-        ]
-        await self.add(rows)
-        return len(rows)
-
     async def approvals_on_their_way(self, approval_ids: Sequence[int]) -> list[int]:
         """Of these approvals, those whose first message is still pending in the outbox."""
         if not approval_ids:
