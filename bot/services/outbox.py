@@ -358,9 +358,12 @@ class OutboxWorker:
                 next_prune = asyncio.get_running_loop().time() + PRUNE_INTERVAL_S
             seen, settled = self._wakes, self._settled
             self._wake_event.clear()
-            room = self.settings.outbox.batch_size - len(self._chains)
+            batch = self.settings.outbox.batch_size
+            room = batch - len(self._chains)
             rows: list[OutboxRow] = []
-            if room > 0:
+            # Refilled in bulk, once half the batch is done: a claim and a render per
+            # finished chat would cost more than the sends themselves.
+            if room > 0 and len(self._chains) <= batch // 2:
                 try:
                     rows = await self._claim(room)
                 except Exception as exc:
