@@ -123,12 +123,17 @@ async def test_a_failed_update_is_not_marked_until_its_retry_succeeds(
     assert row.retry_at is not None and row.retry_at > row.received_at
     assert await bot_in.payments() == 0
     await bot_in.inbox.join()
-    # After a restart recovery finds it once it is overdue, and it succeeds.
-    bot_in.inbox._accepting = True  # the same instance, restarted (no new schema needed)
-    assert await bot_in.inbox.recover() == 0  # the retry is due, but may still be running
-    clock.advance(seconds=bot_in.container.settings.webhook.recover_after_s + 1)
-    assert await bot_in.inbox.recover() == 1
-    await bot_in.inbox.join()
+    await bot_in.inbox.close()
+    # After a restart (a new inbox on the same database) recovery finds it once it is
+    # overdue, and it succeeds.
+    restarted = Inbox(bot_in.container, bot_in.dp)
+    try:
+        assert await restarted.recover() == 0  # not overdue yet
+        clock.advance(seconds=bot_in.container.settings.webhook.recover_after_s + 1)
+        assert await restarted.recover() == 1
+        await restarted.join()
+    finally:
+        await restarted.close()
     assert await bot_in.payments() == 1
     row = await bot_in.row(update_id)
     assert row is not None and row.handled_at is not None

@@ -70,8 +70,6 @@ MESSAGE = "message"
 EDIT = "edit"
 APPROVAL = "approval"
 REFRESH = "refresh"
-# A refresh of a message still on its way looks again this soon.
-_WAIT_FOR_FIRST_S = 1.0
 NOT_MODIFIED = "message is not modified"
 # At shutdown a message already on its way to Telegram gets this long for the answer.
 ANSWER_GRACE_S = 0.5
@@ -415,22 +413,11 @@ class OutboxWorker:
                 now = self.clock()
                 self._store([self._retry(r, now, "render failed") for r in rows])
                 return
-        on_their_way: set[int] = set()
-        waiting = [
-            r.approval_id
-            for r in rows
-            if r.kind == REFRESH
-            and r.approval_id is not None
-            and (views.get(r.approval_id) is None or views[r.approval_id].message_id is None)
-        ]
-        if waiting:
-            async with self.sessionmaker() as session:
-                on_their_way = set(await OutboxRepository(session).approvals_on_their_way(waiting))
         by_chat: dict[int, list[OutboxRow]] = {}
         for row in rows:
             by_chat.setdefault(row.chat_id, []).append(row)
         for chat_rows in by_chat.values():
-            task = asyncio.create_task(self._chain(chat_rows, views, on_their_way))
+            task = asyncio.create_task(self._chain(chat_rows, views))
             self._chains.add(task)
             task.add_done_callback(self._chain_done)
 
@@ -442,7 +429,6 @@ class OutboxWorker:
         self,
         rows: list[OutboxRow],
         views: Mapping[int, ApprovalView],
-        on_their_way: set[int],
     ) -> None:
         """One chat's rows, in order; a row put off puts off the ones after it."""
         async with self._slots:
@@ -458,7 +444,7 @@ class OutboxWorker:
                 if row.kind == REFRESH and row.approval_id in shown:
                     self._store([Sent(row.id, self.clock(), None)])
                     continue
-                outcome = await self._deliver(row, views, on_their_way)
+                outcome = await self._deliver(row, views)
                 self._store([outcome])
                 if isinstance(outcome, Retry):
                     held = outcome.at
@@ -476,9 +462,7 @@ class OutboxWorker:
             return Ended(row.id, EXPIRED, error)
         return Retry(row.id, at, error)
 
-    async def _deliver(
-        self, row: OutboxRow, views: Mapping[int, ApprovalView], on_their_way: set[int]
-    ) -> Outcome:
+    async def _deliver(self, row: OutboxRow, views: Mapping[int, ApprovalView]) -> Outcome:
         now = self.clock()
         if now > row.not_after:
             return Ended(row.id, EXPIRED, "no longer worth sending")
@@ -490,9 +474,8 @@ class OutboxWorker:
         if row.kind == REFRESH:
             assert view is not None and row.approval_id is not None
             if view.message_id is None:
-                if row.approval_id in on_their_way:
-                    at = now + timedelta(seconds=_WAIT_FOR_FIRST_S)
-                    return self._retry(row, now, "first message on its way", at=at)
+                # A refresh is claimed only after its chat's earlier rows are done, so the
+                # first message was sent (its id stored with that outcome) or given up.
                 return Ended(row.id, FAILED, "the signal's message was never delivered")
             interval = self.settings.signals.edit_interval_seconds
             last = self._last_edit.get(row.approval_id)

@@ -127,6 +127,11 @@ class MemoryGate:
         self._chats: dict[ChatKey, float] = {}
         self._sweep_at = SWEEP_AT
 
+    @property
+    def chats_paced(self) -> int:
+        """Chats whose pace is still remembered (quiet ones are forgotten in sweeps)."""
+        return len(self._chats)
+
     async def enter(self, chat: ChatKey | None) -> Admission:
         now = self._time()
         pacing = self.pacing

@@ -99,17 +99,6 @@ class OutboxRepository:
         )
         await self.session.execute(statement, full)
 
-    async def approvals_on_their_way(self, approval_ids: Sequence[int]) -> list[int]:
-        """Of these approvals, those whose first message is still pending in the outbox."""
-        if not approval_ids:
-            return []
-        query = select(OutboxMessage.approval_id).where(
-            OutboxMessage.kind == "approval",
-            OutboxMessage.state == PENDING,
-            OutboxMessage.approval_id.in_(approval_ids),
-        )
-        return [int(i) for i in await self.session.scalars(query) if i is not None]
-
     async def claim(
         self, owner: str, now: datetime, until: datetime, limit: int
     ) -> list[OutboxRow]:
