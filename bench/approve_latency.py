@@ -35,7 +35,7 @@ from bench.common import (
     server_process,
 )
 from bench.ea_support import BenchDevice, prepare_devices, settings_for, signed
-from bot.callbacks import SignalVote, Vote
+from bot.chat.callbacks import SignalVote, Vote
 from bot.factory import create_container
 from db.models import Approval
 

@@ -35,11 +35,11 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import func, insert, select
 
 from bench.common import CLIENT_CPU, print_header, server_process, user_rows
+from bot.chat.signal_messages import render_approval_message
 from bot.config import Settings, SignalsSettings
+from bot.domain.signal_dto import ApprovalDTO, SignalDTO
+from bot.domain.signal_rules import validate_new_signal
 from bot.factory import create_bot, create_container
-from bot.services.signal_dto import ApprovalDTO, SignalDTO
-from bot.services.signal_messages import render_approval_message
-from bot.services.signal_rules import validate_new_signal
 from db.migrate import upgrade
 from db.models import Approval, User
 

@@ -27,13 +27,14 @@ from pydantic import SecretStr
 
 from bench.common import Request, measure_baseline, print_header, run_wrk, server_process
 from bot.config import DatabaseSettings, DevicesSettings, Settings, load_settings
+from bot.domain.devices import DeviceService, Platform
 from bot.factory import create_container
-from bot.services.devices import DeviceService, Platform
+from bot.web.keys import CONTAINER
 from bot.web.signing import sign_request
 from db.engine import create_engine
 from db.migrate import upgrade
 from db.models import User
-from webhook_server import CONTAINER, create_app
+from webhook_server import create_app
 
 TARGET = "/api/v1/ea/instructions?wait=0"
 OWNER_ID = 1

@@ -23,8 +23,8 @@ from sqlalchemy import insert
 
 from bench.common import Request, user_rows
 from bot.config import Settings
+from bot.execution.device_keys import derive_secret, new_device_id
 from bot.factory import create_bot, create_container, create_dispatcher
-from bot.services.device_keys import derive_secret, new_device_id
 from bot.web.signing import sign_request
 from db.migrate import upgrade
 from db.models import Device, Instruction, Signal, User

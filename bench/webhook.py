@@ -54,7 +54,7 @@ from bench.common import (
     user_rows,
 )
 from bot.container import Container
-from bot.heap import freeze_startup_heap
+from bot.infra.heap import freeze_startup_heap
 
 BOT_TOKEN = "123456789:" + "B" * 35
 SECRET = "bench-webhook-secret-" + "s" * 22
@@ -73,7 +73,7 @@ COMMAND = "/devices"
 
 async def webhook_app() -> web.Application:
     """The real side server in webhook mode, configured from the environment."""
-    from bot.webhook import WebhookIntake
+    from bot.chat.webhook import WebhookIntake
     from webhook_server import create_app
 
     container, dp = _build()

@@ -7,24 +7,24 @@ from dataclasses import dataclass, field
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.clock import Clock, utcnow
+from bot.chat.signal_publisher import SignalPublisher
 from bot.config import Settings
-from bot.metrics import Metrics
-from bot.services.device_activity import DeviceActivity
-from bot.services.device_hub import DeviceHub
-from bot.services.device_keys import DeviceKeyring
-from bot.services.instructions import ReportDesk, device_lines
-from bot.services.nonces import NonceStore, create_nonce_store
-from bot.services.notifier import Notifier
-from bot.services.outbox import Outbox, OutboxWorker
-from bot.services.pubsub import Broadcast, create_broadcast
-from bot.services.ratelimit import RateLimiter, create_rate_limiter
-from bot.services.sending import SendPath
-from bot.services.signal_publisher import SignalPublisher
-from bot.services.signals import SignalService, SubscriberCheck
-from bot.services.subscriptions import active_subscribers
-from bot.services.user_cache import UserCache
-from bot.updatelog import UpdateLog
+from bot.domain.signals import SignalService, SubscriberCheck
+from bot.domain.subscriptions import active_subscribers
+from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_hub import DeviceHub
+from bot.execution.device_keys import DeviceKeyring
+from bot.execution.instructions import ReportDesk, device_lines
+from bot.execution.nonces import NonceStore, create_nonce_store
+from bot.infra.clock import Clock, utcnow
+from bot.infra.metrics import Metrics
+from bot.infra.notifier import Notifier
+from bot.infra.outbox import Outbox, OutboxWorker
+from bot.infra.pubsub import Broadcast, create_broadcast
+from bot.infra.ratelimit import RateLimiter, create_rate_limiter
+from bot.infra.sending import SendPath
+from bot.infra.updatelog import UpdateLog
+from bot.infra.user_cache import UserCache
 
 
 @dataclass

@@ -13,13 +13,8 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
-from bot.clock import Clock, utcnow
-from bot.command_routing import CommandShortcut
-from bot.commands import commands_for
-from bot.config import Settings
-from bot.container import Container
-from bot.fast_filters import run_filters_inline
-from bot.middlewares import (
+from bot.chat.commands import commands_for
+from bot.chat.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
     HandlerNameMiddleware,
@@ -29,10 +24,15 @@ from bot.middlewares import (
     UpdateLogMiddleware,
     UserMiddleware,
 )
-from bot.middlewares.db import release_database_first
-from bot.services.sending import install_send_path
+from bot.chat.middlewares.db import release_database_first
+from bot.chat.tell import Tell
+from bot.command_routing import CommandShortcut
+from bot.config import Settings
+from bot.container import Container
+from bot.fast_filters import run_filters_inline
+from bot.infra.clock import Clock, utcnow
+from bot.infra.sending import install_send_path
 from bot.telegram_session import BotApiSession
-from bot.tell import Tell
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -85,7 +85,7 @@ def create_storage(settings: Settings) -> BaseStorage:
 
 def create_dispatcher(container: Container) -> Dispatcher:
     settings = container.settings
-    # What handlers say about their writes goes out after the commit (bot/tell.py).
+    # What handlers say about their writes goes out after the commit (bot/chat/tell.py).
     tell = Tell(container.outbox)
     dp = Dispatcher(
         storage=create_storage(settings),

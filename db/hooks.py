@@ -1,6 +1,6 @@
 """Actions that must wait for a transaction to commit (messages about what it stored).
 
-A handler's transaction commits after the handler returns (bot/middlewares/db.py); a
+A handler's transaction commits after the handler returns (bot/chat/middlewares/db.py); a
 message saying "approved" must not go out if that commit fails. ``after_commit`` queues
 a plain callable on the session; it runs once the outermost transaction commits and is
 dropped on rollback (at once when the session has no transaction open: an update's

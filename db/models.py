@@ -69,7 +69,7 @@ class ProcessedUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payload: Mapped[str | None] = mapped_column(Text)
-    # Failed attempts in a row (bot/inbox.py): the class of the last error (never its
+    # Failed attempts in a row (bot/chat/inbox.py): the class of the last error (never its
     # message, which may quote user input), and when the next attempt is due.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(String(100))
@@ -110,7 +110,7 @@ class Affiliate(Base):
     requests and reversals (negative after a paid-out commission was refunded);
     ``reserved_minor`` sits in payout requests not yet paid or rejected; ``paid_minor`` has
     been paid out. Every change is an atomic SQL increment; a request reserves with a
-    conditional UPDATE, so concurrent requests can never overdraw (bot/services/payouts.py).
+    conditional UPDATE, so concurrent requests can never overdraw (bot/domain/payouts.py).
     """
 
     __tablename__ = "affiliates"
@@ -237,7 +237,7 @@ class Payout(Base):
 # --- signals ---
 
 # Prices: up to 10 integer and 10 decimal digits. SQLite keeps NUMERIC as a float, which
-# holds the 15 significant digits the validator allows exactly (bot/services/signal_rules.py).
+# holds the 15 significant digits the validator allows exactly (bot/domain/signal_rules.py).
 PRICE = Numeric(20, 10)
 
 
@@ -314,7 +314,7 @@ class Device(Base):
     """An Expert Advisor in a trading terminal, owned by a user.
 
     No secret is stored: the device's secret is derived from MASTER_KEY, ``public_id`` and
-    ``key_version`` (bot/services/device_keys.py), so a copy of this table signs nothing.
+    ``key_version`` (bot/execution/device_keys.py), so a copy of this table signs nothing.
     A revoked device keeps its row (history refers to it) but never authenticates again.
     """
 
@@ -416,7 +416,7 @@ class OutboxMessage(Base):
     """A message the product owes a user, kept until Telegram has accepted it.
 
     Written in the transaction of the change it tells about (so it exists only if that
-    change committed), sent after the commit by the outbox worker (bot/services/outbox.py).
+    change committed), sent after the commit by the outbox worker (bot/infra/outbox.py).
     ``kind``: ``message`` (text stored here), ``edit`` (of ``message_id``), ``approval``
     (a signal's message for ``approval_id``, rendered when sent) or ``refresh`` (that
     message re-rendered and edited in place). ``state``: pending until sent, expired

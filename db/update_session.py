@@ -1,7 +1,7 @@
 """The update's database session: let go of before the bot waits on Telegram, and never
 held across a call to Telegram while it holds writes.
 
-Every update runs in one session (bot/middlewares/db.py). A reply to Telegram takes a
+Every update runs in one session (bot/chat/middlewares/db.py). A reply to Telegram takes a
 network round trip (tens to hundreds of milliseconds), and on SQLite the process has a
 single connection: a transaction held open across that wait would stop every other
 update, the webhook's claims and the EA endpoints for its whole length.

@@ -7,12 +7,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.clock import Clock
-from bot.filters import AdminFilter
-from bot.inbox import Inbox
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.chat import texts
+from bot.chat.filters import AdminFilter
+from bot.chat.inbox import Inbox
+from bot.chat.tell import Tell
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 from db.hooks import after_commit
 from db.repositories.dead_letters import DeadLetterRepository
 from db.repositories.processed_updates import ProcessedUpdateRepository

@@ -14,16 +14,16 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts, views
-from bot.callbacks import PayoutReviewAction, PayoutReviewCallback
-from bot.clock import Clock
+from bot.chat import keyboards, texts, views
+from bot.chat.callbacks import PayoutReviewAction, PayoutReviewCallback
+from bot.chat.filters import AdminFilter
+from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.errors import AppError
-from bot.filters import AdminFilter
-from bot.services.checkout import apply_refund, refundable_payment
-from bot.services.money import Money
-from bot.services.payout_destinations import display_destination
-from bot.services.payouts import (
+from bot.domain.checkout import apply_refund, refundable_payment
+from bot.domain.errors import AppError
+from bot.domain.money import Money
+from bot.domain.payout_destinations import display_destination
+from bot.domain.payouts import (
     PayoutDTO,
     approve_payout,
     get_payout,
@@ -31,8 +31,8 @@ from bot.services.payouts import (
     open_payouts,
     reject_payout,
 )
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 router.message.filter(AdminFilter())

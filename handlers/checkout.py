@@ -8,22 +8,22 @@ from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts
-from bot.callbacks import PlanCallback
-from bot.clock import Clock
+from bot.chat import keyboards, texts
+from bot.chat.callbacks import PlanCallback
+from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.container import Container
-from bot.services.checkout import (
+from bot.domain.checkout import (
     STARS_CURRENCY,
     SoldPlan,
     pre_checkout_error,
     recent_payments,
     record_payment,
 )
-from bot.services.money import Money
-from bot.services.subscriptions import subscription_status
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.money import Money
+from bot.domain.subscriptions import subscription_status
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 

@@ -17,14 +17,14 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts
-from bot.callbacks import DeviceAction, DeviceCb
+from bot.chat import keyboards, texts
+from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.chat.tell import Tell
 from bot.config import DevicesSettings
 from bot.container import Container
-from bot.errors import InvalidInputError, NotFoundError
-from bot.services.devices import DeviceDTO, DeviceService
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.devices import DeviceDTO, DeviceService
+from bot.domain.errors import InvalidInputError, NotFoundError
+from bot.domain.users import UserDTO
 from handlers.devices import list_view, send_secret
 
 router = Router(name=__name__)

@@ -10,13 +10,13 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts
-from bot.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
+from bot.chat import keyboards, texts
+from bot.chat.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
+from bot.chat.tell import Tell
 from bot.container import Container
-from bot.errors import ConflictError, InvalidInputError, NotFoundError
-from bot.services.devices import DeviceService, Platform
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.devices import DeviceService, Platform
+from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.domain.users import UserDTO
 
 router = Router(name=__name__)
 

@@ -9,9 +9,9 @@ from aiogram import Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent
 
-from bot import texts
-from bot.errors import AppError
-from bot.middlewares.inbox import Attempt
+from bot.chat import texts
+from bot.chat.middlewares.inbox import Attempt
+from bot.domain.errors import AppError
 
 router = Router(name=__name__)
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
             exc_info=(type(exc), exc, exc.__traceback__),
         )
         if inbox_attempt is not None:
-            # A stored update is run again (bot/inbox.py): one apology, on its last attempt.
+            # A stored update is run again (bot/chat/inbox.py): one apology, on its last attempt.
             inbox_attempt.failed(exc)
             if not inbox_attempt.apologise:
                 return

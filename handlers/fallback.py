@@ -6,8 +6,8 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
-from bot import texts
-from bot.commands import is_admin_command
+from bot.chat import texts
+from bot.chat.commands import is_admin_command
 
 router = Router(name=__name__)
 

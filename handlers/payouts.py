@@ -12,22 +12,22 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts, views
-from bot.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
-from bot.clock import Clock
+from bot.chat import keyboards, texts, views
+from bot.chat.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
+from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.container import Container
-from bot.services.money import Money
-from bot.services.payout_destinations import METHODS, display_destination, normalize_destination
-from bot.services.payouts import (
+from bot.domain.money import Money
+from bot.domain.payout_destinations import METHODS, display_destination, normalize_destination
+from bot.domain.payouts import (
     available_balance,
     balance_overview,
     check_amount,
     payout_history,
     request_payout,
 )
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 

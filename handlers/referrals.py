@@ -7,13 +7,13 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts, views
-from bot.clock import Clock
+from bot.chat import keyboards, texts, views
+from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.services.money import Money
-from bot.services.referrals import ensure_account, referral_link, share_url, tier_status
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.money import Money
+from bot.domain.referrals import ensure_account, referral_link, share_url, tier_status
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 

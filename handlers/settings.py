@@ -8,12 +8,12 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts
-from bot.callbacks import SettingsCb, SettingsToggle
-from bot.clock import Clock
-from bot.services.user_settings import SettingName, get_prefs, toggle
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.chat import keyboards, texts
+from bot.chat.callbacks import SettingsCb, SettingsToggle
+from bot.chat.tell import Tell
+from bot.domain.user_settings import SettingName, get_prefs, toggle
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 

@@ -7,9 +7,9 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.callbacks import SignalVote, Vote
+from bot.chat.callbacks import SignalVote, Vote
 from bot.container import Container
-from bot.services.users import UserDTO
+from bot.domain.users import UserDTO
 
 router = Router(name=__name__)
 

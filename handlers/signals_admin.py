@@ -15,15 +15,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts
-from bot.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManageCb
-from bot.clock import Clock
+from bot.chat import keyboards, texts
+from bot.chat.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManageCb
+from bot.chat.filters import AdminFilter
+from bot.chat.tell import Tell
 from bot.container import Container
-from bot.errors import AppError
-from bot.filters import AdminFilter
-from bot.services.signal_dto import SignalDTO
-from bot.services.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
-from bot.services.signal_syntax import (
+from bot.domain.errors import AppError
+from bot.domain.signal_dto import SignalDTO
+from bot.domain.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
+from bot.domain.signal_syntax import (
     CHAT_NAMES,
     EXAMPLE,
     LEVELS_EXAMPLE,
@@ -31,8 +31,8 @@ from bot.services.signal_syntax import (
     parse_levels,
     parse_signal_command,
 )
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 router.message.filter(AdminFilter())

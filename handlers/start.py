@@ -7,14 +7,14 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.clock import Clock
-from bot.commands import commands_for
+from bot.chat import texts
+from bot.chat.commands import commands_for
+from bot.chat.tell import Tell
 from bot.container import Container
-from bot.services.deeplink import parse_start_payload
-from bot.services.referrals import attribute_referral
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.deeplink import parse_start_payload
+from bot.domain.referrals import attribute_referral
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 from db.hooks import after_commit
 
 router = Router(name=__name__)

@@ -9,17 +9,17 @@ from aiogram.filters import Command
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import keyboards, texts, views
-from bot.callbacks import StatsAction, StatsCallback
-from bot.clock import Clock
+from bot.chat import keyboards, texts, views
+from bot.chat.callbacks import StatsAction, StatsCallback
+from bot.chat.charts import render_earnings_png
+from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.container import Container
-from bot.services.charts import render_earnings_png
-from bot.services.commissions import CHART_DAYS, affiliate_stats, daily_earnings
-from bot.services.money import Money
-from bot.services.referrals import ensure_account
-from bot.services.users import UserDTO
-from bot.tell import Tell
+from bot.domain.commissions import CHART_DAYS, affiliate_stats, daily_earnings
+from bot.domain.money import Money
+from bot.domain.referrals import ensure_account
+from bot.domain.users import UserDTO
+from bot.infra.clock import Clock
 
 router = Router(name=__name__)
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.services.checkout import SoldPlan
-from bot.services.commissions import CommissionDTO, credit_fill_commission
-from bot.services.payouts import approve_payout, mark_payout_paid, request_payout
-from bot.services.referrals import ensure_account
+from bot.domain.checkout import SoldPlan
+from bot.domain.commissions import CommissionDTO, credit_fill_commission
+from bot.domain.payouts import approve_payout, mark_payout_paid, request_payout
+from bot.domain.referrals import ensure_account
 from db.models import Affiliate, Commission, Payment, Payout, Referral, Subscription
 from tests.conftest import ADMIN_ID, Chat
 from tests.fake_bot_api import successful_payment_update

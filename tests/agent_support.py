@@ -16,7 +16,7 @@ from signalbridge_agent.client import Credentials
 from signalbridge_agent.journal import Journal
 from signalbridge_agent.paper import PaperExecutor, QuoteTable
 
-from bot.services.devices import Credentials as DeviceCredentials
+from bot.domain.devices import Credentials as DeviceCredentials
 from tests.conftest import FakeClock
 
 # Short waits: the tests' server answers at once and their faults are scripted.

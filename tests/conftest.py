@@ -238,7 +238,7 @@ class Chat:
         update = {"update_id": self._update_id, **update}
         result = await self.dp.feed_raw_update(self.bot, update)
         # What the update queued in the outbox, and the calls it left for after its commit
-        # (callback answers, bot/tell.py), go out after the commit: wait for them.
+        # (callback answers, bot/chat/tell.py), go out after the commit: wait for them.
         worker = self.dp["container"].outbox_worker
         if worker is not None:
             await worker.drain()

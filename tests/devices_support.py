@@ -10,7 +10,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from bot.container import Container
-from bot.services.devices import Credentials, DeviceDTO, DeviceService, Platform
+from bot.domain.devices import Credentials, DeviceDTO, DeviceService, Platform
 from bot.web.signing import sign_request
 from db.models import User
 from tests.conftest import FakeClock

@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.container import Container
-from bot.services.devices import DeviceDTO, DeviceService
-from bot.services.signal_rules import validate_new_signal
-from bot.services.signals import CreateOutcome
+from bot.domain.devices import DeviceDTO, DeviceService
+from bot.domain.signal_rules import validate_new_signal
+from bot.domain.signals import CreateOutcome
 from db.models import ExecutionRecord, Instruction
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient, add_device

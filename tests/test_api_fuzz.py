@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
 from sqlalchemy import select
 
+from bot.execution.reports import RECORD_ID_RE
 from bot.factory import create_bot, create_container
-from bot.services.reports import RECORD_ID_RE
 from bot.web.signing import sign_request
 from db.models import Instruction
 from tests.conftest import POSTGRES_URL, _truncate_all, make_settings

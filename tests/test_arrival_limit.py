@@ -18,8 +18,8 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import User as TelegramUser
 
 from bot.container import Container
-from bot.services.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from bot.services.users import ensure_user
+from bot.domain.users import ensure_user
+from bot.infra.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from db.repositories.users import UserRepository
 from tests.conftest import FakeClock
 from tests.fake_bot_api import FakeBotAPI, message_update, user_dict

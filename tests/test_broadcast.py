@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.container import Container
-from bot.services.signal_rules import validate_new_signal
+from bot.domain.signal_rules import validate_new_signal
 from db.models import User
 from tests.conftest import FakeClock
 from tests.fake_bot_api import FakeBotAPI

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.services.checkout import SoldPlan
-from bot.services.subscriptions import has_active_subscription
+from bot.domain.checkout import SoldPlan
+from bot.domain.subscriptions import has_active_subscription
 from db.models import Commission, Payment
 from tests.affiliates_support import (
     account,

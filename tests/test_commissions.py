@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.errors import InvalidInputError
-from bot.services.commissions import CommissionState, affiliate_stats
-from bot.services.money import (
+from bot.domain.commissions import CommissionState, affiliate_stats
+from bot.domain.errors import InvalidInputError
+from bot.domain.money import (
     Money,
     fill_commission_minor,
     format_bps,

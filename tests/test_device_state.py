@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient
 
 from bot.config import Settings
 from bot.container import Container
+from bot.execution.device_hub import DeviceHub
+from bot.execution.device_keys import DeviceKeyring
+from bot.execution.nonces import MemoryNonceStore, RedisNonceStore
 from bot.factory import create_container
-from bot.services.device_hub import DeviceHub
-from bot.services.device_keys import DeviceKeyring
-from bot.services.nonces import MemoryNonceStore, RedisNonceStore
-from bot.services.pubsub import Broadcast, RedisBroadcast
+from bot.infra.pubsub import Broadcast, RedisBroadcast
 from db.hooks import after_commit
 from tests.conftest import FakeClock, make_settings
 from tests.devices_support import EAClient, add_device, error_of

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import texts
-from bot.callbacks import DeviceAction, DeviceCb, DevicePlatformCb, DevicesAction, DevicesCb
+from bot.chat import texts
+from bot.chat.callbacks import DeviceAction, DeviceCb, DevicePlatformCb, DevicesAction, DevicesCb
 from bot.container import Container
-from bot.services.device_keys import derive_secret
+from bot.execution.device_keys import derive_secret
 from db.models import Device
 from tests.conftest import Chat, FakeClock
 from tests.devices_support import OTHER_ID, OWNER_ID, add_device, buttons

@@ -14,8 +14,8 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from bot.container import Container
-from bot.services.device_keys import DEVICE_ID_RE, derive_secret
-from bot.services.devices import DeviceService
+from bot.domain.devices import DeviceService
+from bot.execution.device_keys import DEVICE_ID_RE, derive_secret
 from bot.web.signing import canonical_string, sign_request, signature
 from db.base import Base
 from db.models import Device

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.callbacks import DeviceAction, DeviceCb
+from bot.chat.callbacks import DeviceAction, DeviceCb
 from bot.container import Container
-from bot.services.devices import DeviceDTO
+from bot.domain.devices import DeviceDTO
 from tests.conftest import Chat, FakeClock
 from tests.devices_support import OWNER_ID, EAClient, add_device, error_of
 from webhook_server import create_app

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.services.reports import REPORT_ID_RE
+from bot.execution.reports import REPORT_ID_RE
 from bot.web.signing import canonical_string, sign_request
 from tests.ea_mql_support import EA_DIR, compile_all, load_mql2cpp, run_unit
 

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.container import Container
-from bot.services.devices import Credentials, DeviceDTO, Platform
+from bot.domain.devices import Credentials, DeviceDTO, Platform
 from db.models import ExecutionRecord, Instruction
 from tests.conftest import FakeClock
 from tests.devices_support import add_device

@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.container import Container
-from bot.services.devices import DeviceService
-from bot.services.instructions import ReportDesk
-from bot.services.reports import ReportKind, parse_report
-from bot.services.user_settings import toggle
+from bot.domain.devices import DeviceService
+from bot.domain.user_settings import toggle
+from bot.execution.instructions import ReportDesk
+from bot.execution.reports import ReportKind, parse_report
 from db.models import Commission, ExecutionRecord, Instruction
 from tests.affiliates_support import refer, rows
 from tests.conftest import Chat, FakeClock

@@ -16,8 +16,8 @@ from aiogram.types import User as TelegramUser
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services.user_settings import toggle
-from bot.services.users import UserDTO, ensure_user
+from bot.domain.user_settings import toggle
+from bot.domain.users import UserDTO, ensure_user
 from db.models import User, UserSettings
 from db.repositories.users import UserRepository
 from tests.conftest import POSTGRES_URL

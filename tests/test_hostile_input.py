@@ -24,7 +24,7 @@ from yarl import URL
 
 from bot.config import Settings
 from bot.container import Container
-from bot.services.signal_rules import SignalValidationError, validate_new_signal
+from bot.domain.signal_rules import SignalValidationError, validate_new_signal
 from bot.web.json_body import MAX_DEPTH, NotJson, nesting_depth, parse_json
 from bot.web.signing import canonical_string, sign_request
 from db.models import Signal

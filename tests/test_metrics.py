@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.container import Container
-from bot.metrics import Metrics, create_metrics_app
+from bot.infra.metrics import Metrics, create_metrics_app
 from tests.conftest import Chat
 from tests.fake_bot_api import FakeBotAPI, message_update
 from tests.webhook_support import SECRET, WEBHOOK_OVERRIDES, start_instance

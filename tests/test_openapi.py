@@ -12,9 +12,9 @@ from aiogram import Dispatcher
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.chat.webhook import WebhookIntake
 from bot.container import Container
 from bot.web.openapi import document_bytes
-from bot.webhook import WebhookIntake
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient
 from tests.fake_bot_api import FakeBotAPI

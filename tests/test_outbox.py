@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.container import Container
+from bot.domain.signal_rules import validate_new_signal
 from bot.factory import create_bot, create_container
-from bot.services.signal_rules import validate_new_signal
 from db.models import OutboxMessage
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session

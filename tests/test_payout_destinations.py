@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors import InvalidInputError
-from bot.services.payout_destinations import (
+from bot.domain.errors import InvalidInputError
+from bot.domain.payout_destinations import (
     BASE58_ALPHABET,
     IBAN_LENGTHS,
     base58_decode,

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.errors import AppError, InvalidInputError
-from bot.services.payouts import request_payout
+from bot.domain.errors import AppError, InvalidInputError
+from bot.domain.payouts import request_payout
 from db.models import Payout
 from tests.affiliates_support import (
     TRON_ADDRESS,

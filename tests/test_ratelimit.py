@@ -12,7 +12,7 @@ from aiogram import Dispatcher, F
 from aiogram.types import Message, PreCheckoutQuery
 
 from bot.container import Container
-from bot.services.ratelimit import (
+from bot.infra.ratelimit import (
     MemoryRateLimiter,
     RedisRateLimiter,
     Verdict,
@@ -178,7 +178,7 @@ async def test_memory_buckets_refill_continuously(clock: FakeClock) -> None:
 async def test_memory_buckets_forget_full_buckets_when_many(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.services.ratelimit.SWEEP_AT", 4)
+    monkeypatch.setattr("bot.infra.ratelimit.SWEEP_AT", 4)
     limiter = MemoryRateLimiter(capacity=1, refill_per_second=1, clock=clock)
     limiter._sweep_at = 4
     for user in range(4):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import AffiliatesSettings, Settings
-from bot.services.referrals import attribute_referral, tier_for, tier_status
+from bot.domain.referrals import attribute_referral, tier_for, tier_status
 from db.models import Commission, Referral, Subscription, User
 from tests.affiliates_support import credit_fill, refer, rows, token_of
 from tests.conftest import Chat, FakeClock

@@ -23,14 +23,14 @@ from aiogram.types import Message
 
 from bot.config import SendingSettings, Settings
 from bot.factory import create_bot
-from bot.services.send_gate import (
+from bot.infra.send_gate import (
     REDIS_RETRY_S,
     MemoryGate,
     Pacing,
     RedisGate,
     create_send_gate,
 )
-from bot.services.sending import SendPath
+from bot.infra.sending import SendPath
 from tests.conftest import Chat, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session
 from tests.redis_support import redis_server, shared_redis
@@ -311,7 +311,7 @@ async def test_a_slow_answer_delays_the_chats_next_message() -> None:
 
 
 async def test_quiet_chats_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.services.send_gate.SWEEP_AT", 4)
+    monkeypatch.setattr("bot.infra.send_gate.SWEEP_AT", 4)
     gate, ticks = memory_gate(global_per_second=1000, per_chat_interval_seconds=1.0)
     for chat in range(4):
         await gate.enter(chat)
@@ -335,7 +335,7 @@ async def test_without_redis_an_instance_paces_on_its_own(
     )
     assert isinstance(gate, RedisGate)
     try:
-        with caplog.at_level(logging.INFO, "bot.services.send_gate"):
+        with caplog.at_level(logging.INFO, "bot.infra.send_gate"):
             first, second, third = [await gate.enter(None) for _ in range(3)]
             assert (first.wait, second.wait) == (0, 0) and third.everyone  # the local limit
             await gate.leave(None, first.ticket)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SendingSettings
 from bot.container import Container
-from bot.services.sending import SendPath
+from bot.infra.sending import SendPath
 from db.models import User
 from tests.conftest import Chat
 from tests.fake_bot_api import FakeBotAPI

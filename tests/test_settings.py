@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import SettingsCb, SettingsToggle
+from bot.chat.callbacks import SettingsCb, SettingsToggle
 from bot.container import Container
-from bot.services.signal_rules import validate_new_signal
+from bot.domain.signal_rules import validate_new_signal
 from db.models import UserSettings
 from tests.conftest import Chat
 from tests.fake_bot_api import FakeBotAPI

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.container import Container
+from bot.web.keys import SHUTDOWN_GATE
 from db.models import Instruction
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient
@@ -27,7 +28,7 @@ from tests.loop_support import (
 )
 from tests.openapi_support import Exchange, problems, recording
 from tests.signals_support import add_users
-from webhook_server import SHUTDOWN_GATE, create_app
+from webhook_server import create_app
 
 OWNER = 3301
 

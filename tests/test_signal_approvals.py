@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import ManageAction, SignalManageCb, SignalVote, Vote
+from bot.chat.callbacks import ManageAction, SignalManageCb, SignalVote, Vote
 from bot.container import Container
-from bot.services.signal_rules import validate_new_signal
-from bot.services.signals import CreateOutcome
+from bot.domain.signal_rules import validate_new_signal
+from bot.domain.signals import CreateOutcome
 from db.models import Approval, Signal, Subscription
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI

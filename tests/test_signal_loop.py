@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient
 from signalbridge_agent.paper import QuoteTable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import SignalVote, Vote
+from bot.chat.callbacks import SignalVote, Vote
 from bot.container import Container
-from bot.services.signal_rules import wire_time
+from bot.domain.signal_rules import wire_time
 from tests.agent_support import run_device
 from tests.conftest import Chat, FakeClock
 from tests.devices_support import add_device

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import texts
-from bot.callbacks import ManageAction, SignalManageCb
+from bot.chat import texts
+from bot.chat.callbacks import ManageAction, SignalManageCb
 from bot.container import Container
-from bot.services.signal_syntax import parse_duration, parse_levels, parse_signal_command
+from bot.domain.signal_syntax import parse_duration, parse_levels, parse_signal_command
 from db.models import Signal
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI

@@ -11,13 +11,13 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import commands as commands_module
-from bot import texts
-from bot.commands import CommandInfo
+from bot.chat import commands as commands_module
+from bot.chat import texts
+from bot.chat.commands import CommandInfo
 from bot.container import Container
-from bot.errors import AppError
+from bot.domain.deeplink import parse_start_payload
+from bot.domain.errors import AppError
 from bot.factory import set_commands
-from bot.services.deeplink import parse_start_payload
 from db.models import User
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import FakeBotAPI
@@ -164,7 +164,7 @@ async def test_app_error_becomes_reply_and_rolls_back(
     async with sessionmaker() as session:
         # What the handler wrote was rolled back...
         assert (await session.scalars(select(User.id).where(User.id == 555))).first() is None
-        # ...after the first contact's row was committed on its own (bot/middlewares/user.py).
+        # ...after the first contact's row was committed on its own (bot/chat/middlewares/user.py).
         assert await session.get(User, USER_ID) is not None
 
 

@@ -24,8 +24,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from bot import texts
-from bot.callbacks import (
+from bot.chat import texts
+from bot.chat.callbacks import (
     DeviceAction,
     DeviceCb,
     DevicePlatformCb,
@@ -38,8 +38,8 @@ from bot.callbacks import (
 )
 from bot.config import Settings
 from bot.container import Container
-from bot.services.checkout import SoldPlan
-from bot.services.signal_rules import validate_new_signal
+from bot.domain.checkout import SoldPlan
+from bot.domain.signal_rules import validate_new_signal
 from db.base import Base
 from db.models import (
     Affiliate,

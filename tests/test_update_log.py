@@ -9,7 +9,7 @@ import pytest
 from aiogram import Dispatcher, F
 from aiogram.types import Message
 
-from bot.updatelog import UpdateTrace
+from bot.infra.updatelog import UpdateTrace
 from tests.conftest import BOT_TOKEN, TEST_SECRETS, Chat
 from tests.fake_bot_api import callback_update, message_update
 

@@ -14,7 +14,7 @@ from aiogram.types import Message
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.middlewares import DbSessionMiddleware
+from bot.chat.middlewares import DbSessionMiddleware
 from db.models import User
 from db.update_session import (
     TellBeforeCommitError,

@@ -1,5 +1,5 @@
 """The user middleware's cache: no read for a user seen a moment ago, and never a stale
-or phantom user (bot/services/user_cache.py)."""
+or phantom user (bot/infra/user_cache.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.container import Container
 from bot.factory import create_container
-from bot.services.user_cache import USER_CACHE_TTL, UserCache
+from bot.infra.user_cache import USER_CACHE_TTL, UserCache
 from db.models import User
 from tests.conftest import Chat, FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI
@@ -77,7 +77,7 @@ async def test_a_first_contact_that_rolled_back_is_not_cached(
         raise RuntimeError("bug")
 
     # A first contact through a link keeps the new row in the update's transaction
-    # (bot/middlewares/user.py): written, then rolled back with it.
+    # (bot/chat/middlewares/user.py): written, then rolled back with it.
     dp.message.register(broken, F.text == "/start ref_boom")
     await chat.send(USER_ID, "/start ref_boom")
     assert container.user_cache is not None and len(container.user_cache) == 0
@@ -116,7 +116,7 @@ async def test_the_cache_is_off_when_several_instances_share_the_data(
 def test_the_oldest_entries_go_first_when_full(clock: FakeClock) -> None:
     from aiogram.types import User as TelegramUser
 
-    from bot.services.users import UserDTO
+    from bot.domain.users import UserDTO
 
     cache = UserCache(ttl=timedelta(seconds=60), max_size=2)
 

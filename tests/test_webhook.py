@@ -16,13 +16,13 @@ from aiogram.types import Message, Update
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from bot import inbox as inbox_module
+from bot.chat import inbox as inbox_module
+from bot.chat.middlewares.inbox import CLAIMED_KEY
+from bot.chat.webhook import ChatQueues, register_webhook
 from bot.config import ConfigError
 from bot.container import Container
 from bot.factory import create_bot, create_container
-from bot.middlewares.inbox import CLAIMED_KEY
-from bot.updatelog import Outcome, UpdateTrace
-from bot.webhook import ChatQueues, register_webhook
+from bot.infra.updatelog import Outcome, UpdateTrace
 from db.models import ProcessedUpdate, User
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session, message_update
@@ -474,7 +474,7 @@ async def test_an_update_that_wrote_is_marked_inside_its_own_transaction(
     statements = Statements(hook)
     try:
         # A first contact through a link stores the user in the update's own transaction
-        # (bot/middlewares/user.py): the mark commits with it, before the answer.
+        # (bot/chat/middlewares/user.py): the mark commits with it, before the answer.
         await hook.deliver_and_wait({"update_id": 720, **message_update(7320, "/start ref_x")})
     finally:
         statements.close()

@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.container import Container
-from bot.services.device_keys import DeviceIdentity, DeviceKey
+from bot.execution.device_keys import DeviceIdentity, DeviceKey
+from bot.web.errors import ApiError
+from bot.web.keys import CONTAINER
 from bot.web.signing import MAX_CLOCK_SKEW_S, BadHeader, canonical_string, parse_headers
-from webhook_server import CONTAINER, ApiError
 
 DEVICE: web.RequestKey[DeviceIdentity] = web.RequestKey("device", DeviceIdentity)
 

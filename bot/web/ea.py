@@ -10,17 +10,18 @@ from typing import Any
 from aiohttp import web
 
 from bot.container import Container
-from bot.services.device_keys import DeviceIdentity
-from bot.services.instructions import (
+from bot.execution.device_keys import DeviceIdentity
+from bot.execution.instructions import (
     ReportConflictError,
     UnknownInstructionError,
     UnknownSignalError,
     pending_instructions,
 )
-from bot.services.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
+from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
 from bot.web.device_auth import DEVICE, Handler, signed
+from bot.web.errors import ApiError
 from bot.web.json_body import NotJson, parse_json
-from webhook_server import CONTAINER, ApiError
+from bot.web.keys import CONTAINER
 
 MAX_WAIT_S = 25
 _WAIT_RE = re.compile(r"[0-9]{1,2}")

@@ -18,18 +18,19 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.container import Container
-from bot.services.reports import RECORD_ID_RE
-from bot.services.signal_dto import SignalCounts, SignalDTO
-from bot.services.signal_rules import (
+from bot.domain.signal_dto import SignalCounts, SignalDTO
+from bot.domain.signal_rules import (
     SignalValidationError,
     decimal_or_none,
     format_decimal,
     validate_new_signal,
     wire_time,
 )
-from bot.services.signals import SignalClosedError, SignalNotFoundError, count_signal
+from bot.domain.signals import SignalClosedError, SignalNotFoundError, count_signal
+from bot.execution.reports import RECORD_ID_RE
+from bot.web.errors import ApiError
 from bot.web.json_body import JsonBody, NotJson, parse_json
-from webhook_server import CONTAINER, ApiError
+from bot.web.keys import CONTAINER
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.services.device_keys import DEVICE_ID_RE
+from bot.execution.device_keys import DEVICE_ID_RE
 
 MAX_CLOCK_SKEW_S = 300
 

@@ -7,8 +7,9 @@ import logging
 
 from aiohttp import web
 
-from bot.webhook import InvalidUpdate, Receipt
-from webhook_server import CONTAINER, WEBHOOK_INTAKE, ApiError
+from bot.chat.webhook import InvalidUpdate, Receipt
+from bot.web.errors import ApiError
+from bot.web.keys import CONTAINER, WEBHOOK_INTAKE
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Revises: 0010
 Create Date: 2026-12-01 08:56:10.404357
 
 Every message about a stored change is a row written in that change's transaction and
-sent after the commit (bot/services/outbox.py). Two partial indexes serve the worker:
+sent after the commit (bot/infra/outbox.py). Two partial indexes serve the worker:
 due pending rows by time, and pending rows per chat (a chat's messages keep their order).
 """
 

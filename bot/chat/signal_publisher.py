@@ -1,0 +1,88 @@
+"""The Telegram side of signals: each recipient's message, and its edits as things change.
+
+Everything goes through the outbox (bot/infra/outbox.py), inside the transaction that
+made the change: ``announce`` queues one message per recipient, ``refresh`` and
+``refresh_signal`` queue edits. Messages are rendered when they are sent, from what is
+stored then (``render``), so a message always shows the latest state however changes and
+sends interleave, and a broadcast cut by a restart goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.chat.signal_messages import render_approval_message
+from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
+from bot.infra.outbox import ApprovalView, Outbox, OutboxWorker
+from db.repositories.signals import SignalRepository
+
+# (user id, signal id) → that user's devices on that signal, latest state each.
+DeviceLinesLoader = Callable[
+    [AsyncSession, Sequence[tuple[int, int]]],
+    Awaitable[Mapping[tuple[int, int], Sequence[DeviceLine]]],
+]
+
+
+class SignalPublisher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        worker: OutboxWorker,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        device_lines: DeviceLinesLoader | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.worker = worker
+        self.sessionmaker = sessionmaker
+        self.device_lines = device_lines
+        worker.render_approvals = self.render
+
+    async def announce(
+        self, session: AsyncSession, signal: SignalDTO, approvals: Sequence[ApprovalDTO]
+    ) -> None:
+        """Queue each recipient's message of a new signal, worth sending until it ends."""
+        await self.outbox.announce(
+            session, [(a.id, a.user_id) for a in approvals], signal.expires_at
+        )
+
+    async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
+        """Some approvals changed: their messages must show it."""
+        await self.outbox.refresh(session, approval_ids)
+
+    async def refresh_signal(self, session: AsyncSession, signal_id: int) -> None:
+        """The signal changed: every message of it must show it."""
+        await self.outbox.refresh_signal(session, signal_id)
+
+    async def render(self, approval_ids: Sequence[int]) -> dict[int, ApprovalView]:
+        """What each approval's message shows now (an approval that is gone is left out)."""
+        async with self.sessionmaker() as session:
+            rows = await SignalRepository(session).with_signals(sorted(set(approval_ids)))
+            devices: Mapping[tuple[int, int], Sequence[DeviceLine]] = {}
+            if self.device_lines is not None and rows:
+                devices = await self.device_lines(
+                    session, [(a.user_id, a.signal_id) for a, _ in rows]
+                )
+        views: dict[int, ApprovalView] = {}
+        for approval, signal in rows:
+            signal_dto, approval_dto = (
+                SignalDTO.from_model(signal),
+                ApprovalDTO.from_model(approval),
+            )
+            rendered = render_approval_message(
+                signal_dto, approval_dto, devices.get((approval.user_id, approval.signal_id), ())
+            )
+            views[approval.id] = ApprovalView(
+                approval.user_id,
+                approval.message_id,
+                rendered.text,
+                rendered.reply_markup,
+                ended_unseen=not signal_dto.is_open and approval.decision in ("pending", "expired"),
+            )
+        return views
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been sent or put off (tests, benchmarks)."""
+        await self.worker.drain()

@@ -1,0 +1,343 @@
+"""Devices in the chat: the owner's list, creation, settings, key rotation and revocation.
+
+Every call re-checks that the device exists, is not revoked and belongs to the caller, so
+a forged or stale button press changes nothing. Changes that the side server must see
+(a rotated or revoked key, settings that decide what is pending) are announced after the
+commit: the key cache forgets the device and its long polls re-check.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from aiogram import html
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.chat import texts
+from bot.config import DevicesSettings
+from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.execution.device_keys import new_device_id
+from db.hooks import after_commit
+from db.models import Device
+from db.repositories.devices import DeviceRepository
+
+if TYPE_CHECKING:
+    from bot.container import Container
+
+NAME_MAX_CHARS = 32
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9._#-]{1,32}$")
+AFFIX_RE = re.compile(r"^[A-Za-z0-9._#-]{1,16}$")
+MAX_SYMBOL_PAIRS = 50
+_LOT_RE = re.compile(r"^[0-9]{1,6}(?:[.,][0-9]{1,8})?$")
+_AGE_RE = re.compile(r"^([0-9]{1,6})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?$")
+_AGE_UNITS = {"m": 60, "h": 3600}
+_PAIR_SEPARATORS = re.compile(r"[\s,;]+")
+_PAIR_EQUALS = re.compile(r"\s*=\s*")
+CLEAR = "-"
+
+
+class Platform(StrEnum):
+    MT4 = "mt4"
+    MT5 = "mt5"
+
+    @property
+    def label(self) -> str:
+        return texts.DEVICE_PLATFORMS[self.value]
+
+
+def map_symbol(symbol: str, pairs: dict[str, str], prefix: str, suffix: str) -> str:
+    """The provider's symbol as this device's broker names it.
+
+    An explicit pair is used exactly as written (keys are compared in upper case);
+    every other symbol gets the prefix and the suffix.
+    """
+    explicit = pairs.get(symbol.upper())
+    return explicit if explicit is not None else f"{prefix}{symbol}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDTO:
+    pk: int
+    public_id: str
+    owner_id: int
+    name: str
+    platform: Platform
+    key_version: int
+    paused: bool
+    lot_size: Decimal
+    symbol_map: dict[str, str]
+    symbol_prefix: str
+    symbol_suffix: str
+    max_signal_age: int
+    created_at: datetime
+    key_rotated_at: datetime | None
+    last_seen_at: datetime | None
+
+    @classmethod
+    def from_model(cls, device: Device | Row[Any], *, last_seen_at: datetime | None) -> DeviceDTO:
+        """From the ORM object or a row of the devices table (the same attribute names)."""
+        return cls(
+            pk=device.id,
+            public_id=device.public_id,
+            owner_id=device.owner_id,
+            name=device.name,
+            platform=Platform(device.platform),
+            key_version=device.key_version,
+            paused=device.paused,
+            lot_size=device.lot_size,
+            symbol_map=dict(device.symbol_map),
+            symbol_prefix=device.symbol_prefix,
+            symbol_suffix=device.symbol_suffix,
+            max_signal_age=device.max_signal_age,
+            created_at=device.created_at,
+            key_rotated_at=device.key_rotated_at,
+            last_seen_at=last_seen_at,
+        )
+
+    def map_symbol(self, symbol: str) -> str:
+        return map_symbol(symbol, self.symbol_map, self.symbol_prefix, self.symbol_suffix)
+
+    def is_online(self, now: datetime, window_s: int) -> bool:
+        return self.last_seen_at is not None and now - self.last_seen_at <= timedelta(
+            seconds=window_s
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    device_id: str
+    secret: str
+
+
+# --- parsing what the owner types: a clear reason for anything refused ---
+
+
+def parse_name(text: str) -> str:
+    name = text.strip()
+    if not 1 <= len(name) <= NAME_MAX_CHARS:
+        raise InvalidInputError(texts.NAME_LENGTH)
+    if not name.isprintable():
+        raise InvalidInputError(texts.NAME_ONE_LINE)
+    if name.startswith("/"):
+        raise InvalidInputError(texts.NAME_SLASH)
+    return name
+
+
+def parse_lot_size(text: str, settings: DevicesSettings) -> Decimal:
+    problem = texts.LOT_SIZE_INVALID.format(
+        min=texts.format_lot(settings.min_lot_size), max=texts.format_lot(settings.max_lot_size)
+    )
+    candidate = text.strip()
+    if not _LOT_RE.match(candidate):
+        raise InvalidInputError(problem)
+    try:
+        value = Decimal(candidate.replace(",", "."))
+    except InvalidOperation:
+        raise InvalidInputError(problem) from None
+    if not settings.min_lot_size <= value <= settings.max_lot_size:
+        raise InvalidInputError(problem)
+    return value
+
+
+def parse_max_age(text: str, settings: DevicesSettings) -> int:
+    match = _AGE_RE.match(text.strip().lower())
+    seconds = int(match.group(1)) * _AGE_UNITS.get((match.group(2) or "s")[0], 1) if match else 0
+    if not settings.min_max_signal_age <= seconds <= settings.max_max_signal_age:
+        raise InvalidInputError(
+            texts.MAX_AGE_INVALID.format(
+                min=settings.min_max_signal_age, max=settings.max_max_signal_age
+            )
+        )
+    return seconds
+
+
+def parse_symbol_pairs(text: str) -> dict[str, str]:
+    text = text.strip()
+    if text == CLEAR:
+        return {}
+    pairs: dict[str, str] = {}
+    for item in _PAIR_SEPARATORS.split(_PAIR_EQUALS.sub("=", text)):
+        if not item:
+            continue
+        source, equals, target = item.partition("=")
+        if not equals or not SYMBOL_RE.match(source) or not SYMBOL_RE.match(target):
+            raise InvalidInputError(texts.PAIR_INVALID.format(item=html.quote(item[:40])))
+        key = source.upper()
+        if key in pairs:
+            raise InvalidInputError(texts.PAIR_DUPLICATE.format(symbol=html.quote(key)))
+        pairs[key] = target
+    if not pairs:
+        raise InvalidInputError(texts.PAIR_INVALID.format(item=html.quote(text[:40])))
+    if len(pairs) > MAX_SYMBOL_PAIRS:
+        raise InvalidInputError(texts.PAIRS_TOO_MANY.format(limit=MAX_SYMBOL_PAIRS))
+    return pairs
+
+
+def parse_affix(text: str) -> str:
+    text = text.strip()
+    if text == CLEAR:
+        return ""
+    if not AFFIX_RE.match(text):
+        raise InvalidInputError(texts.AFFIX_INVALID)
+    return text
+
+
+class DeviceService:
+    """The owner's view of their devices; one instance per update, on its session."""
+
+    def __init__(self, session: AsyncSession, container: Container) -> None:
+        self.session = session
+        self.repo = DeviceRepository(session)
+        self.container = container
+        self.settings = container.settings.devices
+
+    @property
+    def limit(self) -> int:
+        return self.settings.max_per_user
+
+    async def list_owned(self, owner_id: int) -> list[DeviceDTO]:
+        return [self._dto(row) for row in await self.repo.active_rows_for_owner(owner_id)]
+
+    async def get(self, owner_id: int, device_pk: int) -> DeviceDTO:
+        return self._dto(await self._owned(owner_id, device_pk))
+
+    async def ensure_room(self, owner_id: int) -> None:
+        """Refuse, with the reason, when the owner has no room for another device."""
+        if len(await self.repo.active_for_owner(owner_id)) >= self.limit:
+            raise ConflictError(texts.DEVICE_LIMIT_REACHED.format(limit=self.limit))
+
+    async def check_name(self, owner_id: int, text: str, *, exclude_pk: int | None = None) -> str:
+        """The cleaned name, if valid and unused by the owner's other devices."""
+        name = parse_name(text)
+        devices = await self.repo.active_for_owner(owner_id)
+        self._ensure_unique(name, devices, exclude_pk)
+        return name
+
+    async def create(
+        self, owner_id: int, name: str, platform: Platform
+    ) -> tuple[DeviceDTO, Credentials]:
+        await self.repo.lock_owner(owner_id)
+        devices = await self.repo.active_for_owner(owner_id)
+        if len(devices) >= self.limit:
+            raise ConflictError(texts.DEVICE_LIMIT_REACHED.format(limit=self.limit))
+        name = parse_name(name)
+        self._ensure_unique(name, devices, None)
+        device = await self.repo.add(
+            Device(
+                public_id=new_device_id(),
+                owner_id=owner_id,
+                name=name,
+                platform=platform.value,
+                key_version=1,
+                paused=False,
+                lot_size=self.settings.default_lot_size,
+                symbol_map={},
+                symbol_prefix="",
+                symbol_suffix="",
+                max_signal_age=self.settings.default_max_signal_age,
+                created_at=self._now(),
+            )
+        )
+        self._announce(device, key_changed=True)
+        return self._dto(device), self._credentials(device)
+
+    async def rename(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        await self.repo.lock_owner(owner_id)
+        device = await self._owned(owner_id, device_pk)
+        name = parse_name(text)
+        self._ensure_unique(name, await self.repo.active_for_owner(owner_id), device.id)
+        device.name = name
+        return await self._saved(device)
+
+    async def set_lot_size(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.lot_size = parse_lot_size(text, self.settings)
+        return await self._saved(device)
+
+    async def set_max_signal_age(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.max_signal_age = parse_max_age(text, self.settings)
+        return await self._saved(device)
+
+    async def set_symbol_pairs(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.symbol_map = parse_symbol_pairs(text)
+        return await self._saved(device)
+
+    async def set_symbol_prefix(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.symbol_prefix = parse_affix(text)
+        return await self._saved(device)
+
+    async def set_symbol_suffix(self, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.symbol_suffix = parse_affix(text)
+        return await self._saved(device)
+
+    async def set_paused(self, owner_id: int, device_pk: int, paused: bool) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.paused = paused
+        return await self._saved(device)
+
+    async def rotate_key(
+        self, owner_id: int, device_pk: int, *, seen_version: int
+    ) -> tuple[DeviceDTO, Credentials]:
+        """A new secret; ``seen_version`` makes a second press of one confirm button a no-op."""
+        device = await self._owned(owner_id, device_pk)
+        if device.key_version != seen_version:
+            raise NotFoundError(texts.NOT_AVAILABLE)
+        device.key_version += 1
+        device.key_rotated_at = self._now()
+        await self.session.flush()
+        self._announce(device, key_changed=True)
+        return self._dto(device), self._credentials(device)
+
+    async def revoke(self, owner_id: int, device_pk: int) -> DeviceDTO:
+        device = await self._owned(owner_id, device_pk)
+        device.revoked_at = self._now()
+        await self.session.flush()
+        self._announce(device, key_changed=True)
+        return self._dto(device)
+
+    async def _owned(self, owner_id: int, device_pk: int) -> Device:
+        device = await self.repo.get_active(owner_id, device_pk)
+        if device is None:
+            raise NotFoundError(texts.NOT_AVAILABLE)
+        return device
+
+    async def _saved(self, device: Device) -> DeviceDTO:
+        await self.session.flush()
+        self._announce(device, key_changed=False)
+        return self._dto(device)
+
+    def _announce(self, device: Device, *, key_changed: bool) -> None:
+        """After the commit: drop the cached key if it changed; let the polls re-check."""
+        keys, hub = self.container.device_keys, self.container.device_hub
+        public_id, pk = device.public_id, device.id
+        if key_changed:
+            after_commit(self.session, lambda: keys.forget(public_id))
+        after_commit(self.session, lambda: hub.notify(pk))
+
+    @staticmethod
+    def _ensure_unique(name: str, devices: list[Device], exclude_pk: int | None) -> None:
+        wanted = name.casefold()
+        for other in devices:
+            if other.id != exclude_pk and other.name.casefold() == wanted:
+                raise InvalidInputError(texts.NAME_TAKEN.format(name=html.quote(name)))
+
+    def _credentials(self, device: Device) -> Credentials:
+        secret = self.container.device_keys.secret(device.public_id, device.key_version)
+        return Credentials(device_id=device.public_id, secret=secret)
+
+    def _dto(self, device: Device | Row[Any]) -> DeviceDTO:
+        last_seen = self.container.device_activity.last_seen(device.id, device.last_seen_at)
+        return DeviceDTO.from_model(device, last_seen_at=last_seen)
+
+    def _now(self) -> datetime:
+        return self.container.clock()

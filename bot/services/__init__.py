@@ -1,1 +1,0 @@
-"""Business rules: one transaction per call, plain data out, AppError for the user."""
