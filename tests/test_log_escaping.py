@@ -81,11 +81,11 @@ def test_setup_logging_installs_the_formatter() -> None:
 
 @pytest.fixture
 def side_server_log() -> Iterator[io.StringIO]:
-    """What the production formatter writes for webhook_server's and aiohttp's records."""
+    """What the production formatter writes for the side server's and aiohttp's records."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(OneLineFormatter(FORMAT, DATE_FORMAT))
-    loggers = [logging.getLogger("webhook_server"), logging.getLogger("aiohttp.server")]
+    loggers = [logging.getLogger("bot.web.errors"), logging.getLogger("aiohttp.server")]
     for logger in loggers:
         logger.addHandler(handler)
     try:
