@@ -69,6 +69,8 @@ def test_secrets_come_from_dotenv(tmp_path: Path) -> None:
         ('[telegram]\nmode = "carrier-pigeon"\n', {}, "telegram.mode (TELEGRAM__MODE"),
         ("", {"TELEGRAM__ADMIN_IDS": '["abc"]'}, "telegram.admin_ids (TELEGRAM__ADMIN_IDS"),
         ('[database]\nurl = "mysql://x"\n', {}, "database.url (DATABASE__URL"),
+        ("", {"TELEGRAM__API_BASE": "api.telegram.org"}, "telegram.api_base (TELEGRAM__API"),
+        ('[webhook]\nurl = "ftp://bot.example"\n', {}, "webhook.url (WEBHOOK__URL"),
         ("[server]\nprot = 1\n", {}, "server.prot"),
         ('bot_token = "1:2"\n', {}, "bot_token is a secret"),
     ],
