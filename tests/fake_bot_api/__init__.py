@@ -28,7 +28,7 @@ from tests.fake_bot_api.builders import (
     successful_payment_update,
     user_dict,
 )
-from tests.fake_bot_api.calls import Call
+from tests.fake_bot_api.calls import Call, button, buttons
 from tests.fake_bot_api.failures import NOT_MODIFIED_DESCRIPTION, FakeApiError
 from tests.fake_bot_api.server import FakeBotAPI, close_bot_session
 
@@ -39,6 +39,8 @@ __all__ = [
     "Call",
     "FakeApiError",
     "FakeBotAPI",
+    "button",
+    "buttons",
     "callback_update",
     "close_bot_session",
     "message_update",

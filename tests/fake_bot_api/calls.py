@@ -2,7 +2,8 @@
 
 Every request becomes a :class:`Call`; :class:`CallLog` keeps them in arrival order and
 answers ``sent``, ``texts``, ``last`` and ``wait_for``, whose failure messages list what was
-recorded so a failing flow test says what the bot did instead.
+recorded so a failing flow test says what the bot did instead. :func:`buttons` and
+:func:`button` read the inline keyboard a call sent.
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ class Call:
         if self.failed is not None:
             parts.append(f"-> {self.failed} {self.description!r}")
         return " ".join(parts)
+
+
+def buttons(call: Call) -> list[dict[str, Any]]:
+    """The buttons of the inline keyboard sent with ``call``, row after row."""
+    markup = call.params.get("reply_markup") or {"inline_keyboard": []}
+    return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+def button(call: Call, text_part: str) -> str:
+    """The callback data of the first button whose text contains ``text_part``."""
+    for item in buttons(call):
+        if text_part in item["text"]:
+            return str(item["callback_data"])
+    raise AssertionError(f"no button with {text_part!r} in {buttons(call)}")
 
 
 class CallLog:
