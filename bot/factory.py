@@ -6,6 +6,7 @@ import logging
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
@@ -26,13 +27,10 @@ from bot.chat.middlewares import (
 )
 from bot.chat.middlewares.db import release_database_first
 from bot.chat.tell import Tell
-from bot.command_routing import CommandShortcut
 from bot.config import Settings
 from bot.container import Container
-from bot.fast_filters import run_filters_inline
 from bot.infra.clock import Clock, utcnow
 from bot.infra.sending import install_send_path
-from bot.telegram_session import BotApiSession
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -40,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
     bot = Bot(
         token=settings.require_bot_token(),
         session=session,
@@ -115,8 +113,6 @@ def create_dispatcher(container: Container) -> Dispatcher:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
     dp.include_routers(*get_routers())
-    run_filters_inline(dp)
-    CommandShortcut.install(dp)
     return dp
 
 

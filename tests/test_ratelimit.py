@@ -174,12 +174,11 @@ async def test_memory_buckets_forget_full_buckets_when_many(
 ) -> None:
     monkeypatch.setattr("bot.infra.ratelimit.SWEEP_AT", 4)
     limiter = MemoryRateLimiter(capacity=1, refill_per_second=1, clock=clock)
-    limiter._sweep_at = 4
     for user in range(4):
         await limiter.hit(user)
     clock.advance(seconds=5)
     await limiter.hit(99)
-    assert set(limiter._buckets) == {99}
+    assert limiter.tracked == {99}
 
 
 @pytest.fixture
