@@ -36,7 +36,7 @@ from bench.common import (
 )
 from bench.ea_support import BenchDevice, prepare_devices, settings_for, signed
 from bot.chat.callbacks import SignalVote, Vote
-from bot.factory import create_container
+from bot.factory import create_services
 from db.models import Approval
 
 WAIT_S = 25
@@ -45,7 +45,7 @@ POLL_TARGET = f"/api/v1/ea/instructions?wait={WAIT_S}"
 
 async def prepare(database_url: str, count: int) -> tuple[list[BenchDevice], int]:
     devices, signal_pk = await prepare_devices(settings_for(database_url), count)
-    container = create_container(settings_for(database_url))
+    container = create_services(settings_for(database_url))
     now = datetime.now(UTC)
     try:
         async with container.sessionmaker.begin() as session:

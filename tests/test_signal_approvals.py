@@ -37,8 +37,7 @@ async def publish(container: Container, **fields: Any) -> CreateOutcome:
 
 
 async def settle(container: Container) -> None:
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
 
 def message_id(fake_api: FakeBotAPI, user_id: int) -> int:
