@@ -11,8 +11,8 @@ import logging
 
 from aiohttp import web
 
-from bot.chat.webhook import WebhookIntake
 from bot.container import Services
+from bot.intake.webhook import WebhookIntake
 from bot.lifecycle import ShutdownGate
 from bot.web import ea, openapi, provider, telegram
 from bot.web.errors import MAX_BODY_BYTES, error_middleware, json_error

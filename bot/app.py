@@ -12,15 +12,15 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 
-from bot.chat.inbox import Inbox
 from bot.chat.middlewares import InFlightMiddleware
-from bot.chat.polling import Poller
-from bot.chat.webhook import WebhookIntake, register_webhook
 from bot.config import ConfigError, Settings
 from bot.container import Container
 from bot.factory import create_bot, create_container, create_dispatcher, set_commands
 from bot.infra.heap import freeze_startup_heap
 from bot.infra.metrics import create_metrics_app
+from bot.intake.inbox import Inbox
+from bot.intake.polling import Poller
+from bot.intake.webhook import WebhookIntake, register_webhook
 from bot.lifecycle import ShutdownGate
 from bot.web.keys import SHUTDOWN_GATE
 from db.engine import ping
@@ -81,7 +81,7 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     bot = container.bot
     dp = create_dispatcher(container)
     webhook = settings.telegram.mode == "webhook"
-    # Both modes store every update before processing it (bot/chat/inbox.py).
+    # Both modes store every update before processing it (bot/intake/inbox.py).
     inbox: Inbox = (
         WebhookIntake(container, dp) if webhook else Inbox(container, dp, sole_consumer=True)
     )

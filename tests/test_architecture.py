@@ -5,6 +5,7 @@ under ``TYPE_CHECKING`` counts like any other, so a cycle cannot be hidden by mo
 import into a function. Dependencies point one way:
 
     webhook_server, bot.app, bot.factory, bot.container   (wiring: builds and holds services)
+    bot.intake                                            (Telegram's updates in: the inbox)
     handlers, bot.chat, bot.web                           (Telegram and HTTP: parse, format)
     bot.execution, bot.domain                             (the EA side; business rules)
     bot.infra                                             (clock, outbox, sending, limits)
@@ -30,15 +31,20 @@ WIRING = ("bot.container", "bot.factory", "bot.app", "bot.__main__", "webhook_se
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     # Business rules return data and raise errors; the chat layer and the side server
     # format them, so the rules run (and are tested) without Telegram or HTTP.
-    "bot.domain": ("bot.chat", "handlers", "bot.web", "aiogram", "aiohttp", *WIRING),
-    "bot.execution": ("bot.chat", "handlers", "bot.web", *WIRING),
-    "bot.infra": ("bot.chat", "bot.domain", "bot.execution", "handlers", "bot.web", *WIRING),
+    "bot.domain": ("bot.chat", "bot.intake", "handlers", "bot.web", "aiogram", "aiohttp", *WIRING),
+    "bot.execution": ("bot.chat", "bot.intake", "handlers", "bot.web", *WIRING),
+    "bot.infra": (
+        *("bot.chat", "bot.intake", "bot.domain", "bot.execution", "handlers", "bot.web"),
+        *WIRING,
+    ),
     # The database layer knows nothing of the bot (times come in as arguments).
     "db": ("bot", "handlers", "webhook_server"),
     # Views get their services from typed app keys (bot/web/keys.py), never from the
     # module that builds the app.
     "bot.web": ("webhook_server", "bot.app", "bot.factory", "bot.container", "handlers"),
-    "bot.chat": ("handlers", "bot.web", "bot.app", "bot.factory", "webhook_server"),
+    "bot.chat": ("handlers", "bot.intake", "bot.web", "bot.app", "bot.factory", "webhook_server"),
+    # Updates in: stored, fed to the dispatcher (handlers arrive through it, not imports).
+    "bot.intake": ("handlers", "bot.web", "bot.app", "bot.factory", "webhook_server"),
     "handlers": ("bot.web", "bot.app", "bot.factory", "webhook_server"),
 }
 

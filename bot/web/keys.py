@@ -10,7 +10,6 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.chat.webhook import WebhookIntake
 from bot.config import Settings
 from bot.domain.signals import SignalService
 from bot.execution.device_activity import DeviceActivity
@@ -20,6 +19,7 @@ from bot.execution.instructions import ReportDesk
 from bot.execution.nonces import NonceStore
 from bot.infra.clock import Clock
 from bot.infra.metrics import Metrics
+from bot.intake.webhook import WebhookIntake
 from bot.lifecycle import ShutdownGate
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

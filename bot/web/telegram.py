@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from bot.chat.webhook import InvalidUpdate, Receipt
+from bot.intake.webhook import InvalidUpdate, Receipt
 from bot.web.errors import ApiError
 from bot.web.keys import SETTINGS, WEBHOOK_INTAKE
 
