@@ -14,6 +14,7 @@ import into a function. Dependencies point one way:
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,15 @@ def test_the_known_offenders_are_still_there(edges: list[Edge]) -> None:
     """An entry whose import is gone must leave the list, so the list cannot go stale."""
     present = {(e.source, e.target) for e in layering_violations(edges, FORBIDDEN)}
     assert sorted(KNOWN_OFFENDERS - present) == []
+
+
+def test_every_module_opens_with_a_docstring_saying_its_job() -> None:
+    missing = [
+        str(path.relative_to(REPO_ROOT))
+        for path in find_modules(REPO_ROOT, OURS).values()
+        if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert missing == []
 
 
 def test_the_walk_covers_the_whole_tree(edges: list[Edge]) -> None:
