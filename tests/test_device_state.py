@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,16 +20,11 @@ from bot.factory import create_services
 from bot.infra.pubsub import Broadcast, RedisBroadcast
 from db.hooks import after_commit
 from tests.conftest import FakeClock, make_settings
-from tests.devices_support import EAClient, add_device, error_of
+from tests.devices_support import EAClient, add_device, error_of, until
 from webhook_server import create_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLL = "/api/v1/ea/instructions?wait=0"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 # --- nonces ---
