@@ -162,12 +162,11 @@ async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float]
             },
             settings.signals,
         )
-        publisher = container.signal_publisher
-        assert publisher is not None
+        worker = container.outbox_worker
         started = time.perf_counter()
         outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
         stored = time.perf_counter()
-        await publisher.drain()
+        await worker.drain()
         finished = time.perf_counter()
         assert outcome.recipients == count
         async with container.sessionmaker() as session:

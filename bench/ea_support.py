@@ -25,7 +25,7 @@ from bench.common import Request, user_rows
 from bot.config import Settings
 from bot.domain.devices import DeviceService, Platform
 from bot.domain.signal_rules import SignalDraft
-from bot.factory import create_bot, create_container, create_dispatcher
+from bot.factory import create_bot, create_container, create_dispatcher, create_services
 from bot.web.signing import sign_request
 from db.migrate import upgrade
 from db.models import Instruction, User
@@ -73,7 +73,7 @@ async def prepare_devices(settings: Settings, owners: int) -> tuple[list[BenchDe
     """A migrated database with ``owners`` users, one device each, and one open signal
     (valid for an hour) waiting for each owner's approval; the devices and the signal's pk.
     Devices and signal are made by the bot's own services, as a user and a provider would."""
-    container = create_container(settings)
+    container = create_services(settings)
     try:
         await upgrade(container.engine)
         async with container.sessionmaker.begin() as session:
@@ -100,7 +100,7 @@ async def prepare_fills(
     them: (device, instruction id) of each, every one the target of a new fill."""
     devices, signal_pk = await prepare_devices(settings_for(database_url), owners)
     rows, targets = instruction_rows(devices, signal_pk, count)
-    container = create_container(settings_for(database_url))
+    container = create_services(settings_for(database_url))
     try:
         async with container.sessionmaker.begin() as session:
             for start in range(0, len(rows), 5_000):
@@ -177,7 +177,20 @@ async def side_server() -> web.Application:
     and its dispatcher (``POST /bench/update`` feeds it one Telegram update)."""
     bot_api = os.environ.get("BENCH_BOT_API")
     settings = settings_for(os.environ["BENCH_DATABASE_URL"], bot_api)
-    bot = create_bot(settings) if bot_api else None
+    if not bot_api:
+        services = create_services(settings)
+        app = create_app(services)
+
+        async def side_only(_app: web.Application) -> Any:
+            await services.start()
+            yield
+            await services.stop_background(1)
+            await services.aclose()
+            await services.engine.dispose()
+
+        app.cleanup_ctx.append(side_only)
+        return app
+    bot = create_bot(settings)
     container = create_container(settings, bot=bot)
     app = create_app(container)
 
@@ -186,17 +199,15 @@ async def side_server() -> web.Application:
         yield
         await container.stop_background(1)
         await container.aclose()
-        if bot is not None:
-            await bot.session.close()
+        await bot.session.close()
         await container.engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)
-    if bot is not None:
-        dispatcher = create_dispatcher(container)
+    dispatcher = create_dispatcher(container)
 
-        async def feed(request: web.Request) -> web.Response:
-            await dispatcher.feed_raw_update(bot, await request.json())
-            return web.json_response({"ok": True})
+    async def feed(request: web.Request) -> web.Response:
+        await dispatcher.feed_raw_update(bot, await request.json())
+        return web.json_response({"ok": True})
 
-        app.router.add_post("/bench/update", feed)
+    app.router.add_post("/bench/update", feed)
     return app

@@ -75,7 +75,7 @@ COMMAND = "/devices"
 
 async def webhook_app() -> web.Application:
     """The real side server in webhook mode, configured from the environment."""
-    from bot.chat.webhook import WebhookIntake
+    from bot.intake.webhook import WebhookIntake
     from webhook_server import create_app
 
     container, dp = _build()

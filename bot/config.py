@@ -111,7 +111,7 @@ class WebhookSettings(Section):
 
 
 class InboxSettings(Section):
-    """Retries of updates whose processing failed, in both modes (bot/chat/inbox.py)."""
+    """Retries of updates whose processing failed, in both modes (bot/intake/inbox.py)."""
 
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_backoff_s: float = Field(default=2.0, ge=0, le=3600)

@@ -3,7 +3,7 @@
 The webhook inbox marks an update handled inside the update's own transaction only when
 that transaction writes: then the mark and the writes commit or roll back together
 (exactly once). An update that only read is marked afterwards, in a batch with others,
-which saves a write and a commit per update (bot/chat/webhook.py).
+which saves a write and a commit per update (bot/intake/webhook.py).
 
 Every statement passes ``before_cursor_execute`` on its connection; a write sets a flag
 in the connection's ``info``, which ``after_begin`` clears when a session's transaction

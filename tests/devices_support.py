@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from bot.container import Container
+from bot.container import Services
 from bot.domain.devices import Credentials, DeviceDTO, DeviceService, Platform
 from bot.web.signing import sign_request
 from db.models import User
@@ -23,7 +23,7 @@ OWNER_ID = 700_000_001
 OTHER_ID = 700_000_002
 
 
-async def add_user(container: Container, user_id: int = OWNER_ID) -> None:
+async def add_user(container: Services, user_id: int = OWNER_ID) -> None:
     async with container.sessionmaker.begin() as session:
         if await session.get(User, user_id) is None:
             now = container.clock()
@@ -40,7 +40,7 @@ async def add_user(container: Container, user_id: int = OWNER_ID) -> None:
 
 
 async def add_device(
-    container: Container,
+    container: Services,
     owner_id: int = OWNER_ID,
     name: str = "Office",
     platform: Platform = Platform.MT5,

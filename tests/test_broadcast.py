@@ -34,8 +34,7 @@ async def test_broadcast_to_200_under_429_and_403(
     )
     outcome = await container.signals.submit(sessionmaker, draft, source="provider")
     assert outcome.recipients == 200
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
     calls = fake_api.sent("sendMessage")
     delivered = Counter(call.chat_id for call in calls if call.ok)
@@ -58,6 +57,6 @@ async def test_broadcast_to_200_under_429_and_403(
     # The next signal skips them without asking Telegram.
     fake_api.clear()
     again = await container.signals.submit(sessionmaker, draft, source="provider")
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
     assert again.recipients == 180
     assert {call.chat_id for call in fake_api.sent("sendMessage")} == reachable

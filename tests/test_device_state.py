@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.config import Settings
-from bot.container import Container
+from bot.container import Container, Services
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
 from bot.execution.nonces import MemoryNonceStore, RedisNonceStore
-from bot.factory import create_container
+from bot.factory import create_services
 from bot.infra.pubsub import Broadcast, RedisBroadcast
 from db.hooks import after_commit
 from tests.conftest import FakeClock, make_settings
@@ -274,7 +274,7 @@ async def test_redis_key_invalidation_reaches_the_other_instance(
 @pytest.fixture
 async def redis_container(
     redis_url: str, prefix: str, settings: Settings, clock: FakeClock
-) -> AsyncIterator[Container]:
+) -> AsyncIterator[Services]:
     data = settings.model_dump()
     redis_settings = make_settings(
         settings.database.url,
@@ -282,7 +282,7 @@ async def redis_container(
         redis={"url": redis_url, "prefix": prefix},
         devices=data["devices"],
     )
-    instance = create_container(redis_settings, clock=clock)
+    instance = create_services(redis_settings, clock=clock)
     await instance.start()
     try:
         yield instance
@@ -292,7 +292,7 @@ async def redis_container(
 
 
 async def test_signed_requests_with_redis_state(
-    aiohttp_client: Any, redis_container: Container, clock: FakeClock
+    aiohttp_client: Any, redis_container: Services, clock: FakeClock
 ) -> None:
     server: TestClient[Any, Any] = await aiohttp_client(create_app(redis_container))
     _device, credentials = await add_device(redis_container)

@@ -141,7 +141,6 @@ async def test_disabled_rate_limit_lets_everything_through(
     )
     dp = create_dispatcher(container)
     try:
-        assert container.bot is not None
         local = Chat(dp, container.bot, fake_api)
         for _ in range(15):
             assert len(await local.send(8007, "/help")) == 1

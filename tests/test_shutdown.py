@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.ea_support import MASTER_KEY, BenchDevice, fill_request, prepare_fills, settings_for
-from bot.factory import create_container
+from bot.factory import create_services
 from db.models import ExecutionRecord, ProcessedUpdate
 from tests.conftest import ADMIN_ID
 from tests.fake_bot_api import FakeBotAPI, message_update
@@ -70,7 +70,7 @@ async def report_client(
 
 
 async def stored_reports(database_url: str) -> set[str]:
-    container = create_container(settings_for(database_url))
+    container = create_services(settings_for(database_url))
     try:
         async with container.sessionmaker() as session:
             return set((await session.scalars(select(ExecutionRecord.report_id))).all())
@@ -80,7 +80,7 @@ async def stored_reports(database_url: str) -> set[str]:
 
 async def stored_updates(database_url: str) -> dict[int, bool]:
     """Every update id stored, and whether it was handled."""
-    container = create_container(settings_for(database_url))
+    container = create_services(settings_for(database_url))
     try:
         async with container.sessionmaker() as session:
             rows = await session.execute(

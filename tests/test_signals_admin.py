@@ -143,8 +143,7 @@ async def test_preview_then_send(
     [edit] = [c for c in calls if c.method == "editMessageText"]
     assert "Sent BUY EURUSD" in edit.params["text"] and "to 2 users" in edit.params["text"]
     assert "reply_markup" not in edit.params
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
     async with sessionmaker() as session:
         signal = (await session.scalars(select(Signal))).one()
     assert (signal.source, signal.created_by_id, signal.order_type) == ("admin", ADMIN_ID, "limit")
@@ -179,8 +178,7 @@ async def test_discard(
 
 async def settle(container: Container) -> None:
     """Let broadcasts and message edits finish, so they don't land in the next exchange."""
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
 
 async def _post(chat: Chat, fake_api: FakeBotAPI, container: Container, text: str) -> None:

@@ -349,7 +349,6 @@ async def test_an_approval_is_answered_and_shown_only_once_stored(
         container.settings.signals,
     )
     outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
-    assert container.outbox_worker is not None
     await container.outbox_worker.drain()
     message_id = fake_api.last("sendMessage", alice).result["message_id"]
     press = SignalVote(action=Vote.APPROVE, signal=outcome.signal.id).pack()

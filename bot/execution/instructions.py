@@ -49,7 +49,7 @@ from db.models import Signal
 from db.repositories.instructions import InstructionRepository, ReportRow, ReportTarget
 
 if TYPE_CHECKING:
-    from bot.chat.signal_publisher import SignalPublisher
+    from bot.domain.publishing import SignalPublisher
     from bot.infra.outbox import Outbox
 
 logger = logging.getLogger(__name__)
