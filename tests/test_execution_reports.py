@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.container import Container
 from bot.domain.devices import DeviceService
 from bot.domain.user_settings import toggle
-from bot.execution.instructions import ReportDesk
+from bot.execution.report_desk import ReportDesk
 from bot.execution.reports import ReportKind, parse_report
 from db.models import Commission, ExecutionRecord, Instruction
 from tests.affiliates_support import refer, rows

@@ -11,13 +11,9 @@ from aiohttp import web
 
 from bot.container import Container
 from bot.execution.device_keys import DeviceIdentity
-from bot.execution.instructions import (
-    ReportConflictError,
-    UnknownInstructionError,
-    UnknownSignalError,
-    pending_instructions,
-)
+from bot.execution.report_desk import ReportConflictError, UnknownInstructionError
 from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
+from bot.execution.wire import UnknownSignalError, pending_instructions, signal_records
 from bot.web.device_auth import DEVICE, Handler, signed
 from bot.web.errors import ApiError
 from bot.web.json_body import NotJson, parse_json
@@ -124,7 +120,7 @@ async def get_status(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_signal", "This device has no instructions for that signal.")
     try:
         async with container.sessionmaker.begin() as session:
-            records = await container.reports.signal_records(session, request[DEVICE], signal_id)
+            records = await signal_records(session, request[DEVICE], signal_id)
     except UnknownSignalError as exc:
         raise ApiError(404, "unknown_signal", exc.message) from None
     return web.json_response({"signal_id": signal_id, "records": records})
