@@ -43,6 +43,12 @@ async def pending_instructions(
     return served
 
 
+async def idle_devices(session: AsyncSession, now: datetime) -> set[int]:
+    """The active devices that :func:`pending_instructions` would find nothing for (an
+    ``open`` past the device's max age aside), for the hub's start-up."""
+    return await InstructionRepository(session).idle_devices(now)
+
+
 def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
     head: dict[str, Any] = {
         "id": instruction.public_id,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from bot.container import Container
-from bot.execution.device_keys import DeviceIdentity
 from bot.execution.report_desk import ReportConflictError, UnknownInstructionError
 from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
-from bot.execution.wire import UnknownSignalError, pending_instructions, signal_records
+from bot.execution.wire import (
+    UnknownSignalError,
+    idle_devices,
+    pending_instructions,
+    signal_records,
+)
 from bot.web.device_auth import DEVICE, Handler, signed
 from bot.web.errors import ApiError
 from bot.web.json_body import NotJson, parse_json
@@ -37,40 +39,19 @@ def _wait_seconds(values: Iterable[str]) -> int:
     )
 
 
-async def _pending(container: Container, device: DeviceIdentity) -> list[dict[str, Any]]:
-    """Pending instructions, or [] without a database read while the device is idle."""
-    hub = container.device_hub
-    if hub.is_idle(device.pk):
-        return []
-    generation = hub.generation(device.pk)
-    async with container.sessionmaker.begin() as session:
-        instructions = await pending_instructions(session, device, container.clock())
-    if not instructions:
-        hub.mark_idle(device.pk, generation)
-    return instructions
-
-
 @signed
 async def get_instructions(request: web.Request) -> web.Response:
     container = request.app[CONTAINER]
     device = request[DEVICE]
     wait = _wait_seconds(request.query.getall("wait", ()))
-    if wait == 0:
-        instructions = await _pending(container, device)
-    else:
-        hub = container.device_hub
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            # Registered before the check: a notification during it wakes the wait at once.
-            with hub.waiter(device.pk) as waiter:
-                instructions = await _pending(container, device)
-                remaining = deadline - loop.time()
-                if instructions or remaining <= 0 or hub.released:
-                    break
-                await waiter.wait(remaining)
+
+    async def pending() -> list[dict[str, Any]]:
+        async with container.sessionmaker.begin() as session:
+            return await pending_instructions(session, device, container.clock())
+
+    instructions = await container.device_hub.poll(device.pk, pending, wait)
     return web.json_response(
-        {"instructions": instructions, "server_time": int(container.clock().timestamp())}
+        {"instructions": list(instructions), "server_time": int(container.clock().timestamp())}
     )
 
 
@@ -138,6 +119,19 @@ async def _device_activity(app: web.Application) -> Any:
     await activity.close()
 
 
+async def _device_hub(app: web.Application) -> Any:
+    # After container.start(): subscribed to pub/sub before reading what is pending.
+    container = app[CONTAINER]
+
+    async def idle() -> set[int]:
+        async with container.sessionmaker() as session:
+            return await idle_devices(session, container.clock())
+
+    await container.device_hub.start(idle)
+    yield
+    await container.device_hub.close()
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/ea/instructions", get_instructions, allow_head=False)
     for kind in ReportKind:
@@ -145,3 +139,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/exec/status/{signal_id}", get_status, allow_head=False)
     app.on_shutdown.append(_release_polls)
     app.cleanup_ctx.append(_device_activity)
+    app.cleanup_ctx.append(_device_hub)

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from db.models import (
     Approval,
@@ -69,6 +70,13 @@ class ReportRow:
     message: str | None
 
 
+def _servable(now: datetime) -> ColumnElement[bool]:
+    """An instruction that may be served (with Signal and Device joined): a follow-up
+    always, an open while its signal is open and unexpired and the device not paused."""
+    servable_open = and_(Signal.state == "open", Signal.expires_at > now, Device.paused.is_(False))
+    return or_(Instruction.action != "open", servable_open)
+
+
 class InstructionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -110,9 +118,6 @@ class InstructionRepository:
     async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
         """The device's unreported instructions, oldest first; opens only while their
         signal is open and unexpired and the device is not paused (age is the caller's)."""
-        servable_open = and_(
-            Signal.state == "open", Signal.expires_at > now, Device.paused.is_(False)
-        )
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
             .join(Signal, Signal.id == Instruction.signal_id)
@@ -120,12 +125,28 @@ class InstructionRepository:
             .where(
                 Instruction.device_id == device_pk,
                 Instruction.state == "pending",
-                or_(Instruction.action != "open", servable_open),
+                _servable(now),
             )
             .order_by(Instruction.id)
         )
         rows = (await self.session.execute(query)).all()
         return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
+
+    async def idle_devices(self, now: datetime) -> set[int]:
+        """Active devices for which :meth:`pending` finds nothing, in one query (an open
+        past the device's max age still counts as pending here: the caller's check)."""
+        has_pending = (
+            select(Instruction.id)
+            .join(Signal, Signal.id == Instruction.signal_id)
+            .where(
+                Instruction.device_id == Device.id,
+                Instruction.state == "pending",
+                _servable(now),
+            )
+            .exists()
+        )
+        query = select(Device.id).where(Device.revoked_at.is_(None), ~has_pending)
+        return {int(pk) for pk in (await self.session.scalars(query)).all()}
 
     async def report_targets(self, public_ids: Iterable[str]) -> dict[str, ReportTarget]:
         """The instructions that reports name, by public id, in one round trip per chunk."""
