@@ -192,10 +192,19 @@ class ReportDesk:
 
     async def _store(self, session: AsyncSession, batch: Sequence[_Queued]) -> list[Outcome]:
         repo = InstructionRepository(session)
-        targets = await repo.report_targets({item.report.instruction_id for item in batch})
-        known = await repo.records_by_report_id(
-            {(item.device.pk, item.report.report_id) for item in batch}
+        targets, known = await repo.report_lookup(
+            [(item.report.instruction_id, item.report.report_id) for item in batch]
         )
+        # A report naming no instruction of its device may still repeat one of its
+        # report_ids (a 409 then, not a 404): those few are looked up on their own.
+        unaddressed = {
+            key
+            for item in batch
+            if (key := (item.device.pk, item.report.report_id)) not in known
+            and _addressee(targets, item.report.instruction_id) != item.device.pk
+        }
+        if unaddressed:
+            known.update(await repo.records_by_report_id(unaddressed))
         now = self.clock()
         rows: list[dict[str, Any]] = []
         states: list[tuple[int, str]] = []
@@ -300,6 +309,11 @@ class ReportDesk:
         if turned_away:
             logger.warning("%d reports not stored at shutdown (answered 503)", turned_away)
         return turned_away
+
+
+def _addressee(targets: dict[str, ReportTarget], instruction_id: str) -> int | None:
+    target = targets.get(instruction_id)
+    return None if target is None else target.device_pk
 
 
 def _receipt(existing_id: str, existing_hash: str, digest: str) -> Outcome:
