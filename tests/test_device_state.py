@@ -196,10 +196,28 @@ async def test_load_overtaken_by_an_invalidation_is_not_cached(
     monkeypatch.setattr(keys, "_load", slow_load)
     lookup = asyncio.create_task(keys.lookup(device.public_id))
     await asyncio.sleep(0.05)
-    keys.forget(device.public_id)  # ...which lands (and invalidates) meanwhile
+    async with container.sessionmaker.begin() as session:
+        keys.forget(session, device.public_id)  # ...which lands (and invalidates) meanwhile
     release.set()
     assert await lookup is not None  # this request still used what it read
     assert len(keys) == 0  # but the next one reads again
+
+
+async def test_forget_drops_the_key_once_the_change_commits(container: Container) -> None:
+    """Dropped before the commit, a lookup in between would cache the old key again."""
+    keys = container.device_keys
+    device, _ = await add_device(container)
+    assert await keys.lookup(device.public_id) is not None
+    async with container.sessionmaker.begin() as session:
+        keys.forget(session, device.public_id)
+        assert len(keys) == 1  # not yet: the change is not committed
+    assert len(keys) == 0
+    assert await keys.lookup(device.public_id) is not None
+    with pytest.raises(RuntimeError):
+        async with container.sessionmaker.begin() as session:
+            keys.forget(session, device.public_id)
+            raise RuntimeError("rolled back")
+    assert len(keys) == 1  # nothing changed, nothing dropped
 
 
 def test_short_master_key_is_refused(container: Container) -> None:
@@ -325,7 +343,8 @@ async def test_redis_key_invalidation_reaches_the_other_instance(
     there = DeviceKeyring(master, container.sessionmaker, second)
     device, _ = await add_device(container)
     assert await there.lookup(device.public_id) is not None and len(there) == 1
-    here.forget(device.public_id)
+    async with container.sessionmaker.begin() as session:
+        here.forget(session, device.public_id)
     await asyncio.wait_for(until(lambda: len(there) == 0), timeout=5)
 
 
