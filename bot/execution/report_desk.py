@@ -286,9 +286,9 @@ class ReportDesk:
         """Shutdown: take no more reports, and let the writer commit what is queued for up
         to ``within`` s. A report is answered only after its commit, so none that was
         acknowledged is lost; what is not committed by then is answered
-        :class:`ShuttingDown` (a 503: never stored, the EA sends it again). Notices under way
-        Returns how many reports were turned away. (Notices and edits are outbox rows,
-        written with the reports: nothing of them is lost here.)"""
+        :class:`ShuttingDown` (a 503: never stored, the EA sends it again). Returns how
+        many reports were turned away. (Notices and edits are outbox rows, written with
+        the reports: nothing of them is lost here.)"""
         self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
