@@ -4,9 +4,10 @@
 to do; :meth:`DeviceHub.poll` is that loop. The hub keeps the set of devices known to have
 nothing pending, so their polls answer without a database read:
 
-- at start-up (:meth:`DeviceHub.start`) and every ``reload_every`` seconds after, it learns
-  the set from the database in one query (a restart, or a notification lost on its way
-  because an instance died between its commit and its publish, costs nothing but that);
+- at start-up (:meth:`DeviceHub.start`) and every ``reload_every`` seconds after, it reads
+  the set from the database in one query: a restarted server knows it at once, and a
+  notification lost on its way (an instance died between its commit and its publish)
+  delays a device by ``reload_every`` at most;
 - a poll that found nothing adds its device;
 - :meth:`DeviceHub.notify` ("something may be pending for this device") removes the
   device on every instance (bot/infra/pubsub.py) and wakes its waiting polls. Issuing
@@ -188,7 +189,7 @@ class DeviceHub:
             try:
                 await self._reload()
             except Exception as exc:
-                # Polls read the database meanwhile; the next round tries again.
+                # The set stays as notifications keep it; the next round tries again.
                 logger.warning("device hub reload failed: %s", type(exc).__name__)
 
     def _on_message(self, message: str) -> None:
