@@ -3,8 +3,9 @@
 `python -m bench.ea_poll [--seconds 10] [--devices 100] [--rounds 3]`: migrates a fresh
 SQLite file, creates the devices (their secrets derived with the benchmark's MASTER_KEY),
 starts the real side server (``webhook_server.create_app``) in its own process pinned to
-one core, warms it with one request per device (as a running server is: keys cached,
-devices idle), and replays pre-signed requests (each with its own nonce, round-robin over
+one core (it learns at start-up that no device has anything pending, so no poll reads the
+database), warms it with one request per device (as a running server is: keys cached),
+and replays pre-signed requests (each with its own nonce, round-robin over
 the devices) with wrk. The bare aiohttp hello-world is measured in the same run, before
 each round, and the figure that matters is the ratio (floor 0.3, aim 0.5); with several
 rounds the median ratio is printed too, since other load on the machine moves both.

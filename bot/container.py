@@ -28,8 +28,8 @@ from bot.domain.signals import SignalService, SubscriberCheck
 from bot.execution.device_activity import DeviceActivity
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
-from bot.execution.instructions import ReportDesk
 from bot.execution.nonces import NonceStore
+from bot.execution.report_desk import ReportDesk
 from bot.infra.clock import Clock
 from bot.infra.metrics import Metrics
 from bot.infra.notifier import BlockedUsers, Notifier

@@ -41,8 +41,9 @@ from bot.domain.subscriptions import active_subscribers
 from bot.execution.device_activity import DeviceActivity
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
-from bot.execution.instructions import ReportDesk, device_lines
 from bot.execution.nonces import create_nonce_store
+from bot.execution.report_desk import ReportDesk
+from bot.execution.wire import device_lines
 from bot.infra.clock import Clock, utcnow
 from bot.infra.metrics import Metrics
 from bot.infra.notifier import BlockedUsers, Notifier

@@ -59,7 +59,7 @@ KNOWN_OFFENDERS: frozenset[tuple[str, str]] = frozenset(
         ("bot.domain.devices", "aiogram.html"),
         ("bot.domain.payouts", "bot.chat.texts"),
         ("bot.domain.signals", "bot.chat.texts"),
-        ("bot.execution.instructions", "bot.chat.texts"),
+        ("bot.execution.report_desk", "bot.chat.texts"),
     }
 )
 

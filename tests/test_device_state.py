@@ -55,23 +55,78 @@ async def test_hub_wakes_only_that_device() -> None:
     assert hub.waiting == 0
 
 
+async def nothing() -> list[Any]:
+    return []
+
+
 async def test_idle_mark_is_not_set_when_a_notification_came_during_the_check() -> None:
     hub = DeviceHub(Broadcast())
-    generation = hub.generation(7)
-    hub.notify(7)  # arrives while the check runs
-    hub.mark_idle(7, generation)
+    reads = 0
+
+    async def check() -> list[Any]:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            hub.notify(7)  # arrives while the read runs: it may have missed the new work
+        return []
+
+    assert await hub.poll(7, check, 0) == []
     assert not hub.is_idle(7)
-    generation = hub.generation(7)
-    hub.mark_idle(7, generation)
-    assert hub.is_idle(7)
+    assert await hub.poll(7, check, 0) == []
+    assert hub.is_idle(7) and reads == 2
+    assert await hub.poll(7, check, 0) == []  # known idle: no read
+    assert reads == 2
     hub.notify(7)
     assert not hub.is_idle(7)
 
 
-async def test_idle_mark_expires() -> None:
-    hub = DeviceHub(Broadcast(), idle_ttl=0.0)
-    hub.mark_idle(3, hub.generation(3))
-    assert not hub.is_idle(3)
+async def test_start_learns_the_idle_devices_and_a_load_does_not_hide_a_notification() -> None:
+    hub = DeviceHub(Broadcast())
+
+    async def load() -> set[int]:
+        hub.notify(2)  # committed and announced while the load read
+        return {1, 2}
+
+    await hub.start(load)
+    try:
+        assert hub.is_idle(1) and not hub.is_idle(2) and not hub.is_idle(3)
+    finally:
+        await hub.close()
+
+
+async def test_hub_reloads_so_a_lost_notification_only_delays() -> None:
+    hub = DeviceHub(Broadcast(), reload_every=0.01)
+    idle = {1}
+
+    async def load() -> set[int]:
+        return set(idle)
+
+    await hub.start(load)
+    try:
+        assert hub.is_idle(1)
+        idle.clear()  # work committed for device 1, its notification lost on the way
+        await asyncio.wait_for(until(lambda: not hub.is_idle(1)), timeout=5)
+    finally:
+        await hub.close()
+
+
+async def test_resync_reloads_at_once() -> None:
+    broadcast = Broadcast()
+    hub = DeviceHub(broadcast)  # the periodic reload is 30 s away
+    loads = 0
+
+    async def load() -> set[int]:
+        nonlocal loads
+        loads += 1
+        return {5}
+
+    await hub.start(load)
+    try:
+        broadcast.resynced()  # what a Redis reconnect triggers
+        assert not hub.is_idle(5)
+        await asyncio.wait_for(until(lambda: loads == 2 and hub.is_idle(5)), timeout=5)
+    finally:
+        await hub.close()
 
 
 async def test_released_hub_does_not_wait() -> None:
@@ -87,7 +142,8 @@ async def test_released_hub_does_not_wait() -> None:
 async def test_resync_forgets_idle_marks_and_cached_keys(container: Container) -> None:
     hub, keys = container.device_hub, container.device_keys
     device, _ = await add_device(container)
-    hub.mark_idle(device.pk, hub.generation(device.pk))
+    await hub.poll(device.pk, nothing, 0)
+    assert hub.is_idle(device.pk)
     assert await keys.lookup(device.public_id) is not None and len(keys) == 1
     container.broadcast.resynced()  # what a Redis reconnect triggers
     assert not hub.is_idle(device.pk)
@@ -135,10 +191,28 @@ async def test_load_overtaken_by_an_invalidation_is_not_cached(
     monkeypatch.setattr(keys, "load", slow_load)
     lookup = asyncio.create_task(keys.lookup(device.public_id))
     await asyncio.sleep(0.05)
-    keys.forget(device.public_id)  # ...which lands (and invalidates) meanwhile
+    async with container.sessionmaker.begin() as session:
+        keys.forget(session, device.public_id)  # ...which lands (and invalidates) meanwhile
     release.set()
     assert await lookup is not None  # this request still used what it read
     assert len(keys) == 0  # but the next one reads again
+
+
+async def test_forget_drops_the_key_once_the_change_commits(container: Container) -> None:
+    """Dropped before the commit, a lookup in between would cache the old key again."""
+    keys = container.device_keys
+    device, _ = await add_device(container)
+    assert await keys.lookup(device.public_id) is not None
+    async with container.sessionmaker.begin() as session:
+        keys.forget(session, device.public_id)
+        assert len(keys) == 1  # not yet: the change is not committed
+    assert len(keys) == 0
+    assert await keys.lookup(device.public_id) is not None
+    with pytest.raises(RuntimeError):
+        async with container.sessionmaker.begin() as session:
+            keys.forget(session, device.public_id)
+            raise RuntimeError("rolled back")
+    assert len(keys) == 1  # nothing changed, nothing dropped
 
 
 def test_short_master_key_is_refused(container: Container) -> None:
@@ -252,7 +326,8 @@ async def test_redis_hub_wakes_a_poll_on_another_instance(
     first, second = two_instances
     notifier, waiting_side = DeviceHub(first), DeviceHub(second)
     with waiting_side.waiter(42) as waiter:
-        waiting_side.mark_idle(42, waiting_side.generation(42))
+        await waiting_side.poll(42, nothing, 0)
+        assert waiting_side.is_idle(42)
         notifier.notify(42)
         assert await waiter.wait(5)
     assert not waiting_side.is_idle(42)
@@ -267,7 +342,8 @@ async def test_redis_key_invalidation_reaches_the_other_instance(
     there = DeviceKeyring(master, container.sessionmaker, second)
     device, _ = await add_device(container)
     assert await there.lookup(device.public_id) is not None and len(there) == 1
-    here.forget(device.public_id)
+    async with container.sessionmaker.begin() as session:
+        here.forget(session, device.public_id)
     await asyncio.wait_for(until(lambda: len(there) == 0), timeout=5)
 
 

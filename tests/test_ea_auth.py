@@ -255,6 +255,15 @@ async def test_bad_signature_comes_before_replayed_nonce(ea: EAClient) -> None:
     assert await error_of(response) == (401, "invalid_signature")
 
 
+async def test_a_bad_signature_does_not_use_up_the_nonce(ea: EAClient) -> None:
+    """Only signed requests reach the nonce store: nobody without the secret can burn the
+    nonces a device is about to send."""
+    nonce = new_nonce()
+    response = await ea.get(POLL, nonce=nonce, secret="x" * 43)
+    assert await error_of(response) == (401, "invalid_signature")
+    assert (await ea.get(POLL, nonce=nonce)).status == 200
+
+
 async def test_replay_within_and_after_600_s(ea: EAClient) -> None:
     nonce = new_nonce()
     headers = ea.headers("GET", POLL, nonce=nonce)

@@ -8,12 +8,25 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import insert, update
 
 from bot.chat.callbacks import DeviceAction, DeviceCb
 from bot.container import Container
-from bot.domain.devices import DeviceDTO
+from bot.domain.devices import DeviceDTO, DeviceService
+from db.models import Instruction, UserSettings
 from tests.conftest import Chat, FakeClock
 from tests.devices_support import OWNER_ID, EAClient, add_device, error_of, until
+from tests.loop_support import (
+    approve,
+    configure,
+    device_ea,
+    instructions,
+    publish,
+    report,
+    report_id,
+    settle,
+)
+from tests.signals_support import AUTH
 from webhook_server import create_app
 
 
@@ -299,3 +312,95 @@ async def test_resume_in_the_chat_wakes_the_devices_poll(
     await chat.press(OWNER_ID, resume)
     response = await asyncio.wait_for(poll, timeout=5)
     assert (await response.json())["instructions"] == probe.items
+
+
+# --- what is pending, known without a read ---
+
+
+async def test_devices_idle_at_start_up_poll_without_a_read(
+    container: Container, aiohttp_client: Any, clock: FakeClock, probe: PendingProbe
+) -> None:
+    """A restarted server learns in one query which devices have nothing pending."""
+    idle, idle_credentials = await add_device(container, name="Idle")
+    busy, busy_credentials = await add_device(container, name="Busy")
+    outcome = await publish(container)
+    await approve(container, outcome, OWNER_ID)  # an open for each, before the start
+    async with container.sessionmaker.begin() as session:
+        await session.execute(
+            update(Instruction).where(Instruction.device_id == idle.pk).values(state="acked")
+        )
+    server = await aiohttp_client(create_app(container))
+    idle_ea = EAClient(server, clock, idle_credentials.device_id, idle_credentials.secret)
+    busy_ea = EAClient(server, clock, busy_credentials.device_id, busy_credentials.secret)
+    assert container.device_hub.is_idle(idle.pk) and not container.device_hub.is_idle(busy.pk)
+    for _ in range(3):
+        assert await instructions(idle_ea) == []
+    assert probe.calls == 0
+    await instructions(busy_ea)
+    assert probe.calls == 1
+
+
+async def test_every_change_that_makes_work_pending_reaches_an_idle_device(
+    server: TestClient[Any, Any], container: Container, clock: FakeClock, chat: Chat
+) -> None:
+    """Issuing and device changes notify the hub after their commit: a device known to
+    have nothing pending is told at its next poll, never left idle with work waiting."""
+    device, ea = await device_ea(container, server, clock, OWNER_ID)
+    hub = container.device_hub
+
+    async def idle_then(change: Any) -> list[dict[str, Any]]:
+        assert await instructions(ea) == []
+        assert hub.is_idle(device.pk)
+        await change()
+        await settle(container)
+        served = await instructions(ea)
+        for instruction in served:
+            ack = {"report_id": report_id(), "instruction_id": instruction["id"]}
+            assert (await report(ea, "ack", ack)).status == 201
+        return served
+
+    # An approval.
+    outcome = await publish(container)
+    [opened] = await idle_then(lambda: approve(container, outcome, OWNER_ID))
+    assert opened["action"] == "open"
+    # The provider's changes to a signal the device opened.
+    signal_id = outcome.signal.public_id
+    for action, body in (("modify", {"stop_loss": "1.081"}), ("close", {"fraction": "0.5"})):
+
+        async def change(action: str = action, body: dict[str, Any] = body) -> None:
+            path = f"/api/v1/signals/{signal_id}/{action}"
+            assert (await server.post(path, json=body, headers=AUTH)).status == 200
+
+        [followup] = await idle_then(change)
+        assert followup["action"] == action
+    # A paused device is served nothing; resuming it serves what waited.
+    second = await publish(container)
+    await approve(container, second, OWNER_ID)
+    await configure_paused(container, device, True)
+    [resumed] = await idle_then(lambda: configure_paused(container, device, False))
+    assert resumed["signal_id"] == second.signal.public_id
+    # An open past the device's max age waits for a longer max age.
+    await configure(container, device, max_signal_age="5")
+    third = await publish(container)
+    await approve(container, third, OWNER_ID)
+    clock.advance(seconds=10)
+    [aged] = await idle_then(lambda: configure(container, device, max_signal_age="600"))
+    assert aged["signal_id"] == third.signal.public_id
+    # Auto-approve issues at the signal's arrival.
+    async with container.sessionmaker.begin() as session:
+        await session.execute(
+            insert(UserSettings).values(
+                user_id=OWNER_ID,
+                auto_approve=True,
+                notify_fills=True,
+                notify_errors=True,
+                updated_at=clock.now,
+            )
+        )
+    [auto] = await idle_then(lambda: publish(container))
+    assert auto["action"] == "open"
+
+
+async def configure_paused(container: Container, device: DeviceDTO, paused: bool) -> None:
+    async with container.sessionmaker.begin() as session:
+        await DeviceService(session, container).set_paused(device.owner_id, device.pk, paused)

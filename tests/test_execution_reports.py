@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.container import Container
 from bot.domain.devices import DeviceService
 from bot.domain.user_settings import toggle
-from bot.execution.instructions import ReportDesk
+from bot.execution.report_desk import ReportDesk
 from bot.execution.reports import ReportKind, parse_report
 from db.models import Commission, ExecutionRecord, Instruction
 from tests.affiliates_support import refer, rows
@@ -243,6 +243,26 @@ async def test_same_report_id_other_content_is_409(
     assert await error_of(response) == (409, "report_conflict")
     [record] = await stored_records(container)
     assert (record.kind, record.price) == ("fill", Decimal("1.08512"))
+
+
+async def test_stored_report_id_naming_another_instruction_is_409(
+    container: Container, ea: EAClient
+) -> None:
+    """The report_id decides first: reused on another instruction of the device, or on
+    one that does not exist, it is a conflict, not a new report and not a 404."""
+    first = await opened(container, ea)
+    body = fill_body(first["id"])
+    assert (await report(ea, "fill", body)).status == 201
+    second = await opened(container, ea)
+    elsewhere = dict(body, instruction_id=second["id"])
+    nowhere = dict(body, instruction_id="ins_doesnotexist")
+    for response in (
+        await report(ea, "fill", elsewhere),
+        await report(ea, "fill", nowhere),
+        *await asyncio.gather(report(ea, "fill", elsewhere), report(ea, "fill", nowhere)),
+    ):
+        assert await error_of(response) == (409, "report_conflict")
+    assert len(await stored_records(container)) == 1
 
 
 async def test_concurrent_duplicates_store_one_record(container: Container, ea: EAClient) -> None:

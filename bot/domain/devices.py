@@ -340,7 +340,7 @@ class DeviceService:
         keys, hub = self.container.device_keys, self.container.device_hub
         public_id, pk = device.public_id, device.id
         if key_changed:
-            after_commit(self.session, lambda: keys.forget(public_id))
+            keys.forget(self.session, public_id)
         after_commit(self.session, lambda: hub.notify(pk))
 
     @staticmethod

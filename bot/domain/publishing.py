@@ -1,7 +1,7 @@
 """What the signal rules ask of whoever tells subscribers: queue or refresh approval messages.
 
 bot/chat/signal_publisher.py implements it on the outbox; the rules (bot/domain/signals.py)
-and the report writer (bot/execution/instructions.py) only call it, inside the
+and the report writer (bot/execution/report_desk.py) only call it, inside the
 transaction that made the change, so they never import the chat layer.
 """
 

@@ -32,7 +32,7 @@ from bot.domain.signal_rules import (
     validate_level_changes,
 )
 from bot.domain.subscriptions import active_subscribers
-from bot.execution.instructions import DeviceWaker, issue_followups, issue_opens
+from bot.execution.issuing import DeviceWaker, issue_followups, issue_opens
 from bot.infra.clock import Clock
 from db.models import Signal
 from db.repositories.instructions import InstructionRepository

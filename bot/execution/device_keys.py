@@ -11,8 +11,9 @@ matching at once; revoking marks the row, which is then never loaded again.
 
 :class:`DeviceKeyring` derives each device's key once and keeps it in memory, so a
 signed request costs no derivation and, when the key is cached, no database read.
-Changes reach the cache through :meth:`DeviceKeyring.forget` (after the commit, on every
-instance: bot/infra/pubsub.py).
+Changes reach the cache through :meth:`DeviceKeyring.forget`, given the session of the
+change: the key is dropped once that commits, on every instance (bot/infra/pubsub.py), so
+no lookup in between can cache the old key again.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError
 from bot.infra.pubsub import Broadcast
+from db.hooks import after_commit
 from db.models import Device
 
 DEVICE_ID_RE = re.compile(r"^dev_[A-Za-z0-9]{16,32}$")
@@ -118,12 +120,11 @@ class DeviceKeyring:
     def secret(self, public_id: str, key_version: int) -> str:
         return derive_secret(self._master_key, public_id, key_version)
 
-    def forget(self, public_id: str) -> None:
-        """Drop the cached key of ``public_id`` here and on every instance.
-
-        Call it after the commit that changed the device (db.hooks.after_commit).
-        """
-        self._broadcast.publish(KEY_CHANNEL, public_id)
+    def forget(self, session: AsyncSession, public_id: str) -> None:
+        """Drop the cached key of ``public_id``, here and on every instance, once the
+        transaction of ``session`` (which changed the device) commits."""
+        broadcast = self._broadcast
+        after_commit(session, lambda: broadcast.publish(KEY_CHANNEL, public_id))
 
     async def lookup(self, public_id: str) -> DeviceKey | None:
         """The key of an active device, or None for an unknown or revoked id."""

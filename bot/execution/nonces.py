@@ -2,8 +2,9 @@
 
 :class:`MemoryNonceStore` keeps them in this process (one instance);
 :class:`RedisNonceStore` (``redis.url`` set) shares them between instances with one
-``SET NX EX`` per request. Only requests with a valid signature reach the store, so
-nobody can fill it with another device's nonces.
+``SET NX EX`` per request. Only requests with a valid signature reach the store
+(bot/web/device_auth.py checks the signature first; tests/test_ea_auth.py holds it to
+that), so nobody can fill it with another device's nonces.
 """
 
 from __future__ import annotations

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from bot.execution.device_keys import DeviceIdentity
-from bot.execution.instructions import (
-    ReportConflictError,
-    UnknownInstructionError,
-    UnknownSignalError,
-    pending_instructions,
-)
+from bot.execution.report_desk import ReportConflictError, UnknownInstructionError
 from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
+from bot.execution.wire import (
+    UnknownSignalError,
+    idle_devices,
+    pending_instructions,
+    signal_records,
+)
 from bot.web.device_auth import DEVICE, Handler, signed
 from bot.web.errors import ApiError
 from bot.web.json_body import NotJson, parse_json
@@ -40,40 +39,19 @@ def _wait_seconds(values: Iterable[str]) -> int:
     )
 
 
-async def _pending(app: web.Application, device: DeviceIdentity) -> list[dict[str, Any]]:
-    """Pending instructions, or [] without a database read while the device is idle."""
-    hub = app[DEVICE_HUB]
-    if hub.is_idle(device.pk):
-        return []
-    generation = hub.generation(device.pk)
-    async with app[SESSIONMAKER].begin() as session:
-        instructions = await pending_instructions(session, device, app[CLOCK]())
-    if not instructions:
-        hub.mark_idle(device.pk, generation)
-    return instructions
-
-
 @signed
 async def get_instructions(request: web.Request) -> web.Response:
     app = request.app
     device = request[DEVICE]
     wait = _wait_seconds(request.query.getall("wait", ()))
-    if wait == 0:
-        instructions = await _pending(app, device)
-    else:
-        hub = app[DEVICE_HUB]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            # Registered before the check: a notification during it wakes the wait at once.
-            with hub.waiter(device.pk) as waiter:
-                instructions = await _pending(app, device)
-                remaining = deadline - loop.time()
-                if instructions or remaining <= 0 or hub.released:
-                    break
-                await waiter.wait(remaining)
+
+    async def pending() -> list[dict[str, Any]]:
+        async with app[SESSIONMAKER].begin() as session:
+            return await pending_instructions(session, device, app[CLOCK]())
+
+    instructions = await app[DEVICE_HUB].poll(device.pk, pending, wait)
     return web.json_response(
-        {"instructions": instructions, "server_time": int(app[CLOCK]().timestamp())}
+        {"instructions": list(instructions), "server_time": int(app[CLOCK]().timestamp())}
     )
 
 
@@ -121,7 +99,7 @@ async def get_status(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_signal", "This device has no instructions for that signal.")
     try:
         async with request.app[SESSIONMAKER].begin() as session:
-            records = await request.app[REPORTS].signal_records(session, request[DEVICE], signal_id)
+            records = await signal_records(session, request[DEVICE], signal_id)
     except UnknownSignalError as exc:
         raise ApiError(404, "unknown_signal", exc.message) from None
     return web.json_response({"signal_id": signal_id, "records": records})
@@ -139,6 +117,19 @@ async def _device_activity(app: web.Application) -> Any:
     await activity.close()
 
 
+async def _device_hub(app: web.Application) -> Any:
+    # After container.start(): subscribed to pub/sub before reading what is pending.
+    hub, sessionmaker, clock = app[DEVICE_HUB], app[SESSIONMAKER], app[CLOCK]
+
+    async def idle() -> set[int]:
+        async with sessionmaker() as session:
+            return await idle_devices(session, clock())
+
+    await hub.start(idle)
+    yield
+    await hub.close()
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/ea/instructions", get_instructions, allow_head=False)
     for kind in ReportKind:
@@ -146,3 +137,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/exec/status/{signal_id}", get_status, allow_head=False)
     app.on_shutdown.append(_release_polls)
     app.cleanup_ctx.append(_device_activity)
+    app.cleanup_ctx.append(_device_hub)

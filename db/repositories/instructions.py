@@ -8,8 +8,20 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from db.models import (
     Approval,
@@ -20,7 +32,7 @@ from db.models import (
     Signal,
     UserSettings,
 )
-from db.repositories.signals import chunks
+from db.repositories.signals import CHUNK, chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +81,66 @@ class ReportRow:
     message: str | None
 
 
+def _servable(now: datetime) -> ColumnElement[bool]:
+    """An instruction that may be served (with Signal and Device joined): a follow-up
+    always, an open while its signal is open and unexpired and the device not paused."""
+    servable_open = and_(Signal.state == "open", Signal.expires_at > now, Device.paused.is_(False))
+    return or_(Instruction.action != "open", servable_open)
+
+
+_INSTRUCTIONS = cast(Table, Instruction.__table__)
+_INSERT_RECORD = insert(cast(Table, ExecutionRecord.__table__))
+# Executed once per report in report order: an ack moves only a pending instruction, a
+# fill or an error any (the last report of a batch wins, as it would one by one).
+_SET_STATE = (
+    update(_INSTRUCTIONS)
+    .where(
+        _INSTRUCTIONS.c.id == bindparam("pk"),
+        or_(_INSTRUCTIONS.c.state == "pending", bindparam("final", type_=Boolean())),
+    )
+    .values(state=bindparam("to"))
+)
+# Built once (the report writer runs it for every batch): the instructions that reports
+# name, with everything storing and announcing a report needs, and the records their
+# devices already stored under the reports' report_ids.
+_REPORT_LOOKUP = (
+    select(
+        Instruction.public_id,
+        Instruction.id.label("instruction_pk"),
+        Instruction.device_id.label("device_pk"),
+        Instruction.signal_id.label("signal_pk"),
+        Instruction.action,
+        Instruction.symbol,
+        Signal.side,
+        Device.name.label("device_name"),
+        Device.owner_id,
+        Approval.id.label("approval_id"),
+        UserSettings.notify_fills,
+        UserSettings.notify_errors,
+        Referral.referred_id,
+        ExecutionRecord.report_id,
+        ExecutionRecord.public_id.label("record_id"),
+        ExecutionRecord.content_hash,
+    )
+    .join(Signal, Signal.id == Instruction.signal_id)
+    .join(Device, Device.id == Instruction.device_id)
+    .outerjoin(
+        Approval,
+        and_(Approval.signal_id == Instruction.signal_id, Approval.user_id == Device.owner_id),
+    )
+    .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
+    .outerjoin(Referral, Referral.referred_id == Device.owner_id)
+    .outerjoin(
+        ExecutionRecord,
+        and_(
+            ExecutionRecord.device_id == Instruction.device_id,
+            ExecutionRecord.report_id.in_(bindparam("report_ids", expanding=True)),
+        ),
+    )
+    .where(Instruction.public_id.in_(bindparam("instruction_ids", expanding=True)))
+)
+
+
 class InstructionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -110,9 +182,6 @@ class InstructionRepository:
     async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
         """The device's unreported instructions, oldest first; opens only while their
         signal is open and unexpired and the device is not paused (age is the caller's)."""
-        servable_open = and_(
-            Signal.state == "open", Signal.expires_at > now, Device.paused.is_(False)
-        )
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
             .join(Signal, Signal.id == Instruction.signal_id)
@@ -120,59 +189,68 @@ class InstructionRepository:
             .where(
                 Instruction.device_id == device_pk,
                 Instruction.state == "pending",
-                or_(Instruction.action != "open", servable_open),
+                _servable(now),
             )
             .order_by(Instruction.id)
         )
         rows = (await self.session.execute(query)).all()
         return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
 
-    async def report_targets(self, public_ids: Iterable[str]) -> dict[str, ReportTarget]:
-        """The instructions that reports name, by public id, in one round trip per chunk."""
-        approval = and_(
-            Approval.signal_id == Instruction.signal_id, Approval.user_id == Device.owner_id
-        )
-        found: dict[str, ReportTarget] = {}
-        for part in chunks(sorted(public_ids)):
-            query = (
-                select(
-                    Instruction.public_id,
-                    Instruction.id,
-                    Instruction.device_id,
-                    Instruction.signal_id,
-                    Instruction.action,
-                    Instruction.symbol,
-                    Signal.side,
-                    Device.name,
-                    Device.owner_id,
-                    Approval.id,
-                    UserSettings.notify_fills,
-                    UserSettings.notify_errors,
-                    Referral.referred_id,
-                )
-                .join(Signal, Signal.id == Instruction.signal_id)
-                .join(Device, Device.id == Instruction.device_id)
-                .outerjoin(Approval, approval)
-                .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
-                .outerjoin(Referral, Referral.referred_id == Device.owner_id)
-                .where(Instruction.public_id.in_(part))
+    async def idle_devices(self, now: datetime) -> set[int]:
+        """Active devices for which :meth:`pending` finds nothing, in one query (an open
+        past the device's max age still counts as pending here: the caller's check)."""
+        has_pending = (
+            select(Instruction.id)
+            .join(Signal, Signal.id == Instruction.signal_id)
+            .where(
+                Instruction.device_id == Device.id,
+                Instruction.state == "pending",
+                _servable(now),
             )
-            for row in (await self.session.execute(query)).all():
-                found[str(row[0])] = ReportTarget(
-                    instruction_pk=int(row[1]),
-                    device_pk=int(row[2]),
-                    signal_pk=int(row[3]),
-                    action=str(row[4]),
-                    symbol=str(row[5]),
-                    side=str(row[6]),
-                    device_name=str(row[7]),
-                    owner_id=int(row[8]),
-                    approval_id=row[9],
-                    notify_fills=True if row[10] is None else bool(row[10]),
-                    notify_errors=True if row[11] is None else bool(row[11]),
-                    referred=row[12] is not None,
-                )
-        return found
+            .exists()
+        )
+        query = select(Device.id).where(Device.revoked_at.is_(None), ~has_pending)
+        return {int(pk) for pk in (await self.session.scalars(query)).all()}
+
+    async def report_lookup(
+        self, named: Sequence[tuple[str, str]]
+    ) -> tuple[dict[str, ReportTarget], dict[tuple[int, str], tuple[str, str]]]:
+        """For reports as (instruction public id, report_id): the instructions they name,
+        by public id, and the stored records of those instructions' devices under those
+        report ids, as (device pk, report_id) → (record public id, content hash); one
+        round trip per chunk. (A record of a device under a report_id that names none of
+        its instructions is :meth:`records_by_report_id`'s to find.)"""
+        targets: dict[str, ReportTarget] = {}
+        records: dict[tuple[int, str], tuple[str, str]] = {}
+        for part in chunks(sorted(set(named)), CHUNK // 2):
+            params = {
+                "instruction_ids": sorted({instruction_id for instruction_id, _ in part}),
+                "report_ids": sorted({report_id for _, report_id in part}),
+            }
+            for row in (await self.session.execute(_REPORT_LOOKUP, params)).all():
+                if row.record_id is not None:
+                    records[(int(row.device_pk), str(row.report_id))] = (
+                        str(row.record_id),
+                        str(row.content_hash),
+                    )
+                if row.public_id not in targets:
+                    targets[str(row.public_id)] = ReportTarget(
+                        instruction_pk=int(row.instruction_pk),
+                        device_pk=int(row.device_pk),
+                        signal_pk=int(row.signal_pk),
+                        action=str(row.action),
+                        symbol=str(row.symbol),
+                        side=str(row.side),
+                        device_name=str(row.device_name),
+                        owner_id=int(row.owner_id),
+                        approval_id=row.approval_id,
+                        notify_fills=True if row.notify_fills is None else bool(row.notify_fills),
+                        notify_errors=(
+                            True if row.notify_errors is None else bool(row.notify_errors)
+                        ),
+                        referred=row.referred_id is not None,
+                    )
+        return targets, records
 
     async def records_by_report_id(
         self, keys: Iterable[tuple[int, str]]
@@ -191,25 +269,16 @@ class InstructionRepository:
         return found
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self.session.execute(insert(ExecutionRecord), list(rows))
+        """One INSERT executed for many rows (Core: no ORM bulk-insert bookkeeping)."""
+        await self.session.execute(_INSERT_RECORD, list(rows))
 
     async def set_states(self, changes: Sequence[tuple[int, str]]) -> None:
         """Each (instruction pk, state its report gives it), in the order reported; an ack
         only moves a pending instruction (a late ack never undoes a fill or an error)."""
-        table = cast(Table, Instruction.__table__)
-        acked = sorted({pk for pk, state in changes if state == "acked"})
-        final = {pk: state for pk, state in changes if state != "acked"}
-        if acked:
+        if changes:
             await self.session.execute(
-                update(table)
-                .where(table.c.id == bindparam("pk"), table.c.state == "pending")
-                .values(state="acked"),
-                [{"pk": pk} for pk in acked],
-            )
-        if final:
-            await self.session.execute(
-                update(table).where(table.c.id == bindparam("pk")).values(state=bindparam("to")),
-                [{"pk": pk, "to": state} for pk, state in final.items()],
+                _SET_STATE,
+                [{"pk": pk, "to": state, "final": state != "acked"} for pk, state in changes],
             )
 
     async def device_had_signal(self, device_pk: int, signal_public_id: str) -> int | None:

@@ -17,7 +17,7 @@ from signalbridge_agent.agent import CredentialsRefused
 from signalbridge_agent.paper import QuoteTable
 
 from bot.container import Container
-from bot.execution.instructions import pending_instructions
+from bot.execution.wire import pending_instructions
 from db.models import ExecutionRecord
 from tests.agent_support import TEST_SETTINGS, run_device
 from tests.conftest import FakeClock

@@ -1,18 +1,11 @@
-"""What devices are told to do, and what they report back (EA_PROTOCOL.md section 3).
+"""The report writer: stores the ack / fill / error reports of devices (EA_PROTOCOL.md
+section 3) and tells the owners.
 
-Issuing: an approval (or auto-approve) gives each of the approver's active, unpaused
-devices an ``open`` with the signal's levels frozen, the symbol through the device's
-mapping and the device's lot size, unless the signal is already older than the device's
-max age. A provider's modify, close or cancel gives a follow-up to every device whose
-``open`` was acked or filled. Issuers wake the devices' long polls after the commit.
-
-Serving: an instruction is pending until its device reports on it. An ``open`` is served
-only while its signal is open and unexpired, the device is not paused and the signal is
-not older than the device's max age (checked again at every delivery).
-
-Reports: :class:`ReportDesk` stores ack / fill / error reports idempotently by
-``report_id`` and, in the same transaction, queues the refresh of the owner's approval
-message and the owner's notice of a fill or error in the outbox (sent after the commit).
+:class:`ReportDesk` stores reports idempotently by ``report_id``, with group commits, and
+in the same transaction moves each instruction's state, credits a referrer's commission
+on a fill, and queues in the outbox the refresh of the owner's signal message (each
+device's live state) and the owner's notice of a fill or an error: they are sent after
+the commit, never before.
 """
 
 from __future__ import annotations
@@ -24,10 +17,9 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,26 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.chat import texts
 from bot.config import Settings
 from bot.domain.commissions import credit_fill_commission
-from bot.domain.devices import map_symbol
 from bot.domain.errors import ConflictError, NotFoundError
-from bot.domain.signal_dto import DeviceLine
-from bot.domain.signal_rules import decimal_or_none, format_decimal, wire_time
+from bot.domain.signal_rules import decimal_or_none
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.reports import Report, ReportKind
 from bot.infra.clock import Clock
 from bot.lifecycle import ShuttingDown
-from db.hooks import after_commit
-from db.models import Signal
-from db.repositories.instructions import InstructionRepository, ReportRow, ReportTarget
+from db.repositories.instructions import InstructionRepository, ReportTarget
 
 if TYPE_CHECKING:
     from bot.domain.publishing import SignalPublisher
     from bot.infra.outbox import Outbox
 
 logger = logging.getLogger(__name__)
-
-# Wakes the long polls of these devices (DeviceHub.notify for each), after a commit.
-DeviceWaker = Callable[[int], None]
 
 # Reports stored per transaction at most (bounded statements and parameters).
 MAX_BATCH = 500
@@ -64,10 +49,6 @@ _STATE_OF_REPORT = {ReportKind.ACK: "acked", ReportKind.FILL: "filled", ReportKi
 
 class UnknownInstructionError(NotFoundError):
     """404 unknown_instruction: no such instruction, or not addressed to this device."""
-
-
-class UnknownSignalError(NotFoundError):
-    """404 unknown_signal: this device never had an instruction for that signal."""
 
 
 class ReportConflictError(ConflictError):
@@ -80,166 +61,8 @@ class ReportReceipt:
     duplicate: bool
 
 
-def new_instruction_id() -> str:
-    return f"ins_{secrets.token_urlsafe(12)}"
-
-
 def new_record_id() -> str:
     return f"exe_{secrets.token_urlsafe(12)}"
-
-
-# ---------------------------------------------------------------------- issuing
-
-
-def _wake_after_commit(session: AsyncSession, wake: DeviceWaker | None, pks: Iterable[int]) -> None:
-    targets = sorted(set(pks))
-    if wake is None or not targets:
-        return
-
-    def notify() -> None:
-        for pk in targets:
-            wake(pk)
-
-    after_commit(session, notify)
-
-
-async def issue_opens(
-    session: AsyncSession,
-    signal: Signal,
-    owner_ids: Sequence[int],
-    now: datetime,
-    wake: DeviceWaker | None,
-) -> int:
-    """An ``open`` for each eligible device of the owners; how many were issued."""
-    if signal.state != "open" or now >= signal.expires_at:
-        return 0
-    repo = InstructionRepository(session)
-    age = now - signal.issued_at
-    rows: list[dict[str, Any]] = []
-    for device in await repo.executing_devices(owner_ids):
-        max_age = timedelta(seconds=device.max_signal_age)
-        if age > max_age:
-            continue
-        rows.append(
-            {
-                "public_id": new_instruction_id(),
-                "signal_id": signal.id,
-                "device_id": device.id,
-                "action": "open",
-                "symbol": map_symbol(
-                    signal.symbol, device.symbol_map, device.symbol_prefix, device.symbol_suffix
-                ),
-                "side": signal.side,
-                "order_type": signal.order_type,
-                "entry": signal.entry,
-                "stop_loss": signal.stop_loss,
-                "take_profit": list(signal.take_profit),
-                "volume": device.lot_size,
-                "fraction": None,
-                "comment": signal.comment,
-                "issued_at": now,
-                # The EA may skip it after this: the approval window or the device's max age.
-                "expires_at": min(signal.expires_at, signal.issued_at + max_age),
-                "state": "pending",
-            }
-        )
-    await repo.add(rows)
-    _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
-    return len(rows)
-
-
-async def issue_followups(
-    session: AsyncSession,
-    signal: Signal,
-    action: str,
-    now: datetime,
-    wake: DeviceWaker | None,
-    *,
-    fraction: Decimal | None = None,
-) -> int:
-    """A ``modify`` / ``close`` / ``cancel`` for every device that opened the signal."""
-    repo = InstructionRepository(session)
-    modify = action == "modify"
-    rows: list[dict[str, Any]] = [
-        {
-            "public_id": new_instruction_id(),
-            "signal_id": signal.id,
-            "device_id": device_pk,
-            "action": action,
-            "symbol": symbol,
-            "side": None,
-            "order_type": None,
-            "entry": None,
-            "stop_loss": signal.stop_loss if modify else None,
-            "take_profit": list(signal.take_profit) if modify else None,
-            "volume": None,
-            "fraction": fraction if action == "close" else None,
-            "comment": None,
-            "issued_at": now,
-            "expires_at": None,
-            "state": "pending",
-        }
-        for device_pk, symbol in await repo.opened(signal.id)
-    ]
-    await repo.add(rows)
-    _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
-    return len(rows)
-
-
-# ---------------------------------------------------------------------- serving
-
-
-async def pending_instructions(
-    session: AsyncSession, device: DeviceIdentity, now: datetime
-) -> list[dict[str, Any]]:
-    """The device's pending instructions in their wire form (section 3), oldest first."""
-    served: list[dict[str, Any]] = []
-    for row in await InstructionRepository(session).pending(device.pk, now):
-        instruction = row.instruction
-        if instruction.action == "open" and now - row.signal_issued_at > timedelta(
-            seconds=row.max_signal_age
-        ):
-            continue
-        served.append(_wire(instruction, row.signal_public_id))
-    return served
-
-
-def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
-    head: dict[str, Any] = {
-        "id": instruction.public_id,
-        "signal_id": signal_public_id,
-        "action": instruction.action,
-        "symbol": instruction.symbol,
-    }
-    if instruction.action == "open":
-        head.update(
-            side=instruction.side,
-            order_type=instruction.order_type,
-            entry=decimal_or_none(instruction.entry),
-            stop_loss=decimal_or_none(instruction.stop_loss),
-            take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
-            volume=decimal_or_none(instruction.volume),
-            comment=instruction.comment,
-            issued_at=wire_time(instruction.issued_at),
-            expires_at=wire_time(instruction.expires_at),
-        )
-    elif instruction.action == "modify":
-        head.update(
-            stop_loss=decimal_or_none(instruction.stop_loss),
-            take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
-            issued_at=wire_time(instruction.issued_at),
-        )
-    elif instruction.action == "close":
-        head.update(
-            fraction=decimal_or_none(instruction.fraction),
-            issued_at=wire_time(instruction.issued_at),
-        )
-    else:
-        head.update(issued_at=wire_time(instruction.issued_at))
-    return head
-
-
-# ---------------------------------------------------------------------- reports
 
 
 def content_hash(report: Report) -> str:
@@ -374,10 +197,19 @@ class ReportDesk:
 
     async def _store(self, session: AsyncSession, batch: Sequence[_Queued]) -> list[Outcome]:
         repo = InstructionRepository(session)
-        targets = await repo.report_targets({item.report.instruction_id for item in batch})
-        known = await repo.records_by_report_id(
-            {(item.device.pk, item.report.report_id) for item in batch}
+        targets, known = await repo.report_lookup(
+            [(item.report.instruction_id, item.report.report_id) for item in batch]
         )
+        # A report naming no instruction of its device may still repeat one of its
+        # report_ids (a 409 then, not a 404): those few are looked up on their own.
+        unaddressed = {
+            key
+            for item in batch
+            if (key := (item.device.pk, item.report.report_id)) not in known
+            and _addressee(targets, item.report.instruction_id) != item.device.pk
+        }
+        if unaddressed:
+            known.update(await repo.records_by_report_id(unaddressed))
         now = self.clock()
         rows: list[dict[str, Any]] = []
         states: list[tuple[int, str]] = []
@@ -459,9 +291,9 @@ class ReportDesk:
         """Shutdown: take no more reports, and let the writer commit what is queued for up
         to ``within`` s. A report is answered only after its commit, so none that was
         acknowledged is lost; what is not committed by then is answered
-        :class:`ShuttingDown` (a 503: never stored, the EA sends it again). Notices under way
-        Returns how many reports were turned away. (Notices and edits are outbox rows,
-        written with the reports: nothing of them is lost here.)"""
+        :class:`ShuttingDown` (a 503: never stored, the EA sends it again). Returns how
+        many reports were turned away. (Notices and edits are outbox rows, written with
+        the reports: nothing of them is lost here.)"""
         self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -483,36 +315,10 @@ class ReportDesk:
             logger.warning("%d reports not stored at shutdown (answered 503)", turned_away)
         return turned_away
 
-    # ------------------------------------------------------------------ status
 
-    async def signal_records(
-        self, session: AsyncSession, device: DeviceIdentity, signal_id: str
-    ) -> list[dict[str, Any]]:
-        """This device's own reports on the signal's instructions, oldest first."""
-        repo = InstructionRepository(session)
-        signal_pk = await repo.device_had_signal(device.pk, signal_id)
-        if signal_pk is None:
-            raise UnknownSignalError(f"This device has no instructions for signal {signal_id}.")
-        return [
-            {
-                "id": record.public_id,
-                "report_id": record.report_id,
-                "kind": record.kind,
-                "instruction_id": instruction_id,
-                "action": action,
-                "ticket": record.ticket,
-                "price": decimal_or_none(record.price),
-                "volume": decimal_or_none(record.volume),
-                "profit": decimal_or_none(record.profit),
-                "code": record.code,
-                "message": record.message,
-                "executed_at": None
-                if record.executed_at is None
-                else wire_time(record.executed_at),
-                "received_at": wire_time(record.received_at),
-            }
-            for record, instruction_id, action in await repo.records(device.pk, signal_pk)
-        ]
+def _addressee(targets: dict[str, ReportTarget], instruction_id: str) -> int | None:
+    target = targets.get(instruction_id)
+    return None if target is None else target.device_pk
 
 
 def _receipt(existing_id: str, existing_hash: str, digest: str) -> Outcome:
@@ -570,47 +376,3 @@ def _notice(target: ReportTarget, report: Report) -> str | None:
             report.message,
         )
     return None
-
-
-# ---------------------------------------------------------------------- live status
-
-
-async def device_lines(
-    session: AsyncSession, pairs: Sequence[tuple[int, int]]
-) -> Mapping[tuple[int, int], Sequence[DeviceLine]]:
-    """Each (user, signal): one line per device of the user that was sent the signal,
-    with the state its reports left it in (SignalPublisher's ``device_lines`` loader)."""
-    lines: dict[tuple[int, int], dict[int, DeviceLine]] = {}
-    rows = await InstructionRepository(session).report_rows(pairs)
-    # Reports in the order they arrived, across each device's instructions.
-    rows.sort(key=lambda row: (row.device_pk, row.record_pk or 0))
-    for row in rows:
-        devices = lines.setdefault((row.owner_id, row.signal_pk), {})
-        current = devices.get(row.device_pk)
-        if current is None:
-            current = DeviceLine(name=row.device_name, state="waiting")
-        devices[row.device_pk] = _advance(current, row)
-    return {key: list(devices.values()) for key, devices in lines.items()}
-
-
-def _advance(line: DeviceLine, row: ReportRow) -> DeviceLine:
-    """The line after one more report (acks of follow-ups change nothing shown)."""
-    if row.kind is None:
-        return line
-    if row.kind == ReportKind.ERROR:
-        return DeviceLine(line.name, "error", code=row.code, message=row.message)
-    if row.action == "open":
-        if row.kind == ReportKind.ACK:
-            return (
-                line
-                if line.state != "waiting"
-                else DeviceLine(line.name, "acked", ticket=row.ticket)
-            )
-        return DeviceLine(
-            line.name, "filled", ticket=row.ticket, price=row.price, volume=row.volume
-        )
-    if row.action == "close" and row.kind == ReportKind.FILL:
-        return DeviceLine(
-            line.name, "closed", price=row.price, volume=row.volume, profit=row.profit
-        )
-    return line

@@ -1,0 +1,153 @@
+"""What devices and owners read about instructions: the JSON of pending instructions
+(EA_PROTOCOL.md section 3), the status of a signal's reports, and each device's line on
+the owner's signal message.
+
+An instruction is pending until its device reports on it. An ``open`` is served only
+while its signal is open and unexpired, the device is not paused and the signal is not
+older than the device's max age (checked again at every delivery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.errors import NotFoundError
+from bot.domain.signal_dto import DeviceLine
+from bot.domain.signal_rules import decimal_or_none, format_decimal, wire_time
+from bot.execution.device_keys import DeviceIdentity
+from bot.execution.reports import ReportKind
+from db.repositories.instructions import InstructionRepository, ReportRow
+
+
+class UnknownSignalError(NotFoundError):
+    """404 unknown_signal: this device never had an instruction for that signal."""
+
+
+async def pending_instructions(
+    session: AsyncSession, device: DeviceIdentity, now: datetime
+) -> list[dict[str, Any]]:
+    """The device's pending instructions in their wire form (section 3), oldest first."""
+    served: list[dict[str, Any]] = []
+    for row in await InstructionRepository(session).pending(device.pk, now):
+        instruction = row.instruction
+        if instruction.action == "open" and now - row.signal_issued_at > timedelta(
+            seconds=row.max_signal_age
+        ):
+            continue
+        served.append(_wire(instruction, row.signal_public_id))
+    return served
+
+
+async def idle_devices(session: AsyncSession, now: datetime) -> set[int]:
+    """The active devices that :func:`pending_instructions` would find nothing for (an
+    ``open`` past the device's max age aside), for the hub's start-up."""
+    return await InstructionRepository(session).idle_devices(now)
+
+
+def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
+    head: dict[str, Any] = {
+        "id": instruction.public_id,
+        "signal_id": signal_public_id,
+        "action": instruction.action,
+        "symbol": instruction.symbol,
+    }
+    if instruction.action == "open":
+        head.update(
+            side=instruction.side,
+            order_type=instruction.order_type,
+            entry=decimal_or_none(instruction.entry),
+            stop_loss=decimal_or_none(instruction.stop_loss),
+            take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
+            volume=decimal_or_none(instruction.volume),
+            comment=instruction.comment,
+            issued_at=wire_time(instruction.issued_at),
+            expires_at=wire_time(instruction.expires_at),
+        )
+    elif instruction.action == "modify":
+        head.update(
+            stop_loss=decimal_or_none(instruction.stop_loss),
+            take_profit=[format_decimal(Decimal(tp)) for tp in instruction.take_profit or ()],
+            issued_at=wire_time(instruction.issued_at),
+        )
+    elif instruction.action == "close":
+        head.update(
+            fraction=decimal_or_none(instruction.fraction),
+            issued_at=wire_time(instruction.issued_at),
+        )
+    else:
+        head.update(issued_at=wire_time(instruction.issued_at))
+    return head
+
+
+async def signal_records(
+    session: AsyncSession, device: DeviceIdentity, signal_id: str
+) -> list[dict[str, Any]]:
+    """This device's own reports on the signal's instructions, oldest first."""
+    repo = InstructionRepository(session)
+    signal_pk = await repo.device_had_signal(device.pk, signal_id)
+    if signal_pk is None:
+        raise UnknownSignalError(f"This device has no instructions for signal {signal_id}.")
+    return [
+        {
+            "id": record.public_id,
+            "report_id": record.report_id,
+            "kind": record.kind,
+            "instruction_id": instruction_id,
+            "action": action,
+            "ticket": record.ticket,
+            "price": decimal_or_none(record.price),
+            "volume": decimal_or_none(record.volume),
+            "profit": decimal_or_none(record.profit),
+            "code": record.code,
+            "message": record.message,
+            "executed_at": None if record.executed_at is None else wire_time(record.executed_at),
+            "received_at": wire_time(record.received_at),
+        }
+        for record, instruction_id, action in await repo.records(device.pk, signal_pk)
+    ]
+
+
+async def device_lines(
+    session: AsyncSession, pairs: Sequence[tuple[int, int]]
+) -> Mapping[tuple[int, int], Sequence[DeviceLine]]:
+    """Each (user, signal): one line per device of the user that was sent the signal,
+    with the state its reports left it in (SignalPublisher's ``device_lines`` loader)."""
+    lines: dict[tuple[int, int], dict[int, DeviceLine]] = {}
+    rows = await InstructionRepository(session).report_rows(pairs)
+    # Reports in the order they arrived, across each device's instructions.
+    rows.sort(key=lambda row: (row.device_pk, row.record_pk or 0))
+    for row in rows:
+        devices = lines.setdefault((row.owner_id, row.signal_pk), {})
+        current = devices.get(row.device_pk)
+        if current is None:
+            current = DeviceLine(name=row.device_name, state="waiting")
+        devices[row.device_pk] = _advance(current, row)
+    return {key: list(devices.values()) for key, devices in lines.items()}
+
+
+def _advance(line: DeviceLine, row: ReportRow) -> DeviceLine:
+    """The line after one more report (acks of follow-ups change nothing shown)."""
+    if row.kind is None:
+        return line
+    if row.kind == ReportKind.ERROR:
+        return DeviceLine(line.name, "error", code=row.code, message=row.message)
+    if row.action == "open":
+        if row.kind == ReportKind.ACK:
+            return (
+                line
+                if line.state != "waiting"
+                else DeviceLine(line.name, "acked", ticket=row.ticket)
+            )
+        return DeviceLine(
+            line.name, "filled", ticket=row.ticket, price=row.price, volume=row.volume
+        )
+    if row.action == "close" and row.kind == ReportKind.FILL:
+        return DeviceLine(
+            line.name, "closed", price=row.price, volume=row.volume, profit=row.profit
+        )
+    return line
