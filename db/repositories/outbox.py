@@ -22,6 +22,17 @@ BLOCKED = "blocked"
 FAILED = "failed"
 
 _TABLE = cast(Table, OutboxMessage.__table__)
+_ROW_COLUMNS = (
+    _TABLE.c.id,
+    _TABLE.c.chat_id,
+    _TABLE.c.kind,
+    _TABLE.c.text,
+    _TABLE.c.reply_markup,
+    _TABLE.c.message_id,
+    _TABLE.c.approval_id,
+    _TABLE.c.attempts,
+    _TABLE.c.not_after,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,10 @@ class Ended:
 
 
 Outcome = Sent | Retry | Ended
+
+
+def _by_id(row: OutboxRow) -> int:
+    return row.id
 
 
 class OutboxRepository:
@@ -135,29 +150,15 @@ class OutboxRepository:
         due = list(await self.session.scalars(due_query))
         if not due:
             return []
-        # Leased only if still free: another instance may have taken some meanwhile.
-        await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due), OutboxMessage.state == PENDING, free)
+        # Leased only if still free: another instance may have taken some meanwhile; the
+        # rows come back from the same statement (RETURNING: SQLite 3.35+, PostgreSQL).
+        leased = await self.session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_(due), _TABLE.c.state == PENDING, free)
             .values(lease_owner=owner, lease_until=until, dedupe_key=None)
-            .execution_options(synchronize_session=False)
+            .returning(*_ROW_COLUMNS)
         )
-        rows = await self.session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.chat_id,
-                OutboxMessage.kind,
-                OutboxMessage.text,
-                OutboxMessage.reply_markup,
-                OutboxMessage.message_id,
-                OutboxMessage.approval_id,
-                OutboxMessage.attempts,
-                OutboxMessage.not_after,
-            )
-            .where(OutboxMessage.lease_owner == owner, OutboxMessage.state == PENDING)
-            .order_by(OutboxMessage.id)
-        )
-        return [OutboxRow(*row) for row in rows]
+        return sorted((OutboxRow(*row) for row in leased), key=_by_id)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> None:
         """Store what sending learned, for a batch of rows, in a few statements."""
