@@ -313,7 +313,7 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         cut = 0
-        self._chats.clear()  # not started: their leases are given back below
+        self._drop_waiting_chats()  # not started: their leases are given back below
         if self._runners:
             _, late = await asyncio.wait(set(self._runners), timeout=max(0.0, grace))
             cut = len(late)
@@ -335,7 +335,7 @@ class OutboxWorker:
         """Stop dead, as a killed process would: nothing stored, no lease given back."""
         self._closing = True
         self._wake_event.set()
-        self._chats.clear()
+        self._drop_waiting_chats()
         runners = list(self._runners)
         for task in runners:
             task.cancel()  # mid-send: Telegram's answers are never heard
@@ -430,6 +430,10 @@ class OutboxWorker:
             task = asyncio.create_task(self._run_chats())
             self._runners.add(task)
             task.add_done_callback(self._runners.discard)
+
+    def _drop_waiting_chats(self) -> None:
+        self._open_chats -= len(self._chats)
+        self._chats.clear()
 
     async def _run_chats(self) -> None:
         """One runner: claimed chats, one after another, until none is waiting."""
