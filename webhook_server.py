@@ -11,12 +11,26 @@ import logging
 
 from aiohttp import web
 
-from bot.chat.webhook import WebhookIntake
-from bot.container import Container
+from bot.container import Services
+from bot.intake.webhook import WebhookIntake
 from bot.lifecycle import ShutdownGate
 from bot.web import ea, openapi, provider, telegram
 from bot.web.errors import MAX_BODY_BYTES, error_middleware, json_error
-from bot.web.keys import CONTAINER, SHUTDOWN_GATE, WEBHOOK_INTAKE
+from bot.web.keys import (
+    CLOCK,
+    DEVICE_ACTIVITY,
+    DEVICE_HUB,
+    DEVICE_KEYS,
+    ENGINE,
+    METRICS,
+    NONCES,
+    REPORTS,
+    SESSIONMAKER,
+    SETTINGS,
+    SHUTDOWN_GATE,
+    SIGNALS,
+    WEBHOOK_INTAKE,
+)
 from db.engine import ping
 
 logger = logging.getLogger(__name__)
@@ -26,13 +40,12 @@ HEALTH_TIMEOUT_S = 3.0
 
 async def _server_time_header(request: web.Request, response: web.StreamResponse) -> None:
     # The clock X-Timestamp is checked against, so a device corrects to the time that counts.
-    response.headers["X-Server-Time"] = str(int(request.app[CONTAINER].clock().timestamp()))
+    response.headers["X-Server-Time"] = str(int(request.app[CLOCK]().timestamp()))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    container = request.app[CONTAINER]
     try:
-        await asyncio.wait_for(ping(container.engine), timeout=HEALTH_TIMEOUT_S)
+        await asyncio.wait_for(ping(request.app[ENGINE]), timeout=HEALTH_TIMEOUT_S)
     except Exception as exc:
         logger.warning("healthz: database did not answer: %s", type(exc).__name__)
         return json_error(503, "database_unavailable", "The database does not answer.")
@@ -42,23 +55,34 @@ async def healthz(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz, allow_head=False)
     openapi.setup(app)
-    settings = app[CONTAINER].settings
+    settings = app[SETTINGS]
     if settings.metrics.enabled and not settings.metrics.port:
-        app.router.add_get("/metrics", app[CONTAINER].metrics.view, allow_head=False)
+        app.router.add_get("/metrics", app[METRICS].view, allow_head=False)
     ea.setup(app)
     provider.setup(app)
     telegram.setup(app)
 
 
-def create_app(container: Container, *, intake: WebhookIntake | None = None) -> web.Application:
-    """The side server; with ``intake`` (webhook mode) it also takes Telegram's updates."""
+def create_app(services: Services, *, intake: WebhookIntake | None = None) -> web.Application:
+    """The side server on ``services``; with ``intake`` (webhook mode) it also takes
+    Telegram's updates. Each view finds what it uses under its key (bot/web/keys.py)."""
     gate = ShutdownGate()
     # client_max_size also caps chunked bodies that carry no Content-Length.
     app = web.Application(
-        middlewares=[container.metrics.aiohttp_middleware(), error_middleware, gate.middleware],
+        middlewares=[services.metrics.aiohttp_middleware(), error_middleware, gate.middleware],
         client_max_size=MAX_BODY_BYTES,
     )
-    app[CONTAINER] = container
+    app[SETTINGS] = services.settings
+    app[CLOCK] = services.clock
+    app[ENGINE] = services.engine
+    app[SESSIONMAKER] = services.sessionmaker
+    app[METRICS] = services.metrics
+    app[SIGNALS] = services.signals
+    app[REPORTS] = services.reports
+    app[DEVICE_KEYS] = services.device_keys
+    app[NONCES] = services.nonces
+    app[DEVICE_ACTIVITY] = services.device_activity
+    app[DEVICE_HUB] = services.device_hub
     app[SHUTDOWN_GATE] = gate
     if intake is not None:
         app[WEBHOOK_INTAKE] = intake

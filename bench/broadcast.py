@@ -183,12 +183,11 @@ async def pipeline(url: str, count: int, directory: Path) -> tuple[float, float,
             },
             settings.signals,
         )
-        publisher = container.signal_publisher
-        assert publisher is not None
+        worker = container.outbox_worker
         timed = Timed()
         outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
         stored = time.perf_counter() - timed.wall
-        await publisher.drain()
+        await worker.drain()
         wall, cpu = timed.done()
         assert outcome.recipients == count
         async with container.sessionmaker() as session:

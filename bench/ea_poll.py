@@ -28,8 +28,8 @@ from pydantic import SecretStr
 from bench.common import Request, measure_baseline, print_header, run_wrk, server_process
 from bot.config import DatabaseSettings, DevicesSettings, Settings, load_settings
 from bot.domain.devices import DeviceService, Platform
-from bot.factory import create_container
-from bot.web.keys import CONTAINER
+from bot.factory import create_services
+from bot.web.keys import ENGINE
 from bot.web.signing import sign_request
 from db.engine import create_engine
 from db.migrate import upgrade
@@ -46,11 +46,11 @@ Credentials = list[tuple[str, str]]
 
 async def ea_app() -> web.Application:
     """The real side server, configured from the environment the benchmark passes."""
-    container = create_container(load_settings())
+    container = create_services(load_settings())
     app = create_app(container)
 
     async def dispose(app: web.Application) -> None:
-        await app[CONTAINER].engine.dispose()
+        await app[ENGINE].dispose()
 
     app.on_cleanup.append(dispose)
     return app
@@ -69,7 +69,7 @@ async def prepare_database(database_url: str, master_key: str, devices: int) -> 
         database=DatabaseSettings(url=database_url),
         devices=DevicesSettings(max_per_user=devices),
     )
-    container = create_container(settings)
+    container = create_services(settings)
     credentials = []
     try:
         async with container.sessionmaker.begin() as session:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from bench.common import measure_baseline, print_header, run_wrk, server_process
 from bench.ea_support import fill_request, prepare_fills, settings_for
-from bot.factory import create_container
+from bot.factory import create_services
 from db.models import ExecutionRecord
 
 CONNECTIONS = 32
@@ -32,7 +32,7 @@ async def prepare(database_url: str, count: int) -> list[tuple[object, str]]:
 
 
 async def stored(database_url: str) -> int:
-    container = create_container(settings_for(database_url))
+    container = create_services(settings_for(database_url))
     try:
         async with container.sessionmaker() as session:
             return int(await session.scalar(select(func.count()).select_from(ExecutionRecord)) or 0)

@@ -12,15 +12,15 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 
-from bot.chat.inbox import Inbox
 from bot.chat.middlewares import InFlightMiddleware
-from bot.chat.polling import Poller
-from bot.chat.webhook import WebhookIntake, register_webhook
 from bot.config import ConfigError, Settings
 from bot.container import Container
 from bot.factory import create_bot, create_container, create_dispatcher, set_commands
 from bot.infra.heap import freeze_startup_heap
 from bot.infra.metrics import create_metrics_app
+from bot.intake.inbox import Inbox
+from bot.intake.polling import Poller
+from bot.intake.webhook import WebhookIntake, register_webhook
 from bot.lifecycle import ShutdownGate
 from bot.web.keys import SHUTDOWN_GATE
 from db.engine import ping
@@ -79,10 +79,9 @@ async def _start_site(app: web.Application, host: str, port: int) -> web.AppRunn
 async def _serve(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings
     bot = container.bot
-    assert bot is not None
     dp = create_dispatcher(container)
     webhook = settings.telegram.mode == "webhook"
-    # Both modes store every update before processing it (bot/chat/inbox.py).
+    # Both modes store every update before processing it (bot/intake/inbox.py).
     inbox: Inbox = (
         WebhookIntake(container, dp) if webhook else Inbox(container, dp, sole_consumer=True)
     )
@@ -178,17 +177,13 @@ async def _shut_down(
 
     async def webhook_removal() -> None:
         if isinstance(inbox, WebhookIntake) and container.settings.webhook.delete_on_shutdown:
-            assert container.bot is not None
             await _delete_webhook(container.bot)
 
-    worker = container.outbox_worker
     left_updates, turned_away, cut, *_ = await asyncio.gather(
         updates(),
         container.reports.close(left()),
         # Sends what it can by the deadline, then keeps the rest stored for the next run.
-        _bounded(worker.close(left()), left() + OUTBOX_ANSWER_GRACE_S)
-        if worker is not None
-        else _nothing(),
+        _bounded(container.outbox_worker.close(left()), left() + OUTBOX_ANSWER_GRACE_S),
         expiry_round(),
         webhook_removal(),
     )
@@ -203,10 +198,6 @@ async def _shut_down(
     logger.info(
         "drained in %.2f s (%d reports answered 503)", DRAIN_TIMEOUT_S - left(), turned_away
     )
-
-
-async def _nothing() -> int:
-    return 0
 
 
 async def _bounded(work: Awaitable[int], within: float) -> int:

@@ -1,17 +1,23 @@
-"""Factories: the bot, the dispatcher and the container. Nothing lives at module level."""
+"""Factories: the bot, the dispatcher and the services (built explicitly, in dependency
+order). Nothing lives at module level."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.chat.commands import commands_for
 from bot.chat.middlewares import (
@@ -25,14 +31,26 @@ from bot.chat.middlewares import (
     UserMiddleware,
 )
 from bot.chat.middlewares.db import release_database_first
+from bot.chat.signal_publisher import SignalPublisher
 from bot.chat.tell import Tell
-from bot.command_routing import CommandShortcut
+from bot.chat.user_cache import UserCache
 from bot.config import Settings
-from bot.container import Container
-from bot.fast_filters import run_filters_inline
+from bot.container import Container, Services
+from bot.domain.signals import SignalService
+from bot.domain.subscriptions import active_subscribers
+from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_hub import DeviceHub
+from bot.execution.device_keys import DeviceKeyring
+from bot.execution.instructions import ReportDesk, device_lines
+from bot.execution.nonces import create_nonce_store
 from bot.infra.clock import Clock, utcnow
+from bot.infra.metrics import Metrics
+from bot.infra.notifier import BlockedUsers, Notifier
+from bot.infra.outbox import Outbox, OutboxWorker
+from bot.infra.pubsub import create_broadcast
+from bot.infra.ratelimit import create_rate_limiter
 from bot.infra.sending import install_send_path
-from bot.telegram_session import BotApiSession
+from bot.infra.updatelog import UpdateLog
 from db.engine import create_engine, create_sessionmaker
 from handlers import get_routers
 
@@ -40,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
     bot = Bot(
         token=settings.require_bot_token(),
         session=session,
@@ -53,19 +71,91 @@ def create_bot(settings: Settings) -> Bot:
     return bot
 
 
-def create_container(
-    settings: Settings, *, bot: Bot | None = None, clock: Clock = utcnow
-) -> Container:
+def create_services(settings: Settings, *, clock: Clock = utcnow) -> Services:
+    """The services without a bot: what they owe users waits in the outbox for the
+    process that has one (a tool, a benchmark, a test of the side server alone)."""
+    engine, sessionmaker = _database(settings)
+    return _services(settings, engine, sessionmaker, clock, wake_outbox=_sent_elsewhere)
+
+
+def create_container(settings: Settings, *, bot: Bot, clock: Clock = utcnow) -> Container:
+    """Everything one process runs on, wired in dependency order; ``bot`` from create_bot."""
+    engine, sessionmaker = _database(settings)
+    # The send path create_bot installed (installed here for a bot made otherwise).
+    send_path = install_send_path(bot, settings.sending, settings.redis)
+    blocked_users = BlockedUsers(sessionmaker, clock)
+    send_path.blocked = blocked_users
+    worker = OutboxWorker(bot, sessionmaker, settings, clock, shared=bool(settings.redis.url))
+    services = _services(settings, engine, sessionmaker, clock, wake_outbox=worker.wake)
+    # Messages are rendered when sent, from what is stored then (bot/chat/signal_publisher.py).
+    worker.render_approvals = services.signal_publisher.render
+    # Inside the send path: every real request (retries too) is counted.
+    bot.session.middleware(services.metrics.bot_api_middleware())
+    services.metrics.watch_send_queue(lambda: send_path.queue_depth)
+    return Container(
+        **{field.name: getattr(services, field.name) for field in fields(Services)},
+        bot=bot,
+        send_path=send_path,
+        blocked_users=blocked_users,
+        notifier=Notifier(bot, blocked_users),
+        outbox_worker=worker,
+    )
+
+
+def _database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     engine = create_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
-    return Container(
+    return engine, create_sessionmaker(engine)
+
+
+def _services(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    wake_outbox: Callable[[], None],
+) -> Services:
+    redis_url, prefix = settings.redis.url, settings.redis.prefix
+    metrics = Metrics()
+    outbox = Outbox(settings, clock, wake_outbox)
+    publisher = SignalPublisher(outbox, sessionmaker, device_lines=device_lines)
+    broadcast = create_broadcast(redis_url, prefix)
+    device_hub = DeviceHub(broadcast)
+    metrics.watch_long_polls(lambda: device_hub.waiting)
+    return Services(
         settings=settings,
         engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        bot=bot,
+        sessionmaker=sessionmaker,
         clock=clock,
+        subscriber_check=active_subscribers,
+        outbox=outbox,
+        signal_publisher=publisher,
+        signals=SignalService(
+            settings,
+            clock,
+            publisher=publisher,
+            subscriber_check=active_subscribers,
+            wake_device=device_hub.notify,
+        ),
+        reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox, publisher=publisher),
+        broadcast=broadcast,
+        device_keys=DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast),
+        device_hub=device_hub,
+        nonces=create_nonce_store(redis_url, prefix),
+        device_activity=DeviceActivity(sessionmaker),
+        metrics=metrics,
+        rate_limiter=create_rate_limiter(settings, clock),
+        update_log=UpdateLog(metrics),
+        # Several instances could mark a user blocked behind its back, and only a read
+        # clears that flag when the user writes again: there it holds nothing.
+        user_cache=UserCache(ttl=timedelta(0)) if redis_url else UserCache(),
     )
+
+
+def _sent_elsewhere() -> None:
+    """No bot here: queued messages wait in the outbox for the process that has one."""
 
 
 def create_storage(settings: Settings) -> BaseStorage:
@@ -115,8 +205,6 @@ def create_dispatcher(container: Container) -> Dispatcher:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
     dp.include_routers(*get_routers())
-    run_filters_inline(dp)
-    CommandShortcut.install(dp)
     return dp
 
 

@@ -69,7 +69,7 @@ class ProcessedUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     payload: Mapped[str | None] = mapped_column(Text)
-    # Failed attempts in a row (bot/chat/inbox.py): the class of the last error (never its
+    # Failed attempts in a row (bot/intake/inbox.py): the class of the last error (never its
     # message, which may quote user input), and when the next attempt is due.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(String(100))

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import texts
 from bot.chat.filters import AdminFilter
-from bot.chat.inbox import Inbox
 from bot.chat.tell import Tell
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
+from bot.intake.inbox import Inbox
 from db.hooks import after_commit
 from db.repositories.dead_letters import DeadLetterRepository
 from db.repositories.processed_updates import ProcessedUpdateRepository

@@ -31,7 +31,7 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
             exc_info=(type(exc), exc, exc.__traceback__),
         )
         if inbox_attempt is not None:
-            # A stored update is run again (bot/chat/inbox.py): one apology, on its last attempt.
+            # A stored update is run again (bot/intake/inbox.py): one apology, on its last attempt.
             inbox_attempt.failed(exc)
             if not inbox_attempt.apologise:
                 return

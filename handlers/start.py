@@ -10,12 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import texts
 from bot.chat.commands import commands_for
 from bot.chat.tell import Tell
-from bot.container import Container
 from bot.domain.deeplink import parse_start_payload
 from bot.domain.referrals import attribute_referral
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
-from db.hooks import after_commit
 
 router = Router(name=__name__)
 
@@ -27,7 +25,6 @@ async def cmd_start(
     user: UserDTO,
     session: AsyncSession,
     clock: Clock,
-    container: Container,
     tell: Tell,
 ) -> None:
     payload = parse_start_payload(command.args)
@@ -40,9 +37,6 @@ async def cmd_start(
             now=clock(),
         )
         if attribution is not None:
-            cache = container.user_cache
-            if cache is not None:  # the row now names its referrer
-                after_commit(session, lambda: cache.forget(user.id))
             await tell.send(
                 session, attribution.referrer_id, texts.referral_joined(user.first_name)
             )

@@ -66,6 +66,6 @@ async def chart_pressed(
     caption = texts.CHART_CAPTION.format(
         days=CHART_DAYS, total=Money.from_settings(config).format(earnings.total_minor)
     )
-    await container.require_notifier().send_photo(
+    await container.notifier.send_photo(
         user.id, BufferedInputFile(png, filename="earnings.png"), caption=caption
     )

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.chat.inbox import Inbox
-from bot.chat.polling import Poller
 from bot.container import Container
 from bot.factory import create_dispatcher
+from bot.intake.inbox import Inbox
+from bot.intake.polling import Poller
 from db.models import DeadLetter, Payment, ProcessedUpdate
 from tests.fake_bot_api import FakeBotAPI
 from tests.webhook_support import Instance, ServerFactory, start_instance

@@ -41,8 +41,7 @@ async def publish(container: Container, **fields: Any) -> CreateOutcome:
 async def settle(container: Container) -> None:
     """Let broadcasts, edits and notifications under way finish."""
     await container.reports.drain()
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
 
 async def approve(container: Container, outcome: CreateOutcome, user_id: int) -> None:

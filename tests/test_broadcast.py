@@ -37,8 +37,7 @@ async def test_broadcast_to_200_under_429_and_403(
     )
     outcome = await container.signals.submit(sessionmaker, draft, source="provider")
     assert outcome.recipients == 200
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
     calls = fake_api.sent("sendMessage")
     delivered = Counter(call.chat_id for call in calls if call.ok)
@@ -61,7 +60,7 @@ async def test_broadcast_to_200_under_429_and_403(
     # The next signal skips them without asking Telegram.
     fake_api.clear()
     again = await container.signals.submit(sessionmaker, draft, source="provider")
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
     assert again.recipients == 180
     assert {call.chat_id for call in fake_api.sent("sendMessage")} == reachable
 
@@ -82,8 +81,7 @@ async def test_each_recipient_sees_their_own_message_when_renderings_are_shared(
         container.settings.signals,
     )
     outcome = await container.signals.submit(sessionmaker, draft, source="provider")
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
     signal = SignalDTO.from_model(await signal_row(sessionmaker, outcome.signal.public_id))
     approvals = await approvals_of(sessionmaker, outcome.signal.public_id)

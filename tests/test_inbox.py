@@ -16,10 +16,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from bot.chat.inbox import Inbox
 from bot.container import Container
 from bot.domain.errors import AppError
 from bot.factory import create_dispatcher
+from bot.intake.inbox import Inbox
 from db.models import ProcessedUpdate
 from tests.conftest import ADMIN_ID, FakeClock
 from tests.fake_bot_api import FakeBotAPI, message_update, successful_payment_update

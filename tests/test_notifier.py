@@ -19,7 +19,7 @@ async def test_blocked_user_is_marked_and_send_returns_none(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await chat.send(USER_ID, "/start")
-    notifier = container.require_notifier()
+    notifier = container.notifier
     sent = await notifier.send(USER_ID, "hello")
     assert sent is not None and sent.text == "hello"
     fake_api.block_chat(USER_ID)
@@ -31,7 +31,7 @@ async def test_blocked_user_is_marked_and_send_returns_none(
 
 
 async def test_edit_ignores_not_modified(container: Container, fake_api: FakeBotAPI) -> None:
-    notifier = container.require_notifier()
+    notifier = container.notifier
     message = await notifier.send(USER_ID, "state: waiting")
     assert message is not None
     fake_api.fail_next("editMessageText", error="400_not_modified")

@@ -12,8 +12,8 @@ from aiogram import Dispatcher
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.chat.webhook import WebhookIntake
 from bot.container import Container
+from bot.intake.webhook import WebhookIntake
 from bot.web.openapi import document_bytes
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient

@@ -30,7 +30,6 @@ async def rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMes
 
 
 async def drain(container: Container) -> None:
-    assert container.outbox_worker is not None
     await container.outbox_worker.drain()
 
 
@@ -169,7 +168,6 @@ async def test_a_restart_resumes_a_broadcast_where_it_stopped(
         public_id = await publish(first)
         await fake_api.wait_for("sendMessage", count=5)
         # SIGTERM at its deadline: the sends under way get their answers, the rest stay.
-        assert first.outbox_worker is not None
         closing = asyncio.create_task(first.outbox_worker.close(0, grace=5.0))
         await asyncio.sleep(0.05)
         gate.set()
@@ -202,7 +200,6 @@ async def test_a_crashed_instance_leaves_its_messages_to_the_next_run(
     fake_api.hold("sendMessage")  # never answered: the process dies while waiting
     await publish(crashed)
     await fake_api.wait_for("sendMessage", count=5)
-    assert crashed.outbox_worker is not None
     # kill -9: no shutdown at all, its leases stay behind.
     await crashed.outbox_worker.abandon()
     assert {row.lease_owner is not None for row in await rows(crashed.sessionmaker)} == {True}
@@ -238,7 +235,6 @@ async def test_two_instances_never_send_the_same_message(
         await add_users(a.sessionmaker, USERS, clock.now)
         async with a.sessionmaker.begin() as session:
             await a.outbox.send_many(session, [(user, f"notice {user}") for user in USERS] * 3)
-        assert a.outbox_worker is not None and b.outbox_worker is not None
         # Telegram is slow: each worker holds at most a batch, so both must take some.
         gate = fake_api.hold("sendMessage")
         a.outbox_worker.wake()
@@ -269,10 +265,8 @@ async def test_old_sent_and_ended_rows_are_forgotten(
     fake_api.fail_next("sendMessage", error="500", times=1)
     await notify(container, USERS[2], "still on its way")
     await drain(container)
-    assert container.outbox_worker is not None
     await container.outbox_worker.close(within=1.0)  # the next run prunes at its start
     restarted = create_container(container.settings, bot=container.bot, clock=clock)
-    assert restarted.outbox_worker is not None
     try:
         await restarted.outbox_worker.start()
         await restarted.outbox_worker.drain()

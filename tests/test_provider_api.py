@@ -47,8 +47,7 @@ async def client(
 
 
 async def _drain(container: Container) -> None:
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
 
 def _assert_error(body: Any, code: str) -> None:

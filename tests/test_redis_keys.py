@@ -97,8 +97,8 @@ async def test_every_key_and_channel_of_a_flow_starts_with_the_prefix(
         await dp.fsm.get_context(bot, chat_id=5201, user_id=5201).set_state("Form:amount")
         assert await started.nonces.remember(7, "nonce-" + "k" * 12, 0.0)
         started.device_hub.notify(7)  # a wake-up for the device's polls on other instances
-        await started.require_notifier().send(5203, "one")
-        await started.require_notifier().send(5203, "two")
+        await started.notifier.send(5203, "one")
+        await started.notifier.send(5203, "two")
         async with asyncio.timeout(5):
             while not channels:
                 await asyncio.sleep(0.01)

@@ -35,7 +35,7 @@ def ok_sends(fake_api: FakeBotAPI, chat_id: int | None = None) -> list[Any]:
 def test_create_bot_installs_the_send_path(bot: Bot, container: Container) -> None:
     path = SendPath.of(bot)
     assert path is not None and path is container.send_path
-    assert path.blocked is container.require_notifier().blocked
+    assert path.blocked is container.notifier.blocked
     assert [m for m in bot.session.middleware if isinstance(m, SendPath)] == [path]
 
 
@@ -54,7 +54,7 @@ def test_create_bot_installs_the_send_path(bot: Bot, container: Container) -> No
 async def test_one_message_per_interval_per_chat_without_blocking_others(
     container: Container, fake_api: FakeBotAPI, chat: Chat
 ) -> None:
-    notifier = container.require_notifier()
+    notifier = container.notifier
     path = container.send_path
     assert path is not None
     sends = [asyncio.create_task(notifier.send(A, f"a{i}")) for i in range(3)]
@@ -86,7 +86,7 @@ async def test_one_message_per_interval_per_chat_without_blocking_others(
     [{"sending": {"global_per_second": 4, "per_chat_interval_seconds": 0}}],
 )
 async def test_global_rate(container: Container, fake_api: FakeBotAPI) -> None:
-    notifier = container.require_notifier()
+    notifier = container.notifier
     await asyncio.gather(*(notifier.send(7000 + i, "hi") for i in range(8)))
     calls = ok_sends(fake_api)
     assert len(calls) == 8
@@ -97,7 +97,7 @@ async def test_global_rate(container: Container, fake_api: FakeBotAPI) -> None:
 async def test_429_is_waited_out_and_retried_once_delivered(
     container: Container, fake_api: FakeBotAPI
 ) -> None:
-    notifier = container.require_notifier()
+    notifier = container.notifier
     fake_api.fail_next("sendMessage", error="429", retry_after=1)
     message = await notifier.send(A, "after a wait")
     assert message is not None
@@ -111,7 +111,7 @@ async def test_429_is_waited_out_and_retried_once_delivered(
 async def test_429_retries_are_bounded(container: Container, fake_api: FakeBotAPI) -> None:
     fake_api.fail_next("sendMessage", error="429", retry_after=1, times=2)
     with pytest.raises(TelegramRetryAfter):
-        await container.require_notifier().send(A, "never")
+        await container.notifier.send(A, "never")
     assert len(fake_api.sent("sendMessage", A)) == 2
     assert fake_api.texts(A) == []
 
@@ -120,14 +120,14 @@ async def test_429_retries_are_bounded(container: Container, fake_api: FakeBotAP
 async def test_a_429_asking_too_long_gives_up(container: Container, fake_api: FakeBotAPI) -> None:
     fake_api.fail_next("sendMessage", error="429", retry_after=3600)
     with pytest.raises(TelegramRetryAfter):
-        await container.require_notifier().send(A, "never")
+        await container.notifier.send(A, "never")
     assert len(fake_api.sent("sendMessage", A)) == 1
 
 
 async def test_other_failures_are_never_retried(container: Container, fake_api: FakeBotAPI) -> None:
     fake_api.fail_next("sendMessage", error="500")
     with pytest.raises(TelegramServerError):
-        await container.require_notifier().send(A, "maybe delivered")
+        await container.notifier.send(A, "maybe delivered")
     assert len(fake_api.sent("sendMessage", A)) == 1
 
 
@@ -138,7 +138,7 @@ async def test_403_marks_the_user_and_stops_sending_until_they_write_again(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await chat.send(A, "/start")
-    notifier = container.require_notifier()
+    notifier = container.notifier
     fake_api.block_chat(A)
     assert await notifier.send(A, "one") is None
     assert await notifier.send(A, "two") is None

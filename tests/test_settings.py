@@ -46,8 +46,7 @@ async def test_settings_toggles(
 
     draft = validate_new_signal({"symbol": "EURUSD", "side": "sell"}, container.settings.signals)
     outcome = await container.signals.submit(sessionmaker, draft, source="provider")
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
     message = fake_api.last("sendMessage", USER)
     assert "Auto-approved" in message.params["text"] and "reply_markup" not in message.params
     assert outcome.recipients >= 1

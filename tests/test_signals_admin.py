@@ -16,6 +16,7 @@ from bot.domain.signal_syntax import parse_duration, parse_levels, parse_signal_
 from db.models import Signal
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI
+from tests.fake_bot_api import buttons as keyboard
 from tests.signals_support import add_users
 
 USER = 9001
@@ -32,8 +33,7 @@ async def count_signals(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
 
 
 def buttons(call: Call) -> list[tuple[str, str]]:
-    markup = call.params.get("reply_markup") or {"inline_keyboard": []}
-    return [(b["text"], b["callback_data"]) for row in markup["inline_keyboard"] for b in row]
+    return [(b["text"], b["callback_data"]) for b in keyboard(call)]
 
 
 def answer_of(calls: list[Call]) -> str | None:
@@ -143,8 +143,7 @@ async def test_preview_then_send(
     [edit] = [c for c in calls if c.method == "editMessageText"]
     assert "Sent BUY EURUSD" in edit.params["text"] and "to 2 users" in edit.params["text"]
     assert "reply_markup" not in edit.params
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
     async with sessionmaker() as session:
         signal = (await session.scalars(select(Signal))).one()
     assert (signal.source, signal.created_by_id, signal.order_type) == ("admin", ADMIN_ID, "limit")
@@ -179,8 +178,7 @@ async def test_discard(
 
 async def settle(container: Container) -> None:
     """Let broadcasts and message edits finish, so they don't land in the next exchange."""
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
+    await container.outbox_worker.drain()
 
 
 async def _post(chat: Chat, fake_api: FakeBotAPI, container: Container, text: str) -> None:

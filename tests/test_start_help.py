@@ -117,7 +117,7 @@ async def test_blocked_user_who_writes_again_is_unblocked(
 ) -> None:
     await chat.send(USER_ID, "/start")  # the user is now cached as seen a moment ago
     fake_api.block_chat(USER_ID)
-    notifier = container.require_notifier()
+    notifier = container.notifier
     assert await notifier.send(USER_ID, "a signal") is None  # 403: marked blocked
     await notifier.blocked.drain()
     user = await get_user(sessionmaker, USER_ID)

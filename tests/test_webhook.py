@@ -16,13 +16,13 @@ from aiogram.types import Message, Update
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from bot.chat import inbox as inbox_module
 from bot.chat.middlewares.inbox import CLAIMED_KEY
-from bot.chat.webhook import ChatQueues, register_webhook
 from bot.config import ConfigError
 from bot.container import Container
 from bot.factory import create_bot, create_container
 from bot.infra.updatelog import Outcome, UpdateTrace
+from bot.intake import inbox as inbox_module
+from bot.intake.webhook import ChatQueues, register_webhook
 from db.models import ProcessedUpdate, User
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session, message_update

@@ -10,9 +10,9 @@ from aiogram import Bot, Dispatcher
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.chat.webhook import WebhookIntake
 from bot.container import Container
 from bot.factory import create_dispatcher
+from bot.intake.webhook import WebhookIntake
 from db.models import ProcessedUpdate
 from tests.conftest import TEST_SECRETS
 from tests.fake_bot_api import FakeBotAPI

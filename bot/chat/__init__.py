@@ -1,2 +1,2 @@
 """The Telegram surface beside the handlers: texts, keyboards, callback data, views,
-filters, middlewares, and the intake of updates (webhook, polling, the inbox)."""
+filters, middlewares, the signal messages and their publisher, and the user cache."""

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat.signal_messages import RenderedMessage, render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
-from bot.infra.outbox import ApprovalView, Outbox, OutboxWorker
+from bot.infra.outbox import ApprovalView, Outbox
 from db.repositories.signals import SignalRepository
 
 # (user id, signal id) → that user's devices on that signal, latest state each.
@@ -29,16 +29,13 @@ class SignalPublisher:
     def __init__(
         self,
         outbox: Outbox,
-        worker: OutboxWorker,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         device_lines: DeviceLinesLoader | None = None,
     ) -> None:
         self.outbox = outbox
-        self.worker = worker
         self.sessionmaker = sessionmaker
         self.device_lines = device_lines
-        worker.render_approvals = self.render
 
     async def announce(
         self, session: AsyncSession, signal: SignalDTO, approvals: Sequence[ApprovalDTO]
@@ -98,7 +95,3 @@ class SignalPublisher:
                 ended_unseen=not signal_dto.is_open and approval.decision in ("pending", "expired"),
             )
         return views
-
-    async def drain(self) -> None:
-        """Wait until every queued message has been sent or put off (tests, benchmarks)."""
-        await self.worker.drain()

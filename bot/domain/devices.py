@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiogram import html
 from sqlalchemy import Row
@@ -28,7 +28,11 @@ from db.models import Device
 from db.repositories.devices import DeviceRepository
 
 if TYPE_CHECKING:
-    from bot.container import Container
+    from bot.config import Settings
+    from bot.execution.device_activity import DeviceActivity
+    from bot.execution.device_hub import DeviceHub
+    from bot.execution.device_keys import DeviceKeyring
+    from bot.infra.clock import Clock
 
 NAME_MAX_CHARS = 32
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9._#-]{1,32}$")
@@ -188,10 +192,25 @@ def parse_affix(text: str) -> str:
     return text
 
 
+class DeviceServices(Protocol):
+    """The long-lived services a DeviceService works with (the container has them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def device_keys(self) -> DeviceKeyring: ...
+    @property
+    def device_hub(self) -> DeviceHub: ...
+    @property
+    def device_activity(self) -> DeviceActivity: ...
+
+
 class DeviceService:
     """The owner's view of their devices; one instance per update, on its session."""
 
-    def __init__(self, session: AsyncSession, container: Container) -> None:
+    def __init__(self, session: AsyncSession, container: DeviceServices) -> None:
         self.session = session
         self.repo = DeviceRepository(session)
         self.container = container

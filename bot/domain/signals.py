@@ -39,7 +39,7 @@ from db.repositories.instructions import InstructionRepository
 from db.repositories.signals import SignalRepository
 
 if TYPE_CHECKING:
-    from bot.chat.signal_publisher import SignalPublisher
+    from bot.domain.publishing import SignalPublisher
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from aiogram.types import User as TelegramUser
 from sqlalchemy import Row
 
 from db.models import User
@@ -19,16 +18,39 @@ from db.repositories.users import UserRepository
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 
 
+class TelegramUser(Protocol):
+    """What Telegram says about a user with each update (aiogram's ``types.User`` has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def language_code(self) -> str | None: ...
+
+
+# What Telegram sends about the user with every update.
+TELEGRAM_FIELDS = ("first_name", "last_name", "username", "language_code")
+
+
 @dataclass(frozen=True, slots=True)
 class UserDTO:
+    """The current user as handlers see it: what Telegram says (``TELEGRAM_FIELDS``), the
+    role from ``telegram.admin_ids``, and what never changes. Columns other code writes
+    (the blocked flag, the referrer, ``last_seen_at``) stay out, so a DTO kept for the
+    next update (bot/chat/user_cache.py) is stale only when Telegram's data or the role
+    differ, which the cache checks on every hit."""
+
     id: int
     first_name: str
     last_name: str | None
     username: str | None
     language_code: str | None
     role: str
-    is_blocked: bool
-    referred_by_id: int | None
     created_at: datetime
     created_now: bool = False
 
@@ -46,8 +68,6 @@ class UserDTO:
             username=user.username,
             language_code=user.language_code,
             role=user.role,
-            is_blocked=user.is_blocked,
-            referred_by_id=user.referred_by_id,
             created_at=user.created_at,
             created_now=created_now,
         )
@@ -64,13 +84,8 @@ async def ensure_user(
     only one update is a user's first contact).
     """
     role = "admin" if tg_user.id in admin_ids else "user"
-    fresh: dict[str, Any] = {
-        "first_name": tg_user.first_name,
-        "last_name": tg_user.last_name,
-        "username": tg_user.username,
-        "language_code": tg_user.language_code,
-        "role": role,
-    }
+    fresh: dict[str, Any] = {name: getattr(tg_user, name) for name in TELEGRAM_FIELDS}
+    fresh["role"] = role
     row = await repo.row(tg_user.id)
     if row is None:
         created = await repo.insert_new(
@@ -93,5 +108,5 @@ async def ensure_user(
         await repo.update_columns(
             tg_user.id, {**fresh, "last_seen_at": now, "is_blocked": False, "blocked_at": None}
         )
-        return replace(UserDTO.from_model(row), **fresh, is_blocked=False)
+        return replace(UserDTO.from_model(row), **fresh)
     return UserDTO.from_model(row)

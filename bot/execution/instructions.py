@@ -49,7 +49,7 @@ from db.models import Signal
 from db.repositories.instructions import InstructionRepository, ReportRow, ReportTarget
 
 if TYPE_CHECKING:
-    from bot.chat.signal_publisher import SignalPublisher
+    from bot.domain.publishing import SignalPublisher
     from bot.infra.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -313,6 +313,11 @@ class ReportDesk:
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
         self._closing = False
+
+    @property
+    def waiting(self) -> int:
+        """Reports taken but not answered yet."""
+        return len(self._waiting)
 
     async def record(self, device: DeviceIdentity, report: Report) -> ReportReceipt:
         """Store ``report`` once; a retry gets the same id, other content a 409, an

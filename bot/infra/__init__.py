@@ -1,2 +1,2 @@
 """Infrastructure the rest stands on: the clock, the outbox and the send path to Telegram,
-pub/sub between instances, rate limits, caches, metrics and the update log."""
+pub/sub between instances, rate limits, metrics and the update log."""

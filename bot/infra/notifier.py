@@ -70,18 +70,9 @@ class BlockedUsers:
 
 
 class Notifier:
-    def __init__(
-        self,
-        bot: Bot,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        *,
-        blocked: BlockedUsers | None = None,
-    ) -> None:
+    def __init__(self, bot: Bot, blocked: BlockedUsers) -> None:
         self.bot = bot
-        self.sessionmaker = sessionmaker
-        self.clock = clock
-        self.blocked = blocked or BlockedUsers(sessionmaker, clock)
+        self.blocked = blocked
 
     async def send(
         self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None

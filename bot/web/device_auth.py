@@ -24,10 +24,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.container import Container
 from bot.execution.device_keys import DeviceIdentity, DeviceKey
 from bot.web.errors import ApiError
-from bot.web.keys import CONTAINER
+from bot.web.keys import CLOCK, DEVICE_ACTIVITY, DEVICE_KEYS, NONCES
 from bot.web.signing import MAX_CLOCK_SKEW_S, BadHeader, canonical_string, parse_headers
 
 DEVICE: web.RequestKey[DeviceIdentity] = web.RequestKey("device", DeviceIdentity)
@@ -44,7 +43,7 @@ INVALID_SIGNATURE_MESSAGE = (
 )
 
 
-async def authenticate(request: web.Request, container: Container) -> DeviceIdentity:
+async def authenticate(request: web.Request) -> DeviceIdentity:
     """Run checks 1-5 on ``request``; raise the contract's ApiError at the first failure."""
     body = await request.read() if request.body_exists else b""
     try:
@@ -52,7 +51,8 @@ async def authenticate(request: web.Request, container: Container) -> DeviceIden
     except BadHeader as exc:
         raise ApiError(401, "missing_credentials", exc.describe()) from None
 
-    now = container.clock()
+    app = request.app
+    now = app[CLOCK]()
     server_time = now.timestamp()
     if abs(server_time - headers.unix_time) > MAX_CLOCK_SKEW_S:
         raise ApiError(
@@ -62,7 +62,7 @@ async def authenticate(request: web.Request, container: Container) -> DeviceIden
             f"({int(server_time)}); sign with TimeGMT() and check the computer's clock.",
         )
 
-    found = await container.device_keys.lookup(headers.device_id)
+    found = await app[DEVICE_KEYS].lookup(headers.device_id)
     canonical = canonical_string(
         request.method, request.raw_path, headers.timestamp, headers.nonce, body
     )
@@ -71,13 +71,13 @@ async def authenticate(request: web.Request, container: Container) -> DeviceIden
         raise ApiError(401, "invalid_signature", INVALID_SIGNATURE_MESSAGE)
 
     device = found.device
-    if not await container.nonces.remember(device.pk, headers.nonce, server_time):
+    if not await app[NONCES].remember(device.pk, headers.nonce, server_time):
         raise ApiError(
             401,
             "replayed_nonce",
             "This X-Nonce was already used; send a new random nonce with every request.",
         )
-    container.device_activity.seen(device.pk, now)
+    app[DEVICE_ACTIVITY].seen(device.pk, now)
     return device
 
 
@@ -86,7 +86,7 @@ def signed(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        request[DEVICE] = await authenticate(request, request.app[CONTAINER])
+        request[DEVICE] = await authenticate(request)
         return await handler(request)
 
     return wrapper

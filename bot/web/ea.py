@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.container import Container
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.instructions import (
     ReportConflictError,
@@ -21,7 +20,7 @@ from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse
 from bot.web.device_auth import DEVICE, Handler, signed
 from bot.web.errors import ApiError
 from bot.web.json_body import NotJson, parse_json
-from bot.web.keys import CONTAINER
+from bot.web.keys import CLOCK, DEVICE_ACTIVITY, DEVICE_HUB, REPORTS, SESSIONMAKER
 
 MAX_WAIT_S = 25
 _WAIT_RE = re.compile(r"[0-9]{1,2}")
@@ -41,14 +40,14 @@ def _wait_seconds(values: Iterable[str]) -> int:
     )
 
 
-async def _pending(container: Container, device: DeviceIdentity) -> list[dict[str, Any]]:
+async def _pending(app: web.Application, device: DeviceIdentity) -> list[dict[str, Any]]:
     """Pending instructions, or [] without a database read while the device is idle."""
-    hub = container.device_hub
+    hub = app[DEVICE_HUB]
     if hub.is_idle(device.pk):
         return []
     generation = hub.generation(device.pk)
-    async with container.sessionmaker.begin() as session:
-        instructions = await pending_instructions(session, device, container.clock())
+    async with app[SESSIONMAKER].begin() as session:
+        instructions = await pending_instructions(session, device, app[CLOCK]())
     if not instructions:
         hub.mark_idle(device.pk, generation)
     return instructions
@@ -56,25 +55,25 @@ async def _pending(container: Container, device: DeviceIdentity) -> list[dict[st
 
 @signed
 async def get_instructions(request: web.Request) -> web.Response:
-    container = request.app[CONTAINER]
+    app = request.app
     device = request[DEVICE]
     wait = _wait_seconds(request.query.getall("wait", ()))
     if wait == 0:
-        instructions = await _pending(container, device)
+        instructions = await _pending(app, device)
     else:
-        hub = container.device_hub
+        hub = app[DEVICE_HUB]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             # Registered before the check: a notification during it wakes the wait at once.
             with hub.waiter(device.pk) as waiter:
-                instructions = await _pending(container, device)
+                instructions = await _pending(app, device)
                 remaining = deadline - loop.time()
                 if instructions or remaining <= 0 or hub.released:
                     break
                 await waiter.wait(remaining)
     return web.json_response(
-        {"instructions": instructions, "server_time": int(container.clock().timestamp())}
+        {"instructions": instructions, "server_time": int(app[CLOCK]().timestamp())}
     )
 
 
@@ -93,7 +92,6 @@ def _json_body(body: bytes) -> Any:
 def _report_view(kind: ReportKind) -> Handler:
     @signed
     async def post_report(request: web.Request) -> web.Response:
-        container = request.app[CONTAINER]
         try:
             report = parse_report(kind, _json_body(await request.read()))
         except InvalidReport as exc:
@@ -101,7 +99,7 @@ def _report_view(kind: ReportKind) -> Handler:
                 422, "invalid_request", "The report has invalid fields.", fields=exc.fields
             ) from None
         try:
-            receipt = await container.reports.record(request[DEVICE], report)
+            receipt = await request.app[REPORTS].record(request[DEVICE], report)
         except UnknownInstructionError as exc:
             raise ApiError(404, "unknown_instruction", exc.message) from None
         except ReportConflictError as exc:
@@ -117,14 +115,13 @@ def _report_view(kind: ReportKind) -> Handler:
 
 @signed
 async def get_status(request: web.Request) -> web.Response:
-    container = request.app[CONTAINER]
     signal_id = request.match_info["signal_id"]
     if not RECORD_ID_RE.fullmatch(signal_id):
         # Not an id this server hands out: no query (PostgreSQL refuses NUL and the like).
         raise ApiError(404, "unknown_signal", "This device has no instructions for that signal.")
     try:
-        async with container.sessionmaker.begin() as session:
-            records = await container.reports.signal_records(session, request[DEVICE], signal_id)
+        async with request.app[SESSIONMAKER].begin() as session:
+            records = await request.app[REPORTS].signal_records(session, request[DEVICE], signal_id)
     except UnknownSignalError as exc:
         raise ApiError(404, "unknown_signal", exc.message) from None
     return web.json_response({"signal_id": signal_id, "records": records})
@@ -132,11 +129,11 @@ async def get_status(request: web.Request) -> web.Response:
 
 async def _release_polls(app: web.Application) -> None:
     # Shutdown must not wait for 25-second polls: they answer now with what is pending.
-    app[CONTAINER].device_hub.release_all()
+    app[DEVICE_HUB].release_all()
 
 
 async def _device_activity(app: web.Application) -> Any:
-    activity = app[CONTAINER].device_activity
+    activity = app[DEVICE_ACTIVITY]
     await activity.start()
     yield
     await activity.close()

@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.container import Container
 from bot.domain.signal_dto import SignalCounts, SignalDTO
 from bot.domain.signal_rules import (
     SignalValidationError,
@@ -26,11 +25,16 @@ from bot.domain.signal_rules import (
     validate_new_signal,
     wire_time,
 )
-from bot.domain.signals import SignalClosedError, SignalNotFoundError, count_signal
+from bot.domain.signals import (
+    SignalClosedError,
+    SignalNotFoundError,
+    SignalService,
+    count_signal,
+)
 from bot.execution.reports import RECORD_ID_RE
 from bot.web.errors import ApiError
 from bot.web.json_body import JsonBody, NotJson, parse_json
-from bot.web.keys import CONTAINER
+from bot.web.keys import SESSIONMAKER, SETTINGS, SIGNALS
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ async def authenticate(request: web.Request) -> dict[str, Any]:
     ``invalid_request`` for one whose values no field can take (lone surrogates, NUL,
     a key given twice).
     """
-    settings = request.app[CONTAINER].settings
+    settings = request.app[SETTINGS]
     token = settings.provider_token
     expected = token.get_secret_value().encode("utf-8") if token is not None else b""
     raw = await request.read()
@@ -152,26 +156,25 @@ def _invalid(exc: SignalValidationError) -> ApiError:
 
 async def create_signal(request: web.Request) -> web.Response:
     data = await authenticate(request)
-    container = request.app[CONTAINER]
+    app = request.app
     try:
-        draft = validate_new_signal(data, container.settings.signals)
+        draft = validate_new_signal(data, app[SETTINGS].signals)
     except SignalValidationError as exc:
         raise _invalid(exc) from None
-    outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
+    outcome = await app[SIGNALS].submit(app[SESSIONMAKER], draft, source="provider")
     body = {"id": outcome.signal.public_id, "recipients": outcome.recipients}
     return web.json_response(body, status=201 if outcome.created else 200)
 
 
-Change = Callable[[Container, AsyncSession, dict[str, Any], str], Awaitable[SignalDTO]]
+Change = Callable[[SignalService, AsyncSession, dict[str, Any], str], Awaitable[SignalDTO]]
 
 
 async def _change(request: web.Request, change: Change) -> web.Response:
     data = await authenticate(request)
-    container = request.app[CONTAINER]
     public_id = _signal_id(request)
     try:
-        async with container.sessionmaker.begin() as session:
-            signal = await change(container, session, data, public_id)
+        async with request.app[SESSIONMAKER].begin() as session:
+            signal = await change(request.app[SIGNALS], session, data, public_id)
             counts = await count_signal(session, signal.id)
     except SignalNotFoundError:
         raise _unknown_signal() from None
@@ -198,24 +201,24 @@ def _signal_id(request: web.Request) -> str:
 
 
 async def _modify(
-    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+    signals: SignalService, session: AsyncSession, data: dict[str, Any], public_id: str
 ) -> SignalDTO:
-    return await container.signals.modify(session, data, public_id=public_id)
+    return await signals.modify(session, data, public_id=public_id)
 
 
 async def _close(
-    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+    signals: SignalService, session: AsyncSession, data: dict[str, Any], public_id: str
 ) -> SignalDTO:
-    signal, _fraction = await container.signals.close(session, data, public_id=public_id)
+    signal, _fraction = await signals.close(session, data, public_id=public_id)
     return signal
 
 
 async def _cancel(
-    container: Container, session: AsyncSession, data: dict[str, Any], public_id: str
+    signals: SignalService, session: AsyncSession, data: dict[str, Any], public_id: str
 ) -> SignalDTO:
     if data:
         raise SignalValidationError(dict.fromkeys(data, "unknown field"))
-    return await container.signals.cancel(session, public_id=public_id)
+    return await signals.cancel(session, public_id=public_id)
 
 
 async def modify_signal(request: web.Request) -> web.Response:
@@ -232,10 +235,9 @@ async def cancel_signal(request: web.Request) -> web.Response:
 
 async def get_signal(request: web.Request) -> web.Response:
     await authenticate(request)
-    container = request.app[CONTAINER]
     try:
-        async with container.sessionmaker.begin() as session:
-            signal = await container.signals.get(session, _signal_id(request))
+        async with request.app[SESSIONMAKER].begin() as session:
+            signal = await request.app[SIGNALS].get(session, _signal_id(request))
             counts = await count_signal(session, signal.id)
     except SignalNotFoundError:
         raise _unknown_signal() from None

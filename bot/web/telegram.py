@@ -7,9 +7,9 @@ import logging
 
 from aiohttp import web
 
-from bot.chat.webhook import InvalidUpdate, Receipt
+from bot.intake.webhook import InvalidUpdate, Receipt
 from bot.web.errors import ApiError
-from bot.web.keys import CONTAINER, WEBHOOK_INTAKE
+from bot.web.keys import SETTINGS, WEBHOOK_INTAKE
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def setup(app: web.Application) -> None:
     """Mount the webhook route when the app was created with an intake (webhook mode)."""
     if WEBHOOK_INTAKE not in app:
         return
-    settings = app[CONTAINER].settings
+    settings = app[SETTINGS]
     _url, secret = settings.require_webhook()
     app[SECRET] = secret.encode()
     app.router.add_post(settings.webhook.path, telegram_update)

@@ -1,4 +1,4 @@
-"""Dead letters: updates that failed ``inbox.max_attempts`` times in a row (bot/chat/inbox.py)."""
+"""Dead letters: updates that failed ``inbox.max_attempts`` times in a row (bot/intake/inbox.py)."""
 
 from __future__ import annotations
 

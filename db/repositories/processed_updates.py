@@ -1,6 +1,6 @@
 """Updates (webhook or polling): claimed on receipt, marked handled in the update's
 transaction (when it wrote) or in a batch after it (when it only read); failed attempts
-counted until the update is retried or dead-lettered (bot/chat/inbox.py).
+counted until the update is retried or dead-lettered (bot/intake/inbox.py).
 
 Core statements on the session's connection: this runs for every update, and the ORM's
 bulk-update machinery and statement building cost more than the query itself.

@@ -1,6 +1,6 @@
 """Injects the current user as a plain DTO (``user``), creating the row on first contact.
 
-A user seen within the last minute comes from the cache (bot/infra/user_cache.py).
+A user seen within the last minute comes from the cache (bot/chat/user_cache.py).
 
 When that creates or refreshes the row, the write is committed at once, so the handler
 starts with nothing written: a read-only handler may answer at once, and only what the
@@ -20,10 +20,10 @@ from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.chat.user_cache import UserCache
 from bot.domain.users import ensure_user
 from bot.infra.clock import Clock
 from bot.infra.notifier import BlockedUsers
-from bot.infra.user_cache import UserCache
 from db.hooks import after_commit
 from db.repositories.users import UserRepository
 from db.update_session import holds_writes

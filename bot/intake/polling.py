@@ -2,7 +2,7 @@
 
 aiogram's ``start_polling`` confirms a batch (the next call's ``offset``) as soon as it
 has handed the updates to their handlers, so a crash mid-processing loses them. Here a
-batch is claimed in ``processed_updates`` (bot/chat/inbox.py, the same claim as webhook
+batch is claimed in ``processed_updates`` (bot/intake/inbox.py, the same claim as webhook
 deliveries) before the offset moves past it, and processed by the same per-chat queues
 with the same marks, retries, recovery and pruning: a paid ``successful_payment`` is
 stored before it is processed, in both modes.
@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter, TelegramUna
 from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
-from bot.chat.inbox import Inbox
+from bot.intake.inbox import Inbox
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The inbox: every Telegram update is stored before it is processed, in both modes.
 
-Webhook deliveries (bot/chat/webhook.py) and long-polling batches (bot/chat/polling.py) are claimed
-the same way: the update's id and raw JSON are inserted into ``processed_updates``
+Webhook deliveries (bot/intake/webhook.py) and long-polling batches (bot/intake/polling.py)
+are claimed the same way: the update's id and raw JSON are inserted into ``processed_updates``
 before Telegram is told we have it (the webhook's 200, or the next getUpdates offset).
 Then they are processed in the background, per chat in arrival order, at most
 ``webhook.max_concurrency`` at once. The row is marked handled inside the update's own

@@ -1,8 +1,8 @@
 """Webhook mode: accept Telegram's deliveries fast, exactly once, and process them behind.
 
-A delivery is claimed in the inbox (bot/chat/inbox.py: its id and raw JSON stored in
+A delivery is claimed in the inbox (bot/intake/inbox.py: its id and raw JSON stored in
 ``processed_updates``) before Telegram gets its 200, then processed in the background
-like every update; polling mode (bot/chat/polling.py) goes through the same inbox.
+like every update; polling mode (bot/intake/polling.py) goes through the same inbox.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramBadRequest
 
-from bot.chat.inbox import ChatQueues, Inbox, InvalidUpdate, Receipt
 from bot.config import ConfigError, Settings
+from bot.intake.inbox import ChatQueues, Inbox, InvalidUpdate, Receipt
 
 logger = logging.getLogger(__name__)
 
