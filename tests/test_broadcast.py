@@ -1,4 +1,5 @@
-"""One signal to 200 users under injected 429s and 403s: each reachable user gets it once."""
+"""One signal to many users: each reachable user gets it once (also under injected 429s
+and 403s), and each gets the message the renderer makes of their own approval."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat.signal_messages import render_approval_message
 from bot.container import Container
+from bot.domain.signal_dto import ApprovalDTO, SignalDTO
 from bot.domain.signal_rules import validate_new_signal
 from db.models import User
 from tests.conftest import FakeClock
 from tests.fake_bot_api import FakeBotAPI
-from tests.signals_support import add_users, approvals_of
+from tests.signals_support import add_users, approvals_of, signal_row
 
 USERS = list(range(600_001, 600_201))
 BLOCKERS = set(USERS[::10])  # 20 users who blocked the bot (Telegram answers 403)
@@ -60,3 +63,38 @@ async def test_broadcast_to_200_under_429_and_403(
     await container.outbox_worker.drain()
     assert again.recipients == 180
     assert {call.chat_id for call in fake_api.sent("sendMessage")} == reachable
+
+
+async def test_each_recipient_sees_their_own_message_when_renderings_are_shared(
+    container: Container,
+    fake_api: FakeBotAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    # Recipients who see the same thing share one rendering: each message must still be
+    # exactly what the renderer makes of that recipient's own approval.
+    users = list(range(600_301, 600_331))
+    auto = tuple(users[::3])  # their approvals are decided already: another message
+    await add_users(sessionmaker, users, clock.now, auto_approve=auto)
+    draft = validate_new_signal(
+        {"symbol": "EURUSD", "side": "sell", "stop_loss": "1.1", "take_profit": ["1.05"]},
+        container.settings.signals,
+    )
+    outcome = await container.signals.submit(sessionmaker, draft, source="provider")
+    await container.outbox_worker.drain()
+
+    signal = SignalDTO.from_model(await signal_row(sessionmaker, outcome.signal.public_id))
+    approvals = await approvals_of(sessionmaker, outcome.signal.public_id)
+    sent = {call.chat_id: call for call in fake_api.sent("sendMessage") if call.ok}
+    assert set(sent) == set(users)
+    shown = set()
+    for user_id in users:
+        own = render_approval_message(signal, ApprovalDTO.from_model(approvals[user_id]))
+        call = sent[user_id]
+        assert call.text == own.text
+        markup = call.params.get("reply_markup")
+        assert markup == (
+            None if own.reply_markup is None else own.reply_markup.model_dump(exclude_none=True)
+        )
+        shown.add((call.text, markup is None))
+    assert len(shown) == 2  # the auto-approved see their decision, the others the buttons

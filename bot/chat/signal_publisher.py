@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.chat.signal_messages import render_approval_message
+from bot.chat.signal_messages import RenderedMessage, render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
 from bot.infra.outbox import ApprovalView, Outbox
 from db.repositories.signals import SignalRepository
@@ -54,7 +54,12 @@ class SignalPublisher:
         await self.outbox.refresh_signal(session, signal_id)
 
     async def render(self, approval_ids: Sequence[int]) -> dict[int, ApprovalView]:
-        """What each approval's message shows now (an approval that is gone is left out)."""
+        """What each approval's message shows now (an approval that is gone is left out).
+
+        Recipients who see the same thing share one rendering: the message is a function
+        of the signal, the recipient's decision and devices, not of who they are, so it is
+        rendered from the approval with its identity (id, user, message) left out. A
+        broadcast's batch is then one text and one keyboard, however many recipients."""
         async with self.sessionmaker() as session:
             rows = await SignalRepository(session).with_signals(sorted(set(approval_ids)))
             devices: Mapping[tuple[int, int], Sequence[DeviceLine]] = {}
@@ -62,20 +67,31 @@ class SignalPublisher:
                 devices = await self.device_lines(
                     session, [(a.user_id, a.signal_id) for a, _ in rows]
                 )
+        signals: dict[int, SignalDTO] = {}
+        rendered: dict[tuple[int, ApprovalDTO, tuple[DeviceLine, ...]], RenderedMessage] = {}
         views: dict[int, ApprovalView] = {}
         for approval, signal in rows:
-            signal_dto, approval_dto = (
-                SignalDTO.from_model(signal),
-                ApprovalDTO.from_model(approval),
+            signal_dto = signals.get(signal.id)
+            if signal_dto is None:
+                signal_dto = signals[signal.id] = SignalDTO.from_model(signal)
+            shown = ApprovalDTO(
+                id=0,
+                signal_id=approval.signal_id,
+                user_id=0,
+                decision=approval.decision,
+                message_id=None,
+                decided_at=approval.decided_at,
             )
-            rendered = render_approval_message(
-                signal_dto, approval_dto, devices.get((approval.user_id, approval.signal_id), ())
-            )
+            lines = tuple(devices.get((approval.user_id, approval.signal_id), ()))
+            key = (signal.id, shown, lines)
+            message = rendered.get(key)
+            if message is None:
+                message = rendered[key] = render_approval_message(signal_dto, shown, lines)
             views[approval.id] = ApprovalView(
                 approval.user_id,
                 approval.message_id,
-                rendered.text,
-                rendered.reply_markup,
+                message.text,
+                message.reply_markup,
                 ended_unseen=not signal_dto.is_open and approval.decision in ("pending", "expired"),
             )
         return views

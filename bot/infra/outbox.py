@@ -31,6 +31,7 @@ import contextvars
 import logging
 import random
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -243,14 +244,18 @@ class OutboxWorker:
         self.instance = secrets.token_hex(6)
         self._claims = count(1)
         self._concurrency = max(1, settings.sending.broadcast_concurrency)
-        self._slots = asyncio.Semaphore(self._concurrency)
+        # Chats claimed and not done yet, waiting in order; up to ``_concurrency`` runners
+        # take them one after another (a task per runner, not per chat: a broadcast is
+        # thousands of one-message chats).
+        self._chats: deque[tuple[list[OutboxRow], Mapping[int, ApprovalView]]] = deque()
+        self._open_chats = 0
+        self._runners: set[asyncio.Task[None]] = set()
         self._wakes = 0
         self._settled = 0
         self._idle_at = -1
         self._wake_event = asyncio.Event()
         self._idle = asyncio.Condition()
         self._loop_task: asyncio.Task[None] | None = None
-        self._chains: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
         self._settler: asyncio.Task[None] | None = None
         self._last_edit: dict[int, float] = {}
@@ -308,8 +313,9 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         cut = 0
-        if self._chains:
-            _, late = await asyncio.wait(set(self._chains), timeout=max(0.0, grace))
+        self._drop_waiting_chats()  # not started: their leases are given back below
+        if self._runners:
+            _, late = await asyncio.wait(set(self._runners), timeout=max(0.0, grace))
             cut = len(late)
             for task in late:
                 task.cancel()
@@ -329,13 +335,14 @@ class OutboxWorker:
         """Stop dead, as a killed process would: nothing stored, no lease given back."""
         self._closing = True
         self._wake_event.set()
-        chains = list(self._chains)
-        for task in chains:
+        self._drop_waiting_chats()
+        runners = list(self._runners)
+        for task in runners:
             task.cancel()  # mid-send: Telegram's answers are never heard
         self._outcomes.clear()
         # The loop and a settle under way end on their own (no half-used connection left).
         pending = [t for t in (self._loop_task, self._settler) if t is not None]
-        await asyncio.gather(*chains, *pending, return_exceptions=True)
+        await asyncio.gather(*runners, *pending, return_exceptions=True)
 
     # ------------------------------------------------------------------ the loop
 
@@ -357,11 +364,11 @@ class OutboxWorker:
             seen, settled = self._wakes, self._settled
             self._wake_event.clear()
             batch = self.settings.outbox.batch_size
-            room = batch - len(self._chains)
+            room = batch - self._open_chats
             rows: list[OutboxRow] = []
             # Refilled in bulk, once half the batch is done: a claim and a render per
             # finished chat would cost more than the sends themselves.
-            if room > 0 and len(self._chains) <= batch // 2:
+            if room > 0 and self._open_chats <= batch // 2:
                 try:
                     rows = await self._claim(room)
                 except Exception as exc:
@@ -374,7 +381,7 @@ class OutboxWorker:
             # Idle only if nothing was stored while the claim ran: a row it found held by
             # an earlier one of its chat may have become free meanwhile.
             quiet = settled == self._settled and not self._settling()
-            if quiet and not self._chains and not self._outcomes:
+            if quiet and not self._open_chats and not self._outcomes:
                 async with self._idle:
                     self._idle_at = seen
                     self._idle.notify_all()
@@ -411,19 +418,35 @@ class OutboxWorker:
             except Exception:
                 logger.exception("outbox: rendering %d signal messages failed", len(approval_ids))
                 now = self.clock()
-                self._store([self._retry(r, now, "render failed") for r in rows])
+                for row in rows:
+                    self._store(self._retry(row, now, "render failed"))
                 return
         by_chat: dict[int, list[OutboxRow]] = {}
         for row in rows:
             by_chat.setdefault(row.chat_id, []).append(row)
-        for chat_rows in by_chat.values():
-            task = asyncio.create_task(self._chain(chat_rows, views))
-            self._chains.add(task)
-            task.add_done_callback(self._chain_done)
+        self._chats.extend((chat_rows, views) for chat_rows in by_chat.values())
+        self._open_chats += len(by_chat)
+        for _ in range(min(self._concurrency - len(self._runners), len(self._chats))):
+            task = asyncio.create_task(self._run_chats())
+            self._runners.add(task)
+            task.add_done_callback(self._runners.discard)
 
-    def _chain_done(self, task: asyncio.Task[None]) -> None:
-        self._chains.discard(task)
-        self._wake_event.set()
+    def _drop_waiting_chats(self) -> None:
+        self._open_chats -= len(self._chats)
+        self._chats.clear()
+
+    async def _run_chats(self) -> None:
+        """One runner: claimed chats, one after another, until none is waiting."""
+        refill_at = self.settings.outbox.batch_size // 2
+        while self._chats and not self._closing:
+            rows, views = self._chats.popleft()
+            try:
+                await self._chain(rows, views)
+            finally:
+                self._open_chats -= 1
+                # The loop refills once half the batch is done, and idles when all is.
+                if self._open_chats <= refill_at:
+                    self._wake_event.set()
 
     async def _chain(
         self,
@@ -431,25 +454,24 @@ class OutboxWorker:
         views: Mapping[int, ApprovalView],
     ) -> None:
         """One chat's rows, in order; a row put off puts off the ones after it."""
-        async with self._slots:
-            held: datetime | None = None
-            # Signal messages this chain sent: they show what its later refreshes would.
-            shown: set[int] = set()
-            for row in rows:
-                if self._closing:
-                    return  # shutting down: the rest stay queued (close gives them back)
-                if held is not None:
-                    self._store([Retry(row.id, held, "after an earlier message", counts=False)])
-                    continue
-                if row.kind == REFRESH and row.approval_id in shown:
-                    self._store([Sent(row.id, self.clock(), None)])
-                    continue
-                outcome = await self._deliver(row, views)
-                self._store([outcome])
-                if isinstance(outcome, Retry):
-                    held = outcome.at
-                elif isinstance(outcome, Sent) and row.approval_id is not None:
-                    shown.add(row.approval_id)
+        held: datetime | None = None
+        # Signal messages this chain sent: they show what its later refreshes would.
+        shown: set[int] = set()
+        for row in rows:
+            if self._closing:
+                return  # shutting down: the rest stay queued (close gives them back)
+            if held is not None:
+                self._store(Retry(row.id, held, "after an earlier message", counts=False))
+                continue
+            if row.kind == REFRESH and row.approval_id in shown:
+                self._store(Sent(row.id, self.clock(), None))
+                continue
+            outcome = await self._deliver(row, views)
+            self._store(outcome)
+            if isinstance(outcome, Retry):
+                held = outcome.at
+            elif isinstance(outcome, Sent) and row.approval_id is not None:
+                shown.add(row.approval_id)
 
     def _retry(
         self, row: OutboxRow, now: datetime, error: str, *, at: datetime | None = None
@@ -553,9 +575,9 @@ class OutboxWorker:
 
     # ------------------------------------------------------------------ storing outcomes
 
-    def _store(self, outcomes: list[Outcome]) -> None:
+    def _store(self, outcome: Outcome) -> None:
         """What a send learned is stored at once: whatever is waiting, in one commit."""
-        self._outcomes.extend(outcomes)
+        self._outcomes.append(outcome)
         if not self._settling():
             self._settler = asyncio.create_task(self._settle_loop())
 

@@ -22,14 +22,19 @@ chat it:
   further messages to them without calling Telegram, until they write to the bot again.
 
 Everything else (getUpdates, answerCallbackQuery, ...) passes through untouched.
+
+The path also holds ``Response[T]`` for each return type it has seen: aiogram parses every
+answer with ``Response[method.__returning__]``, and pydantic keeps parametrised models
+only weakly, so after a garbage collection the next answer would build the class again
+(schema generation, several times the cost of the send itself under a broadcast's
+allocations). Holding one reference per type keeps pydantic's own cache warm.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -110,6 +115,7 @@ class SendPath(BaseRequestMiddleware):
         self._paused_until = 0.0
         self._waiting = 0
         self._in_flight = 0
+        self._response_types: dict[Any, type[Response[Any]]] = {}
 
     @classmethod
     def of(cls, bot: Bot) -> SendPath | None:
@@ -142,6 +148,9 @@ class SendPath(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        returning = method.__returning__
+        if returning not in self._response_types:
+            self._response_types[returning] = Response[returning]  # type: ignore[valid-type]
         if not is_paced(method):
             return await make_request(bot, method)
         chat_id = _chat_id(method)
@@ -152,8 +161,11 @@ class SendPath(BaseRequestMiddleware):
             lane = self._lanes[chat_id] = _Lane()
         lane.users += 1
         try:
-            with self._counted("_waiting"):
+            self._waiting += 1
+            try:
                 await lane.lock.acquire()
+            finally:
+                self._waiting -= 1
             try:
                 return await self._send(make_request, bot, method, chat_id, chat_id)
             finally:
@@ -181,9 +193,9 @@ class SendPath(BaseRequestMiddleware):
             except TelegramForbiddenError:
                 await self.gate.leave(paced_chat, ticket)
                 raise
+            self._in_flight += 1
             try:
-                with self._counted("_in_flight"):
-                    return await make_request(bot, method)
+                return await make_request(bot, method)
             except TelegramRetryAfter as exc:
                 attempt += 1
                 if attempt > self.settings.max_retries or (
@@ -219,6 +231,7 @@ class SendPath(BaseRequestMiddleware):
                     self.blocked.mark(chat_id)
                 raise
             finally:
+                self._in_flight -= 1
                 # Counted from the answer: the window and the chat's pace run from now.
                 await self.gate.leave(paced_chat, ticket)
 
@@ -228,7 +241,8 @@ class SendPath(BaseRequestMiddleware):
 
     async def _admit(self, chat: ChatKey | None) -> str:
         """Wait until the gate lets this message go; its ticket for ``leave``."""
-        with self._counted("_waiting"):
+        self._waiting += 1
+        try:
             while True:
                 async with self._turn:
                     while True:
@@ -244,14 +258,8 @@ class SendPath(BaseRequestMiddleware):
                         await asyncio.sleep(admission.wait)
                 # Only this chat must wait: the messages behind it go meanwhile.
                 await asyncio.sleep(admission.wait)
-
-    @contextmanager
-    def _counted(self, counter: str) -> Iterator[None]:
-        setattr(self, counter, getattr(self, counter) + 1)
-        try:
-            yield
         finally:
-            setattr(self, counter, getattr(self, counter) - 1)
+            self._waiting -= 1
 
     def _pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._now() + seconds)

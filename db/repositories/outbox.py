@@ -10,7 +10,6 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from db.models import Approval, OutboxMessage
 
@@ -22,6 +21,17 @@ BLOCKED = "blocked"
 FAILED = "failed"
 
 _TABLE = cast(Table, OutboxMessage.__table__)
+_ROW_COLUMNS = (
+    _TABLE.c.id,
+    _TABLE.c.chat_id,
+    _TABLE.c.kind,
+    _TABLE.c.text,
+    _TABLE.c.reply_markup,
+    _TABLE.c.message_id,
+    _TABLE.c.approval_id,
+    _TABLE.c.attempts,
+    _TABLE.c.not_after,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,79 @@ class Ended:
 
 
 Outcome = Sent | Retry | Ended
+
+
+def _by_id(row: OutboxRow) -> int:
+    return row.id
+
+
+# The worker's statements, built once: they run for every batch of a broadcast, and a
+# statement object that is reused keeps its cache key (SQLAlchemy's compiled cache) too.
+def _due_statement() -> Any:
+    t, earlier, now = _TABLE, _TABLE.alias("earlier"), _now()
+    blocked_by_earlier = exists().where(
+        earlier.c.chat_id == t.c.chat_id,
+        earlier.c.state == PENDING,
+        earlier.c.id < t.c.id,
+        or_(
+            earlier.c.next_attempt_at > now,
+            and_(earlier.c.lease_until.is_not(None), earlier.c.lease_until >= now),
+        ),
+    )
+    return (
+        select(t.c.id)
+        .where(t.c.state == PENDING, t.c.next_attempt_at <= now, _free(now), ~blocked_by_earlier)
+        .order_by(t.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
+def _now() -> Any:
+    return bindparam("now", type_=_TABLE.c.next_attempt_at.type)
+
+
+def _free(now: Any) -> Any:
+    return or_(_TABLE.c.lease_until.is_(None), _TABLE.c.lease_until < now)
+
+
+def _settle_update(**values: Any) -> Any:
+    released = {"lease_owner": None, "lease_until": None}
+    return update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(**released, **values)
+
+
+_DUE = _due_statement()
+_LEASE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id.in_(bindparam("ids", expanding=True)),
+        _TABLE.c.state == PENDING,
+        _free(_now()),
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"), dedupe_key=None)
+    .returning(*_ROW_COLUMNS)
+)
+_SETTLE_SENT = _settle_update(
+    state=SENT, sent_at=bindparam("at"), sent_message_id=bindparam("mid"), dedupe_key=None
+)
+_SETTLE_RETRY = _settle_update(
+    next_attempt_at=bindparam("at"),
+    last_error=bindparam("error"),
+    attempts=_TABLE.c.attempts + 1,
+)
+# Waiting (an edit too soon after the last one, a row behind an earlier one) is no attempt.
+_SETTLE_WAIT = _settle_update(next_attempt_at=bindparam("at"), last_error=bindparam("error"))
+_SETTLE_ENDED = _settle_update(
+    state=bindparam("new_state"),
+    last_error=bindparam("error"),
+    attempts=_TABLE.c.attempts + 1,
+    dedupe_key=None,
+)
+_APPROVALS = cast(Table, Approval.__table__)
+_FIRST_MESSAGE = (
+    update(_APPROVALS)
+    .where(_APPROVALS.c.id == bindparam("approval"))
+    .values(message_id=bindparam("mid"))
+)
 
 
 class OutboxRepository:
@@ -109,55 +192,17 @@ class OutboxRepository:
         in order). Claiming clears a refresh's ``dedupe_key``: a change stored while this
         one is being sent queues a refresh of its own.
         """
-        earlier = aliased(OutboxMessage)
-        blocked_by_earlier = exists().where(
-            earlier.chat_id == OutboxMessage.chat_id,
-            earlier.state == PENDING,
-            earlier.id < OutboxMessage.id,
-            or_(
-                earlier.next_attempt_at > now,
-                and_(earlier.lease_until.is_not(None), earlier.lease_until >= now),
-            ),
-        )
-        free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
-        due_query = (
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.state == PENDING,
-                OutboxMessage.next_attempt_at <= now,
-                free,
-                ~blocked_by_earlier,
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
+        conn = await self.session.connection()
         # A read first: an idle outbox (the usual case) costs no write at all.
-        due = list(await self.session.scalars(due_query))
+        due = list((await conn.execute(_DUE, {"now": now, "limit": limit})).scalars())
         if not due:
             return []
-        # Leased only if still free: another instance may have taken some meanwhile.
-        await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(due), OutboxMessage.state == PENDING, free)
-            .values(lease_owner=owner, lease_until=until, dedupe_key=None)
-            .execution_options(synchronize_session=False)
+        # Leased only if still free: another instance may have taken some meanwhile; the
+        # rows come back from the same statement (RETURNING: SQLite 3.35+, PostgreSQL).
+        leased = await conn.execute(
+            _LEASE, {"ids": due, "now": now, "owner": owner, "until": until}
         )
-        rows = await self.session.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.chat_id,
-                OutboxMessage.kind,
-                OutboxMessage.text,
-                OutboxMessage.reply_markup,
-                OutboxMessage.message_id,
-                OutboxMessage.approval_id,
-                OutboxMessage.attempts,
-                OutboxMessage.not_after,
-            )
-            .where(OutboxMessage.lease_owner == owner, OutboxMessage.state == PENDING)
-            .order_by(OutboxMessage.id)
-        )
-        return [OutboxRow(*row) for row in rows]
+        return sorted((OutboxRow(*row) for row in leased), key=_by_id)
 
     async def settle(self, outcomes: Sequence[Outcome]) -> None:
         """Store what sending learned, for a batch of rows, in a few statements."""
@@ -167,56 +212,26 @@ class OutboxRepository:
         conn = await self.session.connection()
         if sent:
             await conn.execute(
-                update(_TABLE)
-                .where(_TABLE.c.id == bindparam("row_id"))
-                .values(
-                    state=SENT,
-                    sent_at=bindparam("at"),
-                    sent_message_id=bindparam("mid"),
-                    lease_owner=None,
-                    lease_until=None,
-                    dedupe_key=None,
-                ),
-                [{"row_id": o.id, "at": o.at, "mid": o.message_id} for o in sent],
+                _SETTLE_SENT, [{"row_id": o.id, "at": o.at, "mid": o.message_id} for o in sent]
             )
-            firsts = [o for o in sent if o.approval_id is not None and o.message_id is not None]
+            firsts = [
+                {"approval": o.approval_id, "mid": o.message_id}
+                for o in sent
+                if o.approval_id is not None and o.message_id is not None
+            ]
             if firsts:
-                approvals = Approval.__table__
-                assert isinstance(approvals, Table)
-                await conn.execute(
-                    update(approvals)
-                    .where(approvals.c.id == bindparam("approval"))
-                    .values(message_id=bindparam("mid")),
-                    [{"approval": o.approval_id, "mid": o.message_id} for o in firsts],
-                )
-        for counts in (True, False):
-            batch = [o for o in retries if o.counts is counts]
-            if not batch:
-                continue
-            values: dict[str, Any] = {
-                "next_attempt_at": bindparam("at"),
-                "last_error": bindparam("error"),
-                "lease_owner": None,
-                "lease_until": None,
-            }
-            if counts:
-                values["attempts"] = _TABLE.c.attempts + 1
-            await conn.execute(
-                update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(**values),
-                [{"row_id": o.id, "at": o.at, "error": o.error[:200]} for o in batch],
-            )
+                await conn.execute(_FIRST_MESSAGE, firsts)
+        for counts, statement in ((True, _SETTLE_RETRY), (False, _SETTLE_WAIT)):
+            batch = [
+                {"row_id": o.id, "at": o.at, "error": o.error[:200]}
+                for o in retries
+                if o.counts is counts
+            ]
+            if batch:
+                await conn.execute(statement, batch)
         if ended:
             await conn.execute(
-                update(_TABLE)
-                .where(_TABLE.c.id == bindparam("row_id"))
-                .values(
-                    state=bindparam("new_state"),
-                    last_error=bindparam("error"),
-                    attempts=_TABLE.c.attempts + 1,
-                    lease_owner=None,
-                    lease_until=None,
-                    dedupe_key=None,
-                ),
+                _SETTLE_ENDED,
                 [{"row_id": o.id, "new_state": o.state, "error": o.error[:200]} for o in ended],
             )
 
