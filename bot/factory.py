@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -34,7 +35,7 @@ from bot.infra.clock import Clock, utcnow
 from bot.infra.sending import install_send_path
 from bot.telegram_session import BotApiSession
 from db.engine import create_engine, create_sessionmaker
-from handlers import get_routers
+from handlers import create_routers
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +88,11 @@ def create_dispatcher(container: Container) -> Dispatcher:
     settings = container.settings
     # What handlers say about their writes goes out after the commit (bot/chat/tell.py).
     tell = Tell(container.outbox)
-    dp = Dispatcher(
-        storage=create_storage(settings),
-        container=container,
-        settings=settings,
-        sessionmaker=container.sessionmaker,
-        clock=container.clock,
-        tell=tell,
-    )
+    # Every long-lived service reaches handlers by its field name (aiogram's injection).
+    services = {field.name: getattr(container, field.name) for field in fields(container)}
+    services.pop("bot", None)  # feed_update passes the bot of each update
+    services.setdefault("admin_ids", frozenset(settings.telegram.admin_ids))
+    dp = Dispatcher(storage=create_storage(settings), **services, container=container, tell=tell)
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
     # Order matters: the log sees every outcome; the inbox mark and a throttled update
@@ -114,7 +112,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
         if name not in {"update", "error"}:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
-    dp.include_routers(*get_routers())
+    dp.include_routers(*create_routers())
     run_filters_inline(dp)
     CommandShortcut.install(dp)
     return dp

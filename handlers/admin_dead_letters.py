@@ -17,13 +17,9 @@ from db.hooks import after_commit
 from db.repositories.dead_letters import DeadLetterRepository
 from db.repositories.processed_updates import ProcessedUpdateRepository
 
-router = Router(name=__name__)
-router.message.filter(AdminFilter())
-
 LISTED = 20
 
 
-@router.message(Command("deadletters"))
 async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
     repo = DeadLetterRepository(session)
     letters = await repo.oldest(LISTED)
@@ -43,7 +39,6 @@ async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
     await message.answer(texts.dead_letters_list(lines, await repo.count()))
 
 
-@router.message(Command("retry"))
 async def cmd_retry(
     message: Message,
     command: CommandObject,
@@ -73,3 +68,11 @@ async def cmd_retry(
     # Told, and run, once the retry is stored.
     await tell.reply(session, message, texts.dead_letter_retrying(update_id))
     after_commit(session, lambda: inbox.run_stored(update_id, retried_by=admin_id))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(AdminFilter())
+    router.message.register(cmd_dead_letters, Command("deadletters"))
+    router.message.register(cmd_retry, Command("retry"))
+    return router

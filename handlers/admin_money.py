@@ -34,9 +34,6 @@ from bot.domain.payouts import (
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
-router.message.filter(AdminFilter())
-router.callback_query.filter(AdminFilter())
 logger = logging.getLogger(__name__)
 
 # Telegram's answer when the Stars went back already (e.g. our commit failed last time).
@@ -52,7 +49,6 @@ class ReviewForm(StatesGroup):
 # ---------------------------------------------------------------------------- refunds
 
 
-@router.message(Command("refund"))
 async def cmd_refund(
     message: Message,
     command: CommandObject,
@@ -121,7 +117,6 @@ async def cmd_refund(
 # ---------------------------------------------------------------------------- payouts
 
 
-@router.message(Command("payouts"))
 async def cmd_payouts(message: Message, session: AsyncSession, settings: Settings) -> None:
     items, total = await open_payouts(session)
     if not items:
@@ -145,7 +140,6 @@ async def cmd_payouts(message: Message, session: AsyncSession, settings: Setting
     )
 
 
-@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.OPEN))
 async def open_pressed(
     query: CallbackQuery,
     callback_data: PayoutReviewCallback,
@@ -158,7 +152,6 @@ async def open_pressed(
         await query.message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.APPROVE))
 async def approve_pressed(
     query: CallbackQuery,
     callback_data: PayoutReviewCallback,
@@ -179,7 +172,6 @@ async def approve_pressed(
     )
 
 
-@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.REJECT))
 async def reject_pressed(
     query: CallbackQuery,
     callback_data: PayoutReviewCallback,
@@ -192,7 +184,6 @@ async def reject_pressed(
     await _ask(query, state, ReviewForm.reason, payout.id, texts.PAYOUT_ASK_REASON)
 
 
-@router.message(ReviewForm.reason, PLAIN_TEXT)
 async def reason_entered(
     message: Message,
     user: UserDTO,
@@ -220,7 +211,6 @@ async def reason_entered(
     )
 
 
-@router.callback_query(PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID))
 async def paid_pressed(
     query: CallbackQuery,
     callback_data: PayoutReviewCallback,
@@ -240,7 +230,6 @@ async def paid_pressed(
     )
 
 
-@router.message(ReviewForm.reference, PLAIN_TEXT)
 async def reference_entered(
     message: Message,
     user: UserDTO,
@@ -253,9 +242,6 @@ async def reference_entered(
     await _mark_paid(message, user, session, settings, clock, state, tell, message.text)
 
 
-@router.callback_query(
-    PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID_NO_REFERENCE)
-)
 async def no_reference_pressed(
     query: CallbackQuery,
     callback_data: PayoutReviewCallback,
@@ -353,3 +339,30 @@ async def _after_decision(
         message,
         texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.PAYOUT_STATE_NAMES[payout.state]),
     )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(AdminFilter())
+    router.callback_query.filter(AdminFilter())
+    router.message.register(cmd_refund, Command("refund"))
+    router.message.register(cmd_payouts, Command("payouts"))
+    router.callback_query.register(
+        open_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.OPEN)
+    )
+    router.callback_query.register(
+        approve_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.APPROVE)
+    )
+    router.callback_query.register(
+        reject_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.REJECT)
+    )
+    router.message.register(reason_entered, ReviewForm.reason, PLAIN_TEXT)
+    router.callback_query.register(
+        paid_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID)
+    )
+    router.message.register(reference_entered, ReviewForm.reference, PLAIN_TEXT)
+    router.callback_query.register(
+        no_reference_pressed,
+        PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID_NO_REFERENCE),
+    )
+    return router

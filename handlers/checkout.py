@@ -12,7 +12,6 @@ from bot.chat import keyboards, texts
 from bot.chat.callbacks import PlanCallback
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
 from bot.domain.checkout import (
     STARS_CURRENCY,
     SoldPlan,
@@ -25,10 +24,7 @@ from bot.domain.subscriptions import subscription_status
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
 
-
-@router.message(Command("subscribe"))
 async def cmd_subscribe(
     message: Message, user: UserDTO, session: AsyncSession, settings: Settings, clock: Clock
 ) -> None:
@@ -49,7 +45,6 @@ async def cmd_subscribe(
     )
 
 
-@router.callback_query(PlanCallback.filter())
 async def plan_pressed(
     query: CallbackQuery,
     callback_data: PlanCallback,
@@ -71,14 +66,12 @@ async def plan_pressed(
     )
 
 
-@router.pre_checkout_query()
 async def pre_checkout(query: PreCheckoutQuery, settings: Settings) -> None:
     # Telegram waits 10 s for this answer: no database, no network besides the answer.
     error = pre_checkout_error(settings, query.invoice_payload, query.currency, query.total_amount)
     await query.answer(ok=error is None, error_message=error)
 
 
-@router.message(F.successful_payment)
 async def successful_payment(
     message: Message,
     user: UserDTO,
@@ -126,21 +119,20 @@ async def successful_payment(
         )
 
 
-@router.message(Command("paysupport"))
 async def cmd_paysupport(
     message: Message,
     command: CommandObject,
     user: UserDTO,
     session: AsyncSession,
     settings: Settings,
-    container: Container,
+    admin_ids: frozenset[int],
     tell: Tell,
 ) -> None:
     question = (command.args or "").strip()
     if question:
         # Questions go to the admins, who answer the user directly.
         notice = texts.paysupport_question(user.id, user.first_name, user.username, question)
-        await tell.send_many(session, [(admin, notice) for admin in sorted(container.admin_ids)])
+        await tell.send_many(session, [(admin, notice) for admin in sorted(admin_ids)])
         await tell.reply(session, message, texts.PAYSUPPORT_SENT)
         return
     contact = settings.checkout.support_contact
@@ -160,3 +152,13 @@ async def cmd_paysupport(
         ]
         text += texts.PAYSUPPORT_PAYMENTS.format(lines="\n".join(lines))
     await message.answer(text)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_subscribe, Command("subscribe"))
+    router.callback_query.register(plan_pressed, PlanCallback.filter())
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(cmd_paysupport, Command("paysupport"))
+    return router

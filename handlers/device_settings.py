@@ -27,8 +27,6 @@ from bot.domain.errors import InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
 from handlers.devices import list_view, send_secret
 
-router = Router(name=__name__)
-
 
 class EditDevice(StatesGroup):
     name = State()
@@ -98,9 +96,8 @@ FIELDS: dict[DeviceAction, Field] = {
 FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}
 
 
-def card(device: DeviceDTO, container: Container) -> tuple[str, InlineKeyboardMarkup]:
-    settings = container.settings.devices
-    text = texts.device_card(device, container.clock(), settings.online_window)
+def card(device: DeviceDTO, service: DeviceService) -> tuple[str, InlineKeyboardMarkup]:
+    text = texts.device_card(device, service.now(), service.settings.online_window)
     return text, keyboards.device_menu(device)
 
 
@@ -108,7 +105,6 @@ def symbols(device: DeviceDTO) -> tuple[str, InlineKeyboardMarkup]:
     return texts.symbols_card(device), keyboards.device_symbols(device)
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.MENU))
 async def show_menu(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -117,11 +113,11 @@ async def show_menu(
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
-    await tell.show(session, query, *card(device, container))
+    service = DeviceService(session, container)
+    device = await service.get(user.id, callback_data.device)
+    await tell.show(session, query, *card(device, service))
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
 async def show_symbols(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -134,7 +130,6 @@ async def show_symbols(
     await tell.show(session, query, *symbols(device))
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_(FIELDS)))
 async def ask_value(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -144,14 +139,14 @@ async def ask_value(
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    service = DeviceService(session, container)
+    device = await service.get(user.id, callback_data.device)
     field = FIELDS[callback_data.action]
     await state.set_state(field.state)
     await state.set_data({"device": device.pk})
-    await tell.reply(session, query, field.ask(device, container.settings.devices))
+    await tell.reply(session, query, field.ask(device, service.settings))
 
 
-@router.message(StateFilter(EditDevice), F.text)
 async def got_value(
     message: Message,
     state: FSMContext,
@@ -175,11 +170,10 @@ async def got_value(
         await state.clear()
         raise
     await state.clear()
-    text, markup = symbols(device) if field.in_symbols else card(device, container)
+    text, markup = symbols(device) if field.in_symbols else card(device, service)
     await tell.reply(session, message, f"{texts.DEVICE_UPDATED}\n\n{text}", markup)
 
 
-@router.message(StateFilter(EditDevice))
 async def value_not_text(
     message: Message,
     state: FSMContext,
@@ -197,7 +191,6 @@ async def value_not_text(
     await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{field.ask(device, service.settings)}")
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME})))
 async def pause_or_resume(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -211,10 +204,9 @@ async def pause_or_resume(
     service = DeviceService(session, container)
     device = await service.set_paused(user.id, callback_data.device, paused)
     callback_answer.text = texts.DEVICE_PAUSED_TOAST if paused else texts.DEVICE_RESUMED_TOAST
-    await tell.show(session, query, *card(device, container))
+    await tell.show(session, query, *card(device, service))
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE})))
 async def confirm(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -236,7 +228,6 @@ async def confirm(
     )
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.ROTATE_CONFIRM))
 async def rotate_key(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -251,11 +242,10 @@ async def rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
     callback_answer.text = texts.KEY_ROTATED_TOAST
-    await tell.show(session, query, *card(device, container))
+    await tell.show(session, query, *card(device, service))
     send_secret(tell, session, query, texts.key_rotated(device, credentials))
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
 async def revoke(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -266,6 +256,26 @@ async def revoke(
 ) -> None:
     service = DeviceService(session, container)
     device = await service.revoke(user.id, callback_data.device)
-    text, markup = await list_view(service, container, user)
+    text, markup = await list_view(service, user)
     revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))
     await tell.show(session, query, f"{revoked}\n\n{text}", markup)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(show_menu, DeviceCb.filter(F.action == DeviceAction.MENU))
+    router.callback_query.register(show_symbols, DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
+    router.callback_query.register(ask_value, DeviceCb.filter(F.action.in_(FIELDS)))
+    router.message.register(got_value, StateFilter(EditDevice), F.text)
+    router.message.register(value_not_text, StateFilter(EditDevice))
+    router.callback_query.register(
+        pause_or_resume, DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME}))
+    )
+    router.callback_query.register(
+        confirm, DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE}))
+    )
+    router.callback_query.register(
+        rotate_key, DeviceCb.filter(F.action == DeviceAction.ROTATE_CONFIRM)
+    )
+    router.callback_query.register(revoke, DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
+    return router

@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
 from bot.chat.tell import Tell
+from bot.config import Settings
 from bot.container import Container
 from bot.domain.devices import DeviceService, Platform
 from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
-
-router = Router(name=__name__)
 
 
 class AddDevice(StatesGroup):
@@ -26,20 +25,17 @@ class AddDevice(StatesGroup):
     platform = State()
 
 
-async def list_view(
-    service: DeviceService, container: Container, user: UserDTO
-) -> tuple[str, InlineKeyboardMarkup]:
+async def list_view(service: DeviceService, user: UserDTO) -> tuple[str, InlineKeyboardMarkup]:
     devices = await service.list_owned(user.id)
     text = texts.device_list(
         devices,
-        container.clock(),
+        service.now(),
         limit=service.limit,
         online_window=service.settings.online_window,
     )
     return text, keyboards.devices_list(devices)
 
 
-@router.message(Command("devices"))
 async def cmd_devices(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
@@ -49,19 +45,17 @@ async def cmd_devices(
     current = await state.get_state()
     if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
         await state.clear()  # /devices starts over
-    text, markup = await list_view(DeviceService(session, container), container, user)
+    text, markup = await list_view(DeviceService(session, container), user)
     await message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(DevicesCb.filter(F.action == DevicesAction.LIST))
 async def show_list(
     query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO, tell: Tell
 ) -> None:
-    text, markup = await list_view(DeviceService(session, container), container, user)
+    text, markup = await list_view(DeviceService(session, container), user)
     await tell.show(session, query, text, markup)
 
 
-@router.callback_query(DevicesCb.filter(F.action == DevicesAction.ADD))
 async def start_adding(
     query: CallbackQuery,
     state: FSMContext,
@@ -75,7 +69,6 @@ async def start_adding(
     await tell.reply(session, query, texts.ASK_DEVICE_NAME)
 
 
-@router.message(AddDevice.name, F.text)
 async def got_name(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
@@ -92,12 +85,10 @@ async def got_name(
     )
 
 
-@router.message(AddDevice.name)
 async def name_not_text(message: Message) -> None:
     await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{texts.ASK_DEVICE_NAME}")
 
 
-@router.message(AddDevice.platform)
 async def platform_not_pressed(message: Message, state: FSMContext) -> None:
     name = str((await state.get_data()).get("name", ""))
     await message.answer(
@@ -106,13 +97,13 @@ async def platform_not_pressed(message: Message, state: FSMContext) -> None:
     )
 
 
-@router.callback_query(DevicePlatformCb.filter(), AddDevice.platform)
 async def got_platform(
     query: CallbackQuery,
     callback_data: DevicePlatformCb,
     state: FSMContext,
     session: AsyncSession,
     container: Container,
+    settings: Settings,
     user: UserDTO,
     tell: Tell,
 ) -> None:
@@ -141,7 +132,7 @@ async def got_platform(
         tell,
         session,
         query,
-        texts.credentials(device, credentials, container.settings.server.public_url),
+        texts.credentials(device, credentials, settings.server.public_url),
         keyboards.device_created(device),
     )
 
@@ -164,3 +155,15 @@ def send_secret(
             lambda: bot.send_message(chat_id, text, reply_markup=markup),
             "credentials message",
         )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_devices, Command("devices"))
+    router.callback_query.register(show_list, DevicesCb.filter(F.action == DevicesAction.LIST))
+    router.callback_query.register(start_adding, DevicesCb.filter(F.action == DevicesAction.ADD))
+    router.message.register(got_name, AddDevice.name, F.text)
+    router.message.register(name_not_text, AddDevice.name)
+    router.message.register(platform_not_pressed, AddDevice.platform)
+    router.callback_query.register(got_platform, DevicePlatformCb.filter(), AddDevice.platform)
+    return router

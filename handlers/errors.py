@@ -13,11 +13,9 @@ from bot.chat import texts
 from bot.chat.middlewares.inbox import Attempt
 from bot.domain.errors import AppError
 
-router = Router(name=__name__)
 logger = logging.getLogger(__name__)
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> None:
     exc = event.exception
     update = event.update
@@ -44,3 +42,9 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
             await update.callback_query.answer(reply, show_alert=True)
         elif update.message is not None:
             await update.message.answer(reply)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(on_error)
+    return router

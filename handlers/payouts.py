@@ -16,7 +16,6 @@ from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
 from bot.domain.money import Money
 from bot.domain.payout_destinations import METHODS, display_destination, normalize_destination
 from bot.domain.payouts import (
@@ -29,8 +28,6 @@ from bot.domain.payouts import (
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
-
 # Text that is not a command: commands typed mid-flow still reach their own handlers.
 PLAIN_TEXT = F.text & ~F.text.startswith("/")
 
@@ -41,7 +38,6 @@ class PayoutForm(StatesGroup):
     confirm = State()
 
 
-@router.message(Command("payout"))
 async def cmd_payout(
     message: Message,
     command: CommandObject,
@@ -84,7 +80,6 @@ async def cmd_payout(
     )
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.METHOD))
 async def method_chosen(
     query: CallbackQuery,
     callback_data: PayoutCallback,
@@ -105,7 +100,6 @@ async def method_chosen(
     )
 
 
-@router.message(PayoutForm.destination, PLAIN_TEXT)
 async def destination_entered(
     message: Message,
     user: UserDTO,
@@ -133,7 +127,6 @@ async def destination_entered(
     )
 
 
-@router.message(PayoutForm.amount, PLAIN_TEXT)
 async def amount_entered(
     message: Message,
     user: UserDTO,
@@ -148,7 +141,6 @@ async def amount_entered(
     await _ask_confirmation(tell, session, message, state, settings, amount)
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.ALL))
 async def all_pressed(
     query: CallbackQuery,
     user: UserDTO,
@@ -168,8 +160,6 @@ async def all_pressed(
     await _ask_confirmation(tell, session, query.message, state, settings, balance)
 
 
-@router.message(PayoutForm.destination, ~F.text)
-@router.message(PayoutForm.amount, ~F.text)
 async def not_text(message: Message) -> None:
     await message.answer(texts.PAYOUT_TEXT_EXPECTED)
 
@@ -200,7 +190,6 @@ async def _ask_confirmation(
     )
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CONFIRM))
 async def confirm_pressed(
     query: CallbackQuery,
     callback_data: PayoutCallback,
@@ -209,7 +198,7 @@ async def confirm_pressed(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    admin_ids: frozenset[int],
     tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -245,11 +234,10 @@ async def confirm_pressed(
         views.payout_card(payout, money),
         keyboards.payout_review(payout.id, payout.state),
     )
-    for admin_id in sorted(container.admin_ids):
+    for admin_id in sorted(admin_ids):
         await tell.send(session, admin_id, card, reply_markup=markup)
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CANCEL))
 async def cancel_pressed(
     query: CallbackQuery, state: FSMContext, session: AsyncSession, tell: Tell
 ) -> None:
@@ -257,7 +245,6 @@ async def cancel_pressed(
     await tell.show(session, query, texts.PAYOUT_CANCELLED)
 
 
-@router.callback_query(PayoutHistoryCallback.filter())
 async def history_page(
     query: CallbackQuery,
     callback_data: PayoutHistoryCallback,
@@ -280,3 +267,24 @@ async def _history(
     lines = [views.history_line(item, money) for item in result.items]
     header = texts.HISTORY_HEADER.format(page=result.page + 1, pages=result.pages)
     return "\n".join([header, *lines]), keyboards.history_pages(result.page, result.pages)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_payout, Command("payout"))
+    router.callback_query.register(
+        method_chosen, PayoutCallback.filter(F.action == PayoutAction.METHOD)
+    )
+    router.message.register(destination_entered, PayoutForm.destination, PLAIN_TEXT)
+    router.message.register(amount_entered, PayoutForm.amount, PLAIN_TEXT)
+    router.callback_query.register(all_pressed, PayoutCallback.filter(F.action == PayoutAction.ALL))
+    router.message.register(not_text, PayoutForm.destination, ~F.text)
+    router.message.register(not_text, PayoutForm.amount, ~F.text)
+    router.callback_query.register(
+        confirm_pressed, PayoutCallback.filter(F.action == PayoutAction.CONFIRM)
+    )
+    router.callback_query.register(
+        cancel_pressed, PayoutCallback.filter(F.action == PayoutAction.CANCEL)
+    )
+    router.callback_query.register(history_page, PayoutHistoryCallback.filter())
+    return router

@@ -19,7 +19,7 @@ from bot.chat import keyboards, texts
 from bot.chat.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManageCb
 from bot.chat.filters import AdminFilter
 from bot.chat.tell import Tell
-from bot.container import Container
+from bot.config import Settings
 from bot.domain.errors import AppError
 from bot.domain.signal_dto import SignalDTO
 from bot.domain.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
@@ -31,12 +31,9 @@ from bot.domain.signal_syntax import (
     parse_levels,
     parse_signal_command,
 )
+from bot.domain.signals import SignalService
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
-
-router = Router(name=__name__)
-router.message.filter(AdminFilter())
-router.callback_query.filter(AdminFilter())
 
 LIST_LIMIT = 30
 # Previews kept per admin; older ones answer "gone".
@@ -77,18 +74,18 @@ SIGNAL_HELP = texts.signal_help(EXAMPLE)
 LEVELS_HELP = texts.levels_help(LEVELS_EXAMPLE)
 
 
-@router.message(Command("signal"))
 async def cmd_signal(
     message: Message,
     command: CommandObject,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
+    settings: Settings,
     session: AsyncSession,
     clock: Clock,
 ) -> None:
     try:
         data = parse_signal_command(command.args)
-        draft = validate_new_signal(data, container.settings.signals)
+        draft = validate_new_signal(data, settings.signals)
     except SignalSyntaxError as exc:
         await message.answer(texts.input_problem(exc.message, SIGNAL_HELP))
         return
@@ -99,19 +96,19 @@ async def cmd_signal(
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
     drafts[token] = data
     await state.update_data({DRAFTS_KEY: dict(list(drafts.items())[-MAX_DRAFTS:])})
-    recipients = len(await container.signals.recipients(session))
+    recipients = len(await signals.recipients(session))
     await message.answer(
         texts.signal_preview(_preview(draft, clock), recipients),
         reply_markup=keyboards.draft_keyboard(token),
     )
 
 
-@router.callback_query(SignalDraftCb.filter())
 async def on_draft(
     query: CallbackQuery,
     callback_data: SignalDraftCb,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
+    settings: Settings,
     session: AsyncSession,
     user: UserDTO,
     tell: Tell,
@@ -128,32 +125,32 @@ async def on_draft(
         return
     # The preview's token is the client_id, so a repeated Send cannot post it twice.
     draft = validate_new_signal(
-        {**data, "client_id": f"adm_{callback_data.token}"}, container.settings.signals
+        {**data, "client_id": f"adm_{callback_data.token}"}, settings.signals
     )
-    outcome = await container.signals.create(session, draft, source="admin", created_by_id=user.id)
+    outcome = await signals.create(session, draft, source="admin", created_by_id=user.id)
     await tell.edit(session, query.message, texts.signal_sent(outcome.signal, outcome.recipients))
 
 
-@router.message(Command("signals"))
-async def cmd_signals(message: Message, container: Container, session: AsyncSession) -> None:
-    text, markup = await _open_list(container, session)
+async def cmd_signals(message: Message, signals: SignalService, session: AsyncSession) -> None:
+    text, markup = await _open_list(signals, session)
     await message.answer(text, reply_markup=markup)
 
 
 async def _open_list(
-    container: Container, session: AsyncSession
+    signals: SignalService, session: AsyncSession
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    signals, total = await container.signals.list_open(session, LIST_LIMIT)
-    if not signals:
+    open_signals, total = await signals.list_open(session, LIST_LIMIT)
+    if not open_signals:
         return texts.NO_OPEN_SIGNALS, None
-    return texts.OPEN_SIGNALS_HEADER.format(count=total), keyboards.open_signals_keyboard(signals)
+    header = texts.OPEN_SIGNALS_HEADER.format(count=total)
+    return header, keyboards.open_signals_keyboard(open_signals)
 
 
 async def _show(
-    query: CallbackQuery, container: Container, session: AsyncSession, tell: Tell, signal_id: int
+    query: CallbackQuery, signals: SignalService, session: AsyncSession, tell: Tell, signal_id: int
 ) -> None:
-    signal = await container.signals.get_by_id(session, signal_id)
-    counts = await container.signals.counts(session, signal.id)
+    signal = await signals.get_by_id(session, signal_id)
+    counts = await signals.counts(session, signal.id)
     if isinstance(query.message, Message):
         await tell.edit(
             session,
@@ -163,20 +160,18 @@ async def _show(
         )
 
 
-@router.callback_query(SignalManageCb.filter())
 async def on_manage(
     query: CallbackQuery,
     callback_data: SignalManageCb,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
     session: AsyncSession,
     tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     action, signal_id = callback_data.action, callback_data.signal
-    signals = container.signals
     if action == ManageAction.LIST:
-        text, markup = await _open_list(container, session)
+        text, markup = await _open_list(signals, session)
         if isinstance(query.message, Message):
             await query.message.edit_text(text, reply_markup=markup)
         return
@@ -204,12 +199,11 @@ async def on_manage(
     elif action == ManageAction.CANCEL:
         await signals.cancel(session, signal_id=signal_id)
         callback_answer.text = texts.SIGNAL_CANCELLED_OK
-    await _show(query, container, session, tell, signal_id)
+    await _show(query, signals, session, tell, signal_id)
 
 
-@router.message(SignalEdit.levels, F.text, ~F.text.startswith("/"))
 async def on_levels(
-    message: Message, state: FSMContext, container: Container, session: AsyncSession, tell: Tell
+    message: Message, state: FSMContext, signals: SignalService, session: AsyncSession, tell: Tell
 ) -> None:
     signal_id = (await state.get_data()).get(MODIFY_KEY)
     if not isinstance(signal_id, int):
@@ -222,7 +216,7 @@ async def on_levels(
         await message.answer(texts.input_problem(exc.message, LEVELS_HELP))
         return
     try:
-        signal = await container.signals.modify(session, data, signal_id=signal_id)
+        signal = await signals.modify(session, data, signal_id=signal_id)
     except SignalValidationError as exc:
         # The signal's row is locked (nothing written): the answer waits for the commit.
         await tell.reply(session, message, texts.input_invalid(exc.fields, CHAT_NAMES, LEVELS_HELP))
@@ -234,3 +228,15 @@ async def on_levels(
     await state.set_state(None)
     await state.update_data({MODIFY_KEY: None})
     await tell.reply(session, message, f"{texts.SIGNAL_MODIFIED_OK}\n\n{texts.signal_card(signal)}")
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(AdminFilter())
+    router.callback_query.filter(AdminFilter())
+    router.message.register(cmd_signal, Command("signal"))
+    router.callback_query.register(on_draft, SignalDraftCb.filter())
+    router.message.register(cmd_signals, Command("signals"))
+    router.callback_query.register(on_manage, SignalManageCb.filter())
+    router.message.register(on_levels, SignalEdit.levels, F.text, ~F.text.startswith("/"))
+    return router

@@ -10,24 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import texts
 from bot.chat.commands import commands_for
 from bot.chat.tell import Tell
-from bot.container import Container
 from bot.domain.deeplink import parse_start_payload
 from bot.domain.referrals import attribute_referral
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
+from bot.infra.user_cache import UserCache
 from db.hooks import after_commit
 
-router = Router(name=__name__)
 
-
-@router.message(CommandStart())
 async def cmd_start(
     message: Message,
     command: CommandObject,
     user: UserDTO,
     session: AsyncSession,
     clock: Clock,
-    container: Container,
+    user_cache: UserCache | None,
     tell: Tell,
 ) -> None:
     payload = parse_start_payload(command.args)
@@ -40,7 +37,7 @@ async def cmd_start(
             now=clock(),
         )
         if attribution is not None:
-            cache = container.user_cache
+            cache = user_cache
             if cache is not None:  # the row now names its referrer
                 after_commit(session, lambda: cache.forget(user.id))
             await tell.send(
@@ -50,10 +47,16 @@ async def cmd_start(
     await tell.reply(session, message, texts.greeting(user.first_name, commands[:6]))
 
 
-@router.message(Command("help"))
 async def cmd_help(message: Message, user: UserDTO) -> None:
     user_commands = commands_for(is_admin=False)
     admin_commands = (
         [c for c in commands_for(is_admin=True) if c.admin_only] if user.is_admin else []
     )
     await message.answer(texts.help_text(user_commands, admin_commands))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_start, CommandStart())
+    router.message.register(cmd_help, Command("help"))
+    return router

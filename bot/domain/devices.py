@@ -241,7 +241,7 @@ class DeviceService:
                 symbol_prefix="",
                 symbol_suffix="",
                 max_signal_age=self.settings.default_max_signal_age,
-                created_at=self._now(),
+                created_at=self.now(),
             )
         )
         self._announce(device, key_changed=True)
@@ -293,14 +293,14 @@ class DeviceService:
         if device.key_version != seen_version:
             raise NotFoundError(texts.NOT_AVAILABLE)
         device.key_version += 1
-        device.key_rotated_at = self._now()
+        device.key_rotated_at = self.now()
         await self.session.flush()
         self._announce(device, key_changed=True)
         return self._dto(device), self._credentials(device)
 
     async def revoke(self, owner_id: int, device_pk: int) -> DeviceDTO:
         device = await self._owned(owner_id, device_pk)
-        device.revoked_at = self._now()
+        device.revoked_at = self.now()
         await self.session.flush()
         self._announce(device, key_changed=True)
         return self._dto(device)
@@ -339,5 +339,5 @@ class DeviceService:
         last_seen = self.container.device_activity.last_seen(device.id, device.last_seen_at)
         return DeviceDTO.from_model(device, last_seen_at=last_seen)
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         return self.container.clock()
