@@ -48,3 +48,11 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+
+# New or changed texts: extract their message ids and merge them into every catalog
+# (then translate the new entries; tests/test_catalogs.py lists what is missing).
+.PHONY: catalogs
+catalogs: install
+	$(BIN)/pybabel extract -F locales/babel.cfg -k Text -k Plural:1,2 --no-default-keywords \
+		--sort-by-file --omit-header -o locales/messages.pot bot handlers
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching

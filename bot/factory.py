@@ -13,8 +13,10 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.utils.i18n import SimpleI18nMiddleware
 
 from bot.chat.commands import commands_for
+from bot.chat.i18n import i18n
 from bot.chat.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
@@ -112,6 +114,8 @@ def create_dispatcher(container: Container) -> Dispatcher:
         if name not in {"update", "error"}:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
+    # Texts in the user's language (language_code), English when there is no catalog for it.
+    SimpleI18nMiddleware(i18n).setup(dp)
     dp.include_routers(*create_routers())
     run_filters_inline(dp)
     CommandShortcut.install(dp)
@@ -123,7 +127,7 @@ async def set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
 
     def as_bot_commands(*, is_admin: bool) -> list[BotCommand]:
         return [
-            BotCommand(command=c.name, description=c.description)
+            BotCommand(command=c.name, description=str(c.description))
             for c in commands_for(is_admin=is_admin)
         ]
 

@@ -24,7 +24,7 @@ async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
     repo = DeadLetterRepository(session)
     letters = await repo.oldest(LISTED)
     if not letters:
-        await message.answer(texts.DEAD_LETTERS_NONE)
+        await message.answer(str(texts.DEAD_LETTERS_NONE))
         return
     lines = [
         texts.dead_letter_line(
@@ -50,7 +50,7 @@ async def cmd_retry(
 ) -> None:
     arg = (command.args or "").strip()
     if not arg.isdigit():
-        await message.answer(texts.DEAD_LETTER_RETRY_USAGE)
+        await message.answer(str(texts.DEAD_LETTER_RETRY_USAGE))
         return
     update_id = int(arg)
     letters = DeadLetterRepository(session)

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutReviewAction, PayoutReviewCallback
 from bot.chat.filters import AdminFilter
+from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.domain.checkout import apply_refund, refundable_payment
-from bot.domain.errors import AppError
+from bot.domain.errors import AppError, ConflictError, ErrorCode
 from bot.domain.money import Money
 from bot.domain.payout_destinations import display_destination
 from bot.domain.payouts import (
@@ -61,22 +62,20 @@ async def cmd_refund(
 ) -> None:
     charge_id = (command.args or "").strip()
     if not charge_id or " " in charge_id:
-        await message.answer(texts.REFUND_USAGE)
+        await message.answer(str(texts.REFUND_USAGE))
         return
     payment = await refundable_payment(session, charge_id)
     try:
         await bot.refund_star_payment(user_id=payment.user_id, telegram_payment_charge_id=charge_id)
     except TelegramBadRequest as exc:
         if ALREADY_REFUNDED not in exc.message:
-            raise AppError(
-                texts.REFUND_TELEGRAM_REFUSED.format(reason=html.quote(exc.message))
-            ) from None
+            raise AppError(ErrorCode.REFUND_TELEGRAM_REFUSED, reason=exc.message) from None
         logger.warning("payment %s was refunded at Telegram already; recording it", charge_id)
     result = await apply_refund(session, charge_id=charge_id, admin_id=user.id, now=clock())
     money = Money.from_settings(settings.affiliates)
     expires = texts.when(result.expires_at) if result.expires_at else texts.NO_SUBSCRIPTION_END
     reversed_commission = result.reversed
-    commission_line = texts.REFUND_NO_COMMISSION
+    commission_line = str(texts.REFUND_NO_COMMISSION)
     if reversed_commission is not None:
         commission_line = texts.REFUND_COMMISSION.format(
             amount=money.format(reversed_commission.amount_minor),
@@ -120,7 +119,7 @@ async def cmd_refund(
 async def cmd_payouts(message: Message, session: AsyncSession, settings: Settings) -> None:
     items, total = await open_payouts(session)
     if not items:
-        await message.answer(texts.PAYOUTS_NONE)
+        await message.answer(str(texts.PAYOUTS_NONE))
         return
     money = Money.from_settings(settings.affiliates)
     buttons = [
@@ -129,7 +128,7 @@ async def cmd_payouts(message: Message, session: AsyncSession, settings: Setting
             texts.PAYOUT_OPEN_BUTTON.format(
                 id=item.id,
                 amount=money.format(item.amount_minor),
-                state=texts.PAYOUT_STATE_NAMES[item.state],
+                state=texts.state_name(item.state),
             ),
         )
         for item in items
@@ -180,7 +179,7 @@ async def reject_pressed(
 ) -> None:
     payout = await get_payout(session, callback_data.payout_id)
     if payout.state not in ("requested", "approved"):
-        raise AppError(texts.payout_already(payout.id, payout.state))
+        raise ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=payout.state)
     await _ask(query, state, ReviewForm.reason, payout.id, texts.PAYOUT_ASK_REASON)
 
 
@@ -219,7 +218,7 @@ async def paid_pressed(
 ) -> None:
     payout = await get_payout(session, callback_data.payout_id)
     if payout.state != "approved":
-        raise AppError(texts.payout_already(payout.id, payout.state))
+        raise ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=payout.state)
     await _ask(
         query,
         state,
@@ -255,7 +254,7 @@ async def no_reference_pressed(
 ) -> None:
     data = await state.get_data()
     if data.get("payout_id") != callback_data.payout_id or not isinstance(query.message, Message):
-        callback_answer.text = texts.NOT_AVAILABLE
+        callback_answer.text = str(texts.NOT_AVAILABLE)
         return
     await _mark_paid(query.message, user, session, settings, clock, state, tell, None)
 
@@ -302,7 +301,7 @@ async def _ask(
     state: FSMContext,
     form_state: State,
     payout_id: int,
-    template: str,
+    template: Text,
     *,
     reply_markup: InlineKeyboardMarkup | None = None,
 ) -> None:
@@ -337,7 +336,7 @@ async def _after_decision(
     await tell.reply(
         session,
         message,
-        texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.PAYOUT_STATE_NAMES[payout.state]),
+        texts.PAYOUT_DECIDED.format(id=payout.id, state=texts.state_name(payout.state)),
     )
 
 

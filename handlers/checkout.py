@@ -30,7 +30,7 @@ async def cmd_subscribe(
 ) -> None:
     status = await subscription_status(session, user.id, clock())
     if status.expires_at is None:
-        line = texts.SUBSCRIPTION_NONE
+        line = str(texts.SUBSCRIPTION_NONE)
     else:
         plan = settings.checkout.plan(status.plan_code or "")
         template = texts.SUBSCRIPTION_ACTIVE if status.active else texts.SUBSCRIPTION_EXPIRED
@@ -53,7 +53,7 @@ async def plan_pressed(
 ) -> None:
     plan = settings.checkout.plan(callback_data.code)
     if plan is None or query.message is None:
-        callback_answer.text = texts.PLAN_GONE
+        callback_answer.text = str(texts.PLAN_GONE)
         callback_answer.show_alert = True
         return
     await query.message.answer_invoice(
@@ -69,7 +69,9 @@ async def plan_pressed(
 async def pre_checkout(query: PreCheckoutQuery, settings: Settings) -> None:
     # Telegram waits 10 s for this answer: no database, no network besides the answer.
     error = pre_checkout_error(settings, query.invoice_payload, query.currency, query.total_amount)
-    await query.answer(ok=error is None, error_message=error)
+    await query.answer(
+        ok=error is None, error_message=texts.code_text(error) if error is not None else None
+    )
 
 
 async def successful_payment(
@@ -133,7 +135,7 @@ async def cmd_paysupport(
         # Questions go to the admins, who answer the user directly.
         notice = texts.paysupport_question(user.id, user.first_name, user.username, question)
         await tell.send_many(session, [(admin, notice) for admin in sorted(admin_ids)])
-        await tell.reply(session, message, texts.PAYSUPPORT_SENT)
+        await tell.reply(session, message, str(texts.PAYSUPPORT_SENT))
         return
     contact = settings.checkout.support_contact
     how = texts.PAYSUPPORT_CONTACT.format(contact=html.quote(contact)) if contact else ""

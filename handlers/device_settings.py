@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import DevicesSettings
 from bot.container import Container
@@ -66,7 +67,7 @@ class Field:
     """One value typed in the chat: its step, question, setter and the view shown after."""
 
     state: State
-    question: str
+    question: Text
     setter: Setter
     details: Details = _no_details
     in_symbols: bool = False
@@ -84,13 +85,22 @@ FIELDS: dict[DeviceAction, Field] = {
         EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age, _age_details
     ),
     DeviceAction.PAIRS: Field(
-        EditDevice.pairs, texts.ASK_SYMBOL_PAIRS, DeviceService.set_symbol_pairs, in_symbols=True
+        EditDevice.pairs,
+        texts.ASK_SYMBOL_PAIRS,
+        DeviceService.set_symbol_pairs,
+        in_symbols=True,
     ),
     DeviceAction.PREFIX: Field(
-        EditDevice.prefix, texts.ASK_SYMBOL_PREFIX, DeviceService.set_symbol_prefix, in_symbols=True
+        EditDevice.prefix,
+        texts.ASK_SYMBOL_PREFIX,
+        DeviceService.set_symbol_prefix,
+        in_symbols=True,
     ),
     DeviceAction.SUFFIX: Field(
-        EditDevice.suffix, texts.ASK_SYMBOL_SUFFIX, DeviceService.set_symbol_suffix, in_symbols=True
+        EditDevice.suffix,
+        texts.ASK_SYMBOL_SUFFIX,
+        DeviceService.set_symbol_suffix,
+        in_symbols=True,
     ),
 }
 FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}
@@ -163,7 +173,7 @@ async def got_value(
     except InvalidInputError as exc:
         device = await service.get(user.id, device_pk)
         await tell.reply(
-            session, message, f"{exc.message}\n\n{field.ask(device, service.settings)}"
+            session, message, f"{texts.error_text(exc)}\n\n{field.ask(device, service.settings)}"
         )
         return
     except NotFoundError:
@@ -203,7 +213,9 @@ async def pause_or_resume(
     paused = callback_data.action is DeviceAction.PAUSE
     service = DeviceService(session, container)
     device = await service.set_paused(user.id, callback_data.device, paused)
-    callback_answer.text = texts.DEVICE_PAUSED_TOAST if paused else texts.DEVICE_RESUMED_TOAST
+    callback_answer.text = (
+        str(texts.DEVICE_PAUSED_TOAST) if paused else str(texts.DEVICE_RESUMED_TOAST)
+    )
     await tell.show(session, query, *card(device, service))
 
 
@@ -241,7 +253,7 @@ async def rotate_key(
     device, credentials = await service.rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
-    callback_answer.text = texts.KEY_ROTATED_TOAST
+    callback_answer.text = str(texts.KEY_ROTATED_TOAST)
     await tell.show(session, query, *card(device, service))
     send_secret(tell, session, query, texts.key_rotated(device, credentials))
 

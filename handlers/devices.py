@@ -16,7 +16,7 @@ from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.container import Container
 from bot.domain.devices import DeviceService, Platform
-from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
 
 
@@ -40,7 +40,7 @@ async def cmd_devices(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
     if message.chat.type != ChatType.PRIVATE:  # credentials must never land in a group
-        await message.answer(texts.DEVICES_PRIVATE_ONLY)
+        await message.answer(str(texts.DEVICES_PRIVATE_ONLY))
         return
     current = await state.get_state()
     if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
@@ -66,7 +66,7 @@ async def start_adding(
 ) -> None:
     await DeviceService(session, container).ensure_room(user.id)
     await state.set_state(AddDevice.name)
-    await tell.reply(session, query, texts.ASK_DEVICE_NAME)
+    await tell.reply(session, query, str(texts.ASK_DEVICE_NAME))
 
 
 async def got_name(
@@ -75,7 +75,7 @@ async def got_name(
     try:
         name = await DeviceService(session, container).check_name(user.id, message.text or "")
     except InvalidInputError as exc:
-        await message.answer(f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        await message.answer(f"{texts.error_text(exc)}\n\n{texts.ASK_DEVICE_NAME}")
         return
     await state.update_data(name=name)
     await state.set_state(AddDevice.platform)
@@ -110,14 +110,14 @@ async def got_platform(
     try:
         platform = Platform(callback_data.platform)
     except ValueError:
-        raise NotFoundError(texts.NOT_AVAILABLE) from None
+        raise NotFoundError(ErrorCode.NOT_AVAILABLE) from None
     name = str((await state.get_data()).get("name", ""))
     service = DeviceService(session, container)
     try:
         device, credentials = await service.create(user.id, name, platform)
     except InvalidInputError as exc:  # the name was taken meanwhile: ask again
         await state.set_state(AddDevice.name)
-        await tell.reply(session, query, f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        await tell.reply(session, query, f"{texts.error_text(exc)}\n\n{texts.ASK_DEVICE_NAME}")
         return
     except ConflictError:  # the limit was reached meanwhile: the errors handler says so
         await state.clear()

@@ -20,7 +20,7 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
     exc = event.exception
     update = event.update
     if isinstance(exc, AppError):
-        reply = exc.message
+        reply = texts.error_text(exc)
     else:
         logger.error(
             "update %s failed: %s",
@@ -33,9 +33,9 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
             inbox_attempt.failed(exc)
             if not inbox_attempt.apologise:
                 return
-            reply = texts.APOLOGY_ADMINS_TOLD
+            reply = str(texts.APOLOGY_ADMINS_TOLD)
         else:
-            reply = texts.APOLOGY
+            reply = str(texts.APOLOGY)
     # The answer may itself fail (user blocked the bot, query too old): nothing more to do.
     with suppress(TelegramAPIError):
         if update.callback_query is not None:

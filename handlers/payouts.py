@@ -89,7 +89,7 @@ async def method_chosen(
 ) -> None:
     method = callback_data.value
     if method not in settings.affiliates.payout_methods or query.message is None:
-        callback_answer.text = texts.PAYOUT_METHOD_GONE
+        callback_answer.text = str(texts.PAYOUT_METHOD_GONE)
         callback_answer.show_alert = True
         return
     await state.set_state(PayoutForm.destination)
@@ -152,7 +152,7 @@ async def all_pressed(
     callback_answer: CallbackAnswer,
 ) -> None:
     if await state.get_state() != PayoutForm.amount.state or not isinstance(query.message, Message):
-        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.text = str(texts.PAYOUT_FLOW_EXPIRED)
         callback_answer.show_alert = True
         return
     balance = await available_balance(session, user.id, clock())
@@ -161,7 +161,7 @@ async def all_pressed(
 
 
 async def not_text(message: Message) -> None:
-    await message.answer(texts.PAYOUT_TEXT_EXPECTED)
+    await message.answer(str(texts.PAYOUT_TEXT_EXPECTED))
 
 
 async def _ask_confirmation(
@@ -206,7 +206,7 @@ async def confirm_pressed(
     if await state.get_state() != PayoutForm.confirm.state or data.get("key") != (
         callback_data.value
     ):
-        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.text = str(texts.PAYOUT_FLOW_EXPIRED)
         callback_answer.show_alert = True
         return
     payout = await request_payout(
@@ -242,7 +242,7 @@ async def cancel_pressed(
     query: CallbackQuery, state: FSMContext, session: AsyncSession, tell: Tell
 ) -> None:
     await state.clear()
-    await tell.show(session, query, texts.PAYOUT_CANCELLED)
+    await tell.show(session, query, str(texts.PAYOUT_CANCELLED))
 
 
 async def history_page(
@@ -262,7 +262,7 @@ async def _history(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     result = await payout_history(session, user_id, page)
     if not result.items:
-        return texts.HISTORY_EMPTY, None
+        return str(texts.HISTORY_EMPTY), None
     money = Money.from_settings(settings.affiliates)
     lines = [views.history_line(item, money) for item in result.items]
     header = texts.HISTORY_HEADER.format(page=result.page + 1, pages=result.pages)

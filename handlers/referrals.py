@@ -35,7 +35,7 @@ async def cmd_link(
         session,
         message,
         views.link_text(link, status, money),
-        keyboards.share_link(share_url(link, texts.LINK_SHARE_TEXT)),
+        keyboards.share_link(share_url(link, str(texts.LINK_SHARE_TEXT))),
     )
 
 

@@ -7,6 +7,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.chat import texts
 from bot.chat.callbacks import SignalVote, Vote
 from bot.domain.signals import SignalService
 from bot.domain.users import UserDTO
@@ -29,7 +30,7 @@ async def vote(
         approve=callback_data.action == Vote.APPROVE,
         message_id=message_id,
     )
-    callback_answer.text = outcome.answer
+    callback_answer.text = texts.vote_answer(outcome.recorded, outcome.decision, outcome.ended)
 
 
 def create_router() -> Router:

@@ -20,7 +20,7 @@ from bot.chat.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalM
 from bot.chat.filters import AdminFilter
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.domain.errors import AppError
+from bot.domain.errors import AppError, ErrorCode
 from bot.domain.signal_dto import SignalDTO
 from bot.domain.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
 from bot.domain.signal_syntax import (
@@ -70,10 +70,6 @@ def _preview(draft: SignalDraft, clock: Clock) -> SignalDTO:
     )
 
 
-SIGNAL_HELP = texts.signal_help(EXAMPLE)
-LEVELS_HELP = texts.levels_help(LEVELS_EXAMPLE)
-
-
 async def cmd_signal(
     message: Message,
     command: CommandObject,
@@ -87,10 +83,12 @@ async def cmd_signal(
         data = parse_signal_command(command.args)
         draft = validate_new_signal(data, settings.signals)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.message, SIGNAL_HELP))
+        await message.answer(texts.input_problem(exc.problem, texts.signal_help(EXAMPLE)))
         return
     except SignalValidationError as exc:
-        await message.answer(texts.input_invalid(exc.fields, CHAT_NAMES, SIGNAL_HELP))
+        await message.answer(
+            texts.input_invalid(exc.fields, CHAT_NAMES, texts.signal_help(EXAMPLE))
+        )
         return
     token = secrets.token_urlsafe(9)
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
@@ -117,11 +115,11 @@ async def on_draft(
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
     data = drafts.pop(callback_data.token, None)
     if data is None or not isinstance(query.message, Message):
-        callback_answer.text = texts.DRAFT_GONE
+        callback_answer.text = str(texts.DRAFT_GONE)
         return
     await state.update_data({DRAFTS_KEY: drafts})
     if callback_data.action == DraftAction.DISCARD:
-        await query.message.edit_text(texts.DRAFT_DISCARDED)
+        await query.message.edit_text(str(texts.DRAFT_DISCARDED))
         return
     # The preview's token is the client_id, so a repeated Send cannot post it twice.
     draft = validate_new_signal(
@@ -141,7 +139,7 @@ async def _open_list(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     open_signals, total = await signals.list_open(session, LIST_LIMIT)
     if not open_signals:
-        return texts.NO_OPEN_SIGNALS, None
+        return str(texts.NO_OPEN_SIGNALS), None
     header = texts.OPEN_SIGNALS_HEADER.format(count=total)
     return header, keyboards.open_signals_keyboard(open_signals)
 
@@ -178,19 +176,23 @@ async def on_manage(
     if action == ManageAction.MODIFY:
         signal = await signals.get_by_id(session, signal_id)
         if not signal.is_open:
-            callback_answer.text = texts.SIGNAL_NOT_OPEN.format(state=signal.state)
+            callback_answer.text = texts.error_text(
+                AppError(ErrorCode.SIGNAL_NOT_OPEN, state=signal.state)
+            )
             return
         await state.set_state(SignalEdit.levels)
         await state.update_data({MODIFY_KEY: signal_id})
         if isinstance(query.message, Message):
             await query.message.answer(
-                texts.MODIFY_PROMPT.format(title=texts.signal_title(signal), help=LEVELS_HELP)
+                texts.MODIFY_PROMPT.format(
+                    title=texts.signal_title(signal), help=texts.levels_help(LEVELS_EXAMPLE)
+                )
             )
         return
     if action == ManageAction.CLOSE:
         percent = callback_data.percent
         if percent not in keyboards.CLOSE_PERCENTS:
-            callback_answer.text = texts.NOT_AVAILABLE
+            callback_answer.text = str(texts.NOT_AVAILABLE)
             return
         signal, fraction = await signals.close(
             session, {"fraction": Decimal(percent) / 100}, signal_id=signal_id
@@ -198,7 +200,7 @@ async def on_manage(
         callback_answer.text = texts.signal_closed_part(fraction, signal)
     elif action == ManageAction.CANCEL:
         await signals.cancel(session, signal_id=signal_id)
-        callback_answer.text = texts.SIGNAL_CANCELLED_OK
+        callback_answer.text = str(texts.SIGNAL_CANCELLED_OK)
     await _show(query, signals, session, tell, signal_id)
 
 
@@ -208,18 +210,22 @@ async def on_levels(
     signal_id = (await state.get_data()).get(MODIFY_KEY)
     if not isinstance(signal_id, int):
         await state.set_state(None)
-        await message.answer(texts.NOT_AVAILABLE)
+        await message.answer(str(texts.NOT_AVAILABLE))
         return
     try:
         data = parse_levels(message.text)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.message, LEVELS_HELP))
+        await message.answer(texts.input_problem(exc.problem, texts.levels_help(LEVELS_EXAMPLE)))
         return
     try:
         signal = await signals.modify(session, data, signal_id=signal_id)
     except SignalValidationError as exc:
         # The signal's row is locked (nothing written): the answer waits for the commit.
-        await tell.reply(session, message, texts.input_invalid(exc.fields, CHAT_NAMES, LEVELS_HELP))
+        await tell.reply(
+            session,
+            message,
+            texts.input_invalid(exc.fields, CHAT_NAMES, texts.levels_help(LEVELS_EXAMPLE)),
+        )
         return
     except AppError:
         # Gone or closed meanwhile: leave the input mode; the errors handler says why.

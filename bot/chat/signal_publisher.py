@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat.notices import NoticeRenderer
 from bot.chat.signal_messages import render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
 from bot.infra.outbox import ApprovalView, Outbox, OutboxWorker
@@ -39,6 +40,8 @@ class SignalPublisher:
         self.sessionmaker = sessionmaker
         self.device_lines = device_lines
         worker.render_approvals = self.render
+        # Notices are worded at send time by the chat layer too (bot/chat/notices.py).
+        worker.render_notices = NoticeRenderer(sessionmaker).render
 
     async def announce(
         self, session: AsyncSession, signal: SignalDTO, approvals: Sequence[ApprovalDTO]

@@ -1,0 +1,54 @@
+"""The user's language_code picks the catalog: Russian for ru, English for anything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.chat.callbacks import DeviceAction, DeviceCb
+from tests.conftest import Chat
+from tests.fake_bot_api import FakeBotAPI, callback_update
+
+USER_ID = 444_555_666
+
+
+async def test_russian_user_is_greeted_and_helped_in_russian(chat: Chat) -> None:
+    [greeting] = await chat.send(USER_ID, "/start", first_name="Аня", language_code="ru")
+    assert greeting.startswith("Привет, Аня! Я <b>signalbridge</b>.")
+    assert "/devices – Ваши терминалы MetaTrader" in greeting
+    [help_text] = await chat.send(USER_ID, "/help", language_code="ru")
+    assert help_text.startswith("<b>Команды</b>\n/start – Запустить бота")
+    assert await chat.send(USER_ID, "/cancel", language_code="ru") == ["Отменять нечего."]
+    assert await chat.send(USER_ID, "/nosuchthing", language_code="ru-RU") == [
+        "Я не знаю такой команды. /help покажет, что я умею."
+    ]
+
+
+@pytest.mark.parametrize("language_code", ["de", None])
+async def test_a_language_without_a_catalog_reads_english(
+    chat: Chat, language_code: str | None
+) -> None:
+    [greeting] = await chat.send(USER_ID, "/start", language_code=language_code)
+    assert greeting.startswith("Hi, Test! I am <b>signalbridge</b>.")
+    [help_text] = await chat.send(USER_ID, "/help", language_code=language_code)
+    assert help_text.startswith("<b>Commands</b>\n/start – Start the bot")
+
+
+def russian_press(data: str) -> dict[str, Any]:
+    update = callback_update(USER_ID, data)
+    update["callback_query"]["from"]["language_code"] = "ru"
+    return update
+
+
+async def test_errors_are_told_in_the_users_language(chat: Chat, fake_api: FakeBotAPI) -> None:
+    [too_long] = await chat.send(USER_ID, "x" * 40, language_code="ru")  # not in a flow yet
+    assert too_long == "Я отвечаю на команды и кнопки. /help покажет, что я умею."
+    # The domain refuses by code (NotFoundError); the errors handler words it in Russian.
+    await chat.feed(russian_press(DeviceCb(action=DeviceAction.MENU, device=999).pack()))
+    [alert] = fake_api.sent("answerCallbackQuery")
+    assert alert.params["text"] == "Это больше недоступно."
+    assert alert.params["show_alert"] is True
+    # A press nobody handles is answered by the fallback, in Russian too.
+    await chat.feed(russian_press("nothing-here"))
+    assert fake_api.sent("answerCallbackQuery")[-1].params["text"] == "Это больше недоступно."
