@@ -6,7 +6,8 @@ from aiogram import Router
 
 from handlers import (
     admin_dead_letters,
-    admin_money,
+    admin_payouts,
+    admin_refunds,
     checkout,
     common,
     device_settings,
@@ -30,7 +31,8 @@ def create_routers() -> list[Router]:
         common.create_router(),
         start.create_router(),
         # Feature routers go here, before the fallbacks.
-        admin_money.create_router(),
+        admin_refunds.create_router(),
+        admin_payouts.create_router(),
         admin_dead_letters.create_router(),
         checkout.create_router(),
         referrals.create_router(),

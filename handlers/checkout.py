@@ -20,6 +20,7 @@ from bot.domain.checkout import (
     record_payment,
 )
 from bot.domain.money import Money
+from bot.domain.notices import NoticeCode
 from bot.domain.subscriptions import subscription_status
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
@@ -110,14 +111,13 @@ async def successful_payment(
     commission = result.commission
     if commission is not None:
         money = Money.from_settings(settings.affiliates)
-        await tell.send(
+        await tell.notice(
             session,
             commission.affiliate_id,
-            texts.COMMISSION_EARNED.format(
-                name=html.quote(user.first_name),
-                amount=money.format(commission.amount_minor),
-                available=texts.when(commission.available_at),
-            ),
+            NoticeCode.COMMISSION_EARNED,
+            name=user.first_name,
+            amount=money.format(commission.amount_minor),
+            available=texts.when(commission.available_at),
         )
 
 
@@ -133,8 +133,16 @@ async def cmd_paysupport(
     question = (command.args or "").strip()
     if question:
         # Questions go to the admins, who answer the user directly.
-        notice = texts.paysupport_question(user.id, user.first_name, user.username, question)
-        await tell.send_many(session, [(admin, notice) for admin in sorted(admin_ids)])
+        asked = {
+            "user_id": user.id,
+            "name": user.first_name,
+            "username": user.username,
+            "question": question,
+        }
+        await tell.notice_many(
+            session,
+            [(admin, NoticeCode.PAYSUPPORT_QUESTION, asked) for admin in sorted(admin_ids)],
+        )
         await tell.reply(session, message, str(texts.PAYSUPPORT_SENT))
         return
     contact = settings.checkout.support_contact

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
+from bot.chat.filters import PLAIN_TEXT
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.domain.money import Money
+from bot.domain.notices import NoticeCode
 from bot.domain.payout_destinations import METHODS, display_destination, normalize_destination
 from bot.domain.payouts import (
     available_balance,
@@ -27,9 +29,6 @@ from bot.domain.payouts import (
 )
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
-
-# Text that is not a command: commands typed mid-flow still reach their own handlers.
-PLAIN_TEXT = F.text & ~F.text.startswith("/")
 
 
 class PayoutForm(StatesGroup):
@@ -230,12 +229,10 @@ async def confirm_pressed(
             method=views.method_title(payout.method),
         ),
     )
-    card, markup = (
-        views.payout_card(payout, money),
-        keyboards.payout_review(payout.id, payout.state),
+    card = views.payout_card_values(payout, money)
+    await tell.notice_many(
+        session, [(admin_id, NoticeCode.PAYOUT_CARD, card) for admin_id in sorted(admin_ids)]
     )
-    for admin_id in sorted(admin_ids):
-        await tell.send(session, admin_id, card, reply_markup=markup)
 
 
 async def cancel_pressed(

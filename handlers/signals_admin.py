@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManageCb
-from bot.chat.filters import AdminFilter
+from bot.chat.filters import PLAIN_TEXT, AdminFilter
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.domain.errors import AppError, ErrorCode
@@ -244,5 +244,5 @@ def create_router() -> Router:
     router.callback_query.register(on_draft, SignalDraftCb.filter())
     router.message.register(cmd_signals, Command("signals"))
     router.callback_query.register(on_manage, SignalManageCb.filter())
-    router.message.register(on_levels, SignalEdit.levels, F.text, ~F.text.startswith("/"))
+    router.message.register(on_levels, SignalEdit.levels, PLAIN_TEXT)
     return router

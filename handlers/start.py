@@ -11,6 +11,7 @@ from bot.chat import texts
 from bot.chat.commands import commands_for
 from bot.chat.tell import Tell
 from bot.domain.deeplink import parse_start_payload
+from bot.domain.notices import NoticeCode
 from bot.domain.referrals import attribute_referral
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
@@ -40,8 +41,11 @@ async def cmd_start(
             cache = user_cache
             if cache is not None:  # the row now names its referrer
                 after_commit(session, lambda: cache.forget(user.id))
-            await tell.send(
-                session, attribution.referrer_id, texts.referral_joined(user.first_name)
+            await tell.notice(
+                session,
+                attribution.referrer_id,
+                NoticeCode.REFERRAL_JOINED,
+                name=user.first_name,
             )
     commands = [c for c in commands_for(is_admin=False) if c.name not in {"start", "cancel"}]
     await tell.reply(session, message, texts.greeting(user.first_name, commands[:6]))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.domain.referrals import ensure_account
 from tests.conftest import Chat
 from tests.fake_bot_api import FakeBotAPI, callback_update
 
@@ -52,3 +55,19 @@ async def test_errors_are_told_in_the_users_language(chat: Chat, fake_api: FakeB
     # A press nobody handles is answered by the fallback, in Russian too.
     await chat.feed(russian_press("nothing-here"))
     assert fake_api.sent("answerCallbackQuery")[-1].params["text"] == "Это больше недоступно."
+
+
+async def test_a_notice_reads_in_its_recipients_language(
+    chat: Chat, fake_api: FakeBotAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # The referrer speaks Russian, the friend who joins does not: the referrer's notice is
+    # worded when it is sent, in the referrer's language (users.language_code).
+    referrer, friend = 7001, 7002
+    await chat.send(referrer, "/start", language_code="ru")
+    async with sessionmaker.begin() as session:
+        token = (await ensure_account(session, referrer, datetime.now(UTC))).token
+    await chat.send(friend, f"/start ref_{token}", first_name="<Eve>")
+    assert fake_api.texts(friend)[-1].startswith("Hi, &lt;Eve&gt;!")
+    assert fake_api.texts(referrer)[-1] == (
+        "🎉 <b>&lt;Eve&gt;</b> присоединился по вашей реферальной ссылке."
+    )

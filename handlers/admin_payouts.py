@@ -1,13 +1,16 @@
-"""Admins: /refund of a Stars payment, /payouts and the payout review buttons."""
+"""Admins: /payouts and the review of a payout request (approve, reject, mark paid).
+
+Rejecting and marking paid each ask the admin for one text (the reason, the reference):
+``_ask`` checks the request may take that step and remembers which card to re-draw;
+``_decided`` re-draws it, says what was decided, and tells the requester.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from aiogram import Bot, F, Router, html
-from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram import F, Router
+from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -16,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutReviewAction, PayoutReviewCallback
-from bot.chat.filters import AdminFilter
+from bot.chat.filters import PLAIN_TEXT, AdminFilter
 from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.domain.checkout import apply_refund, refundable_payment
-from bot.domain.errors import AppError, ConflictError, ErrorCode
+from bot.domain.errors import ConflictError, ErrorCode
 from bot.domain.money import Money
+from bot.domain.notices import NoticeCode
 from bot.domain.payout_destinations import display_destination
 from bot.domain.payouts import (
     PayoutDTO,
@@ -35,85 +38,10 @@ from bot.domain.payouts import (
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-logger = logging.getLogger(__name__)
-
-# Telegram's answer when the Stars went back already (e.g. our commit failed last time).
-ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
-PLAIN_TEXT = F.text & ~F.text.startswith("/")
-
 
 class ReviewForm(StatesGroup):
     reason = State()
     reference = State()
-
-
-# ---------------------------------------------------------------------------- refunds
-
-
-async def cmd_refund(
-    message: Message,
-    command: CommandObject,
-    bot: Bot,
-    user: UserDTO,
-    session: AsyncSession,
-    settings: Settings,
-    clock: Clock,
-    tell: Tell,
-) -> None:
-    charge_id = (command.args or "").strip()
-    if not charge_id or " " in charge_id:
-        await message.answer(str(texts.REFUND_USAGE))
-        return
-    payment = await refundable_payment(session, charge_id)
-    try:
-        await bot.refund_star_payment(user_id=payment.user_id, telegram_payment_charge_id=charge_id)
-    except TelegramBadRequest as exc:
-        if ALREADY_REFUNDED not in exc.message:
-            raise AppError(ErrorCode.REFUND_TELEGRAM_REFUSED, reason=exc.message) from None
-        logger.warning("payment %s was refunded at Telegram already; recording it", charge_id)
-    result = await apply_refund(session, charge_id=charge_id, admin_id=user.id, now=clock())
-    money = Money.from_settings(settings.affiliates)
-    expires = texts.when(result.expires_at) if result.expires_at else texts.NO_SUBSCRIPTION_END
-    reversed_commission = result.reversed
-    commission_line = str(texts.REFUND_NO_COMMISSION)
-    if reversed_commission is not None:
-        commission_line = texts.REFUND_COMMISSION.format(
-            amount=money.format(reversed_commission.amount_minor),
-            state=reversed_commission.previous_state.value,
-            balance=money.format(reversed_commission.balance_minor),
-        )
-    notices = [
-        (
-            user.id,
-            texts.REFUND_DONE.format(
-                stars=payment.stars,
-                user_id=payment.user_id,
-                charge_id=html.quote(charge_id),
-                expires=expires,
-                commission=commission_line,
-            ),
-        ),
-        (
-            payment.user_id,
-            texts.REFUND_USER.format(
-                charge_id=html.quote(charge_id), stars=payment.stars, expires=expires
-            ),
-        ),
-    ]
-    if reversed_commission is not None:
-        notices.append(
-            (
-                reversed_commission.affiliate_id,
-                texts.REFUND_AFFILIATE.format(
-                    amount=money.format(reversed_commission.amount_minor),
-                    balance=money.format(reversed_commission.balance_minor),
-                ),
-            )
-        )
-    await tell.send_many(session, notices)
-
-
-# ---------------------------------------------------------------------------- payouts
 
 
 async def cmd_payouts(message: Message, session: AsyncSession, settings: Settings) -> None:
@@ -164,11 +92,7 @@ async def approve_pressed(
     money = Money.from_settings(settings.affiliates)
     if isinstance(query.message, Message):
         await tell.edit(session, query.message, *_card(payout, money))
-    await tell.send(
-        session,
-        payout.user_id,
-        texts.PAYOUT_APPROVED_USER.format(id=payout.id, amount=money.format(payout.amount_minor)),
-    )
+    await _tell_requester(tell, session, payout, money, NoticeCode.PAYOUT_APPROVED)
 
 
 async def reject_pressed(
@@ -178,9 +102,8 @@ async def reject_pressed(
     state: FSMContext,
 ) -> None:
     payout = await get_payout(session, callback_data.payout_id)
-    if payout.state not in ("requested", "approved"):
-        raise ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=payout.state)
-    await _ask(query, state, ReviewForm.reason, payout.id, texts.PAYOUT_ASK_REASON)
+    takes = ("requested", "approved")
+    await _ask(query, state, payout, takes, ReviewForm.reason, texts.PAYOUT_ASK_REASON)
 
 
 async def reason_entered(
@@ -196,17 +119,10 @@ async def reason_entered(
     payout = await reject_payout(
         session, data["payout_id"], admin_id=user.id, reason=message.text or "", now=clock()
     )
-    await state.clear()
     money = Money.from_settings(settings.affiliates)
-    await _after_decision(tell, session, message, data, payout, money)
-    await tell.send(
-        session,
-        payout.user_id,
-        texts.PAYOUT_REJECTED_USER.format(
-            id=payout.id,
-            amount=money.format(payout.amount_minor),
-            reason=html.quote(payout.reject_reason or ""),
-        ),
+    await _decided(tell, session, state, message, data, payout, money)
+    await _tell_requester(
+        tell, session, payout, money, NoticeCode.PAYOUT_REJECTED, reason=payout.reject_reason or ""
     )
 
 
@@ -217,16 +133,9 @@ async def paid_pressed(
     state: FSMContext,
 ) -> None:
     payout = await get_payout(session, callback_data.payout_id)
-    if payout.state != "approved":
-        raise ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=payout.state)
-    await _ask(
-        query,
-        state,
-        ReviewForm.reference,
-        payout.id,
-        texts.PAYOUT_ASK_REFERENCE,
-        reply_markup=keyboards.payout_no_reference(payout.id),
-    )
+    no_reference = keyboards.payout_no_reference(payout.id)
+    question = texts.PAYOUT_ASK_REFERENCE
+    await _ask(query, state, payout, ("approved",), ReviewForm.reference, question, no_reference)
 
 
 async def reference_entered(
@@ -273,21 +182,16 @@ async def _mark_paid(
     payout = await mark_payout_paid(
         session, data["payout_id"], admin_id=user.id, tx_reference=reference, now=clock()
     )
-    await state.clear()
     money = Money.from_settings(settings.affiliates)
-    await _after_decision(tell, session, message, data, payout, money)
-    ref = ""
-    if payout.tx_reference:
-        ref = texts.PAYOUT_REFERENCE.format(reference=html.quote(payout.tx_reference))
-    await tell.send(
+    await _decided(tell, session, state, message, data, payout, money)
+    await _tell_requester(
+        tell,
         session,
-        payout.user_id,
-        texts.PAYOUT_PAID_USER.format(
-            id=payout.id,
-            amount=money.format(payout.amount_minor),
-            destination=html.quote(display_destination(payout.method, payout.destination)),
-            reference=ref,
-        ),
+        payout,
+        money,
+        NoticeCode.PAYOUT_PAID,
+        destination=display_destination(payout.method, payout.destination),
+        reference=payout.tx_reference,
     )
 
 
@@ -299,35 +203,41 @@ def _card(payout: PayoutDTO, money: Money) -> tuple[str, InlineKeyboardMarkup | 
 async def _ask(
     query: CallbackQuery,
     state: FSMContext,
+    payout: PayoutDTO,
+    takes: tuple[str, ...],
     form_state: State,
-    payout_id: int,
-    template: Text,
-    *,
+    question: Text,
     reply_markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    """Ask the admin for text; remember which card to re-draw afterwards."""
+    """Ask the admin for the step's text, if the request may take the step (``takes``: its
+    states); remember which card to re-draw afterwards."""
+    if payout.state not in takes:
+        raise ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=payout.state)
     card = query.message if isinstance(query.message, Message) else None
     await state.set_state(form_state)
     await state.set_data(
         {
-            "payout_id": payout_id,
+            "payout_id": payout.id,
             "card_chat_id": card.chat.id if card else None,
             "card_message_id": card.message_id if card else None,
         }
     )
     if card is not None:
-        await card.answer(template.format(id=payout_id), reply_markup=reply_markup)
+        await card.answer(question.format(id=payout.id), reply_markup=reply_markup)
 
 
-async def _after_decision(
+async def _decided(
     tell: Tell,
     session: AsyncSession,
+    state: FSMContext,
     message: Message,
     data: dict[str, Any],
     payout: PayoutDTO,
     money: Money,
 ) -> None:
-    """Re-draw the card the admin pressed and say what was decided (after the commit)."""
+    """The step is done: re-draw the card the admin pressed and say what was decided
+    (after the commit)."""
+    await state.clear()
     if data.get("card_message_id"):
         text, markup = _card(payout, money)
         await tell.outbox.edit(
@@ -340,28 +250,31 @@ async def _after_decision(
     )
 
 
+async def _tell_requester(
+    tell: Tell,
+    session: AsyncSession,
+    payout: PayoutDTO,
+    money: Money,
+    code: NoticeCode,
+    **details: Any,
+) -> None:
+    amount = money.format(payout.amount_minor)
+    await tell.notice(session, payout.user_id, code, id=payout.id, amount=amount, **details)
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(AdminFilter())
     router.callback_query.filter(AdminFilter())
-    router.message.register(cmd_refund, Command("refund"))
+    review = PayoutReviewCallback.filter
     router.message.register(cmd_payouts, Command("payouts"))
-    router.callback_query.register(
-        open_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.OPEN)
-    )
-    router.callback_query.register(
-        approve_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.APPROVE)
-    )
-    router.callback_query.register(
-        reject_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.REJECT)
-    )
+    router.callback_query.register(open_pressed, review(F.action == PayoutReviewAction.OPEN))
+    router.callback_query.register(approve_pressed, review(F.action == PayoutReviewAction.APPROVE))
+    router.callback_query.register(reject_pressed, review(F.action == PayoutReviewAction.REJECT))
     router.message.register(reason_entered, ReviewForm.reason, PLAIN_TEXT)
-    router.callback_query.register(
-        paid_pressed, PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID)
-    )
+    router.callback_query.register(paid_pressed, review(F.action == PayoutReviewAction.PAID))
     router.message.register(reference_entered, ReviewForm.reference, PLAIN_TEXT)
     router.callback_query.register(
-        no_reference_pressed,
-        PayoutReviewCallback.filter(F.action == PayoutReviewAction.PAID_NO_REFERENCE),
+        no_reference_pressed, review(F.action == PayoutReviewAction.PAID_NO_REFERENCE)
     )
     return router
