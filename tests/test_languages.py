@@ -6,12 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.container import Container
 from bot.domain.referrals import ensure_account
-from tests.conftest import Chat
+from bot.domain.signal_rules import validate_new_signal
+from db.models import User
+from tests.conftest import Chat, FakeClock
 from tests.fake_bot_api import FakeBotAPI, callback_update
+from tests.signals_support import add_users
 
 USER_ID = 444_555_666
 
@@ -71,3 +76,28 @@ async def test_a_notice_reads_in_its_recipients_language(
     assert fake_api.texts(referrer)[-1] == (
         "🎉 <b>&lt;Eve&gt;</b> присоединился по вашей реферальной ссылке."
     )
+
+
+async def test_a_signal_reaches_each_recipient_in_their_language(
+    container: Container,
+    fake_api: FakeBotAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    russian, other = 7101, 7102
+    await add_users(sessionmaker, [russian, other], clock.now)
+    async with sessionmaker.begin() as session:
+        await session.execute(update(User).where(User.id == russian).values(language_code="ru"))
+    data = {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08", "take_profit": "1.1"}
+    draft = validate_new_signal(data, container.settings.signals)
+    await container.signals.submit(container.sessionmaker, draft, source="provider")
+    assert container.signal_publisher is not None
+    await container.signal_publisher.drain()
+    ru = fake_api.last("sendMessage", russian)
+    assert "Одобрите, чтобы исполнить его на ваших устройствах, или отклоните." in ru.text
+    assert [b["text"] for b in ru.params["reply_markup"]["inline_keyboard"][0]] == [
+        "✅ Одобрить",
+        "❌ Отклонить",
+    ]
+    en = fake_api.last("sendMessage", other)
+    assert "Approve to execute it on your devices, or reject it." in en.text

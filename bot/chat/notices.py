@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -108,6 +108,15 @@ TEXTS: dict[NoticeCode, Callable[[Params], str]] = {
 }
 
 
+async def user_languages(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, str | None]:
+    """Each user's ``language_code`` as Telegram last sent it (absent: not a user yet)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    query = select(User.id, User.language_code).where(User.id.in_(ids))
+    return {user_id: language for user_id, language in await session.execute(query)}
+
+
 def word(code: NoticeCode, params: Params) -> Worded:
     """A notice's text and buttons, in the current language."""
     markup = None
@@ -123,12 +132,8 @@ class NoticeRenderer:
         self.sessionmaker = sessionmaker
 
     async def render(self, rows: Sequence[OutboxRow]) -> dict[int, Worded]:
-        chat_ids = sorted({row.chat_id for row in rows})
         async with self.sessionmaker() as session:
-            query = select(User.id, User.language_code).where(User.id.in_(chat_ids))
-            languages: dict[int, str | None] = {
-                user_id: language for user_id, language in await session.execute(query)
-            }
+            languages = await user_languages(session, {row.chat_id for row in rows})
         worded: dict[int, Worded] = {}
         for row in rows:
             try:

@@ -4,7 +4,8 @@ Everything goes through the outbox (bot/infra/outbox.py), inside the transaction
 made the change: ``announce`` queues one message per recipient, ``refresh`` and
 ``refresh_signal`` queue edits. Messages are rendered when they are sent, from what is
 stored then (``render``), so a message always shows the latest state however changes and
-sends interleave, and a broadcast cut by a restart goes on where it stopped.
+sends interleave, and a broadcast cut by a restart goes on where it stopped. Each message
+reads in its recipient's language (``users.language_code``, bot/chat/i18n.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.chat.notices import NoticeRenderer
+from bot.chat.i18n import in_locale
+from bot.chat.notices import NoticeRenderer, user_languages
 from bot.chat.signal_messages import render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
 from bot.infra.outbox import ApprovalView, Outbox, OutboxWorker
@@ -64,6 +66,7 @@ class SignalPublisher:
         async with self.sessionmaker() as session:
             rows = await SignalRepository(session).with_signals(sorted(set(approval_ids)))
             devices: Mapping[tuple[int, int], Sequence[DeviceLine]] = {}
+            languages = await user_languages(session, {a.user_id for a, _ in rows})
             if self.device_lines is not None and rows:
                 devices = await self.device_lines(
                     session, [(a.user_id, a.signal_id) for a, _ in rows]
@@ -74,9 +77,12 @@ class SignalPublisher:
                 SignalDTO.from_model(signal),
                 ApprovalDTO.from_model(approval),
             )
-            rendered = render_approval_message(
-                signal_dto, approval_dto, devices.get((approval.user_id, approval.signal_id), ())
-            )
+            with in_locale(languages.get(approval.user_id)):
+                rendered = render_approval_message(
+                    signal_dto,
+                    approval_dto,
+                    devices.get((approval.user_id, approval.signal_id), ()),
+                )
             views[approval.id] = ApprovalView(
                 approval.user_id,
                 approval.message_id,
