@@ -94,10 +94,10 @@ async def test_a_signal_reaches_each_recipient_in_their_language(
     assert container.signal_publisher is not None
     await container.signal_publisher.drain()
     ru = fake_api.last("sendMessage", russian)
-    assert "Одобрите, чтобы исполнить его на ваших устройствах, или отклоните." in ru.text
+    assert "Одобрите, чтобы исполнить его на ваших устройствах, или отклоните." in str(ru.text)
     assert [b["text"] for b in ru.params["reply_markup"]["inline_keyboard"][0]] == [
         "✅ Одобрить",
         "❌ Отклонить",
     ]
     en = fake_api.last("sendMessage", other)
-    assert "Approve to execute it on your devices, or reject it." in en.text
+    assert "Approve to execute it on your devices, or reject it." in str(en.text)
