@@ -54,5 +54,6 @@ clean:
 .PHONY: catalogs
 catalogs: install
 	$(BIN)/pybabel extract -F locales/babel.cfg -k Text -k Plural:1,2 --no-default-keywords \
-		--sort-by-file --omit-header -o locales/messages.pot bot handlers
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+		--sort-by-file --add-location=file -w 100 -o locales/messages.pot bot handlers
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages -w 100 \
+		--no-fuzzy-matching --ignore-obsolete

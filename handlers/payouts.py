@@ -70,7 +70,7 @@ async def cmd_payout(
             ),
         )
         return
-    methods = [(str(code), METHODS[code].title) for code in config.payout_methods]
+    methods = [(str(code), texts.method_title(code)) for code in config.payout_methods]
     await tell.reply(
         session,
         message,
@@ -95,7 +95,9 @@ async def method_chosen(
     await state.set_data({"method": method})
     info = METHODS[method]
     await query.message.answer(
-        texts.PAYOUT_ASK_DESTINATION.format(asks_for=info.asks_for, example=info.example)
+        texts.PAYOUT_ASK_DESTINATION.format(
+            asks_for=texts.METHOD_ASKS_FOR[method], example=info.example
+        )
     )
 
 
@@ -182,7 +184,7 @@ async def _ask_confirmation(
         message,
         texts.PAYOUT_CONFIRM.format(
             amount=money.format(amount),
-            method=views.method_title(data["method"]),
+            method=texts.method_title(data["method"]),
             destination=html.quote(display_destination(data["method"], data["destination"])),
         ),
         keyboards.payout_confirm(key),
@@ -226,7 +228,7 @@ async def confirm_pressed(
         texts.PAYOUT_REQUESTED.format(
             id=payout.id,
             amount=money.format(payout.amount_minor),
-            method=views.method_title(payout.method),
+            method=texts.method_title(payout.method),
         ),
     )
     card = views.payout_card_values(payout, money)

@@ -11,14 +11,9 @@ from bot.chat import texts
 from bot.config import AffiliatesSettings, TierSettings
 from bot.domain.commissions import AffiliateStats, CommissionState
 from bot.domain.money import Money, format_bps
-from bot.domain.payout_destinations import METHODS, display_destination
+from bot.domain.payout_destinations import display_destination
 from bot.domain.payouts import PayoutDTO
 from bot.domain.referrals import TierStatus
-
-
-def method_title(code: str) -> str:
-    info = METHODS.get(code)
-    return info.title if info else code
 
 
 def next_tier(status: TierStatus, money: Money) -> str:
@@ -78,7 +73,7 @@ def payout_card_values(payout: PayoutDTO, money: Money) -> dict[str, Any]:
         "username": payout.user_username,
         "user_id": payout.user_id,
         "amount": money.format(payout.amount_minor),
-        "method": method_title(payout.method),
+        "method": payout.method,
         "destination": display_destination(payout.method, payout.destination),
         "requested": texts.when(payout.requested_at),
         "state": payout.state,
@@ -103,7 +98,7 @@ def payout_card_text(values: Mapping[str, Any]) -> str:
         username=f" @{html.quote(username)}" if username else "",
         user_id=values["user_id"],
         amount=values["amount"],
-        method=values["method"],
+        method=texts.method_title(values["method"]),
         destination=html.quote(values["destination"]),
         requested=values["requested"],
         state=texts.state_name(values["state"]),
@@ -125,7 +120,7 @@ def history_line(payout: PayoutDTO, money: Money) -> str:
         id=payout.id,
         date=payout.requested_at.strftime("%Y-%m-%d"),
         amount=money.format(payout.amount_minor),
-        method=method_title(payout.method),
+        method=texts.method_title(payout.method),
         state=texts.state_name(payout.state),
         extra=extra,
     )

@@ -37,25 +37,15 @@ IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 
 @dataclass(frozen=True, slots=True)
 class PayoutMethodInfo:
+    """A payout method; the chat layer names it and says what it asks for."""
+
     code: str
-    title: str
-    asks_for: str
     example: str
 
 
 METHODS: dict[str, PayoutMethodInfo] = {
-    "usdt_trc20": PayoutMethodInfo(
-        "usdt_trc20",
-        "USDT (TRC-20)",
-        "your USDT TRC-20 (TRON) wallet address",
-        "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7",
-    ),
-    "bank_transfer": PayoutMethodInfo(
-        "bank_transfer",
-        "Bank transfer (IBAN)",
-        "the IBAN of your bank account",
-        "DE89 3704 0044 0532 0130 00",
-    ),
+    "usdt_trc20": PayoutMethodInfo("usdt_trc20", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"),
+    "bank_transfer": PayoutMethodInfo("bank_transfer", "DE89 3704 0044 0532 0130 00"),
 }
 
 

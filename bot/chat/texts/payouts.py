@@ -50,6 +50,14 @@ HISTORY_EMPTY = Text("You have not requested a payout yet. /payout starts one.")
 HISTORY_LINE = Text("#{id} · {date} · {amount} · {method} · <b>{state}</b>{extra}")
 HISTORY_PREV = Text("‹ Prev")
 HISTORY_NEXT = Text("Next ›")
+METHOD_TITLES = {
+    "usdt_trc20": Text("USDT (TRC-20)"),
+    "bank_transfer": Text("Bank transfer (IBAN)"),
+}
+METHOD_ASKS_FOR = {
+    "usdt_trc20": Text("your USDT TRC-20 (TRON) wallet address"),
+    "bank_transfer": Text("the IBAN of your bank account"),
+}
 PAYOUT_STATE_NAMES = {
     "requested": Text("waiting for review"),
     "approved": Text("approved"),
@@ -83,6 +91,11 @@ PAYOUTS_NONE = Text("No payout requests are waiting.")
 PAYOUTS_HEADER = Text(
     "<b>Open payout requests</b> ({shown} of {total}, oldest first). Press one to review it."
 )
+
+
+def method_title(code: str) -> str:
+    title = METHOD_TITLES.get(code)
+    return str(title) if title is not None else code
 
 
 def state_name(state: str) -> str:
