@@ -74,7 +74,7 @@ async def test_a_notice_reads_in_its_recipients_language(
     await chat.send(friend, f"/start ref_{token}", first_name="<Eve>")
     assert fake_api.texts(friend)[-1].startswith("Hi, &lt;Eve&gt;!")
     assert fake_api.texts(referrer)[-1] == (
-        "🎉 <b>&lt;Eve&gt;</b> присоединился по вашей реферальной ссылке."
+        "🎉 <b>&lt;Eve&gt;</b> — новый реферал по вашей ссылке."
     )
 
 
