@@ -1,4 +1,4 @@
-"""One place turns exceptions into answers: AppError text, or an apology and a log line."""
+"""One place turns exceptions into answers: an AppError worded by its code, or an apology."""
 
 from __future__ import annotations
 
