@@ -5,19 +5,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install install-test env migrate lint typecheck pytest bench clean
+.PHONY: run test install install-test lock env migrate lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# requirements.lock holds the exact versions the suite passed with (all of them, test tools
+# too); pyproject.toml keeps the ranges. To change one, install it into .venv (within its
+# range), run the suite, then `make lock` writes what .venv holds.
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e .
 	touch $@
 
-$(TEST_STAMP): pyproject.toml ea/agent/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]' -e './ea/agent[test]'
+$(TEST_STAMP): pyproject.toml ea/agent/pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]' -e './ea/agent[test]'
 	touch $@ $(STAMP)
+
+lock: | $(BIN)/python
+	{ echo "# Exact versions of every dependency, tested together: make lock (pip freeze)."; \
+	  $(BIN)/pip freeze --exclude-editable; } > $(LOCK)
 
 install: $(STAMP)
 

@@ -18,12 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import insert
 
 from bench.common import (
     BENCH_BOT_ID,
@@ -36,36 +34,9 @@ from bench.common import (
 )
 from bench.ea_support import BenchDevice, prepare_devices, settings_for, signed
 from bot.chat.callbacks import SignalVote, Vote
-from bot.factory import create_container
-from db.models import Approval
 
 WAIT_S = 25
 POLL_TARGET = f"/api/v1/ea/instructions?wait={WAIT_S}"
-
-
-async def prepare(database_url: str, count: int) -> tuple[list[BenchDevice], int]:
-    devices, signal_pk = await prepare_devices(settings_for(database_url), count)
-    container = create_container(settings_for(database_url))
-    now = datetime.now(UTC)
-    try:
-        async with container.sessionmaker.begin() as session:
-            await session.execute(
-                insert(Approval),
-                [
-                    {
-                        "signal_id": signal_pk,
-                        "user_id": device.owner_id,
-                        "decision": "pending",
-                        "message_id": index + 1,
-                        "created_at": now,
-                        "decided_at": None,
-                    }
-                    for index, device in enumerate(devices)
-                ],
-            )
-    finally:
-        await container.engine.dispose()
-    return devices, signal_pk
 
 
 def press_update(update_id: int, device: BenchDevice, message_id: int, signal_pk: int) -> str:
@@ -196,7 +167,7 @@ def main(count: int, presses: int) -> None:
     print(baseline.line())
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'approve.sqlite3'}"
-        devices, signal_pk = asyncio.run(prepare(url, count))
+        devices, signal_pk = asyncio.run(prepare_devices(settings_for(url), count))
         api_port = free_port()
 
         async def session() -> None:

@@ -23,11 +23,12 @@ from sqlalchemy import insert
 
 from bench.common import Request, user_rows
 from bot.config import Settings
-from bot.execution.device_keys import derive_secret, new_device_id
+from bot.domain.devices import DeviceService, Platform
+from bot.domain.signal_rules import SignalDraft
 from bot.factory import create_bot, create_container, create_dispatcher
 from bot.web.signing import sign_request
 from db.migrate import upgrade
-from db.models import Device, Instruction, Signal, User
+from db.models import Instruction, User
 from webhook_server import create_app
 
 MASTER_KEY = "bench-master-key-" + "m" * 32
@@ -55,53 +56,39 @@ def settings_for(database_url: str, bot_api: str | None = None) -> Settings:
     )
 
 
+# The open signal every device's owner is asked to approve.
+BENCH_SIGNAL = SignalDraft(
+    symbol="EURUSD",
+    side="buy",
+    order_type="market",
+    entry=None,
+    stop_loss=Decimal("1.08"),
+    take_profit=(Decimal("1.095"),),
+    expires_in=3600,
+    comment=None,
+)
+
+
 async def prepare_devices(settings: Settings, owners: int) -> tuple[list[BenchDevice], int]:
     """A migrated database with ``owners`` users, one device each, and one open signal
-    (valid for an hour); the devices and the signal's pk."""
+    (valid for an hour) waiting for each owner's approval; the devices and the signal's pk.
+    Devices and signal are made by the bot's own services, as a user and a provider would."""
     container = create_container(settings)
     try:
         await upgrade(container.engine)
-        now = datetime.now(UTC)
-        devices: list[BenchDevice] = []
         async with container.sessionmaker.begin() as session:
-            await session.execute(insert(User), user_rows(FIRST_USER, owners, now))
-            for index in range(owners):
-                public_id = new_device_id()
-                device = Device(
-                    public_id=public_id,
-                    owner_id=FIRST_USER + index,
-                    name=f"EA {index}",
-                    platform="mt5",
-                    key_version=1,
-                    paused=False,
-                    lot_size=Decimal("0.10"),
-                    symbol_map={},
-                    symbol_prefix="",
-                    symbol_suffix="",
-                    max_signal_age=3600,
-                    created_at=now,
-                )
-                session.add(device)
-                await session.flush()
-                secret = derive_secret(MASTER_KEY.encode(), public_id, 1)
-                devices.append(BenchDevice(device.id, device.owner_id, public_id, secret))
-            signal = Signal(
-                public_id="sig_bench",
-                symbol="EURUSD",
-                side="buy",
-                order_type="market",
-                stop_loss=Decimal("1.08"),
-                take_profit=["1.095"],
-                issued_at=now,
-                expires_at=now + timedelta(hours=1),
-                state="open",
-                closed_fraction=Decimal(0),
-                source="provider",
-            )
-            session.add(signal)
-            await session.flush()
-            signal_pk = signal.id
-        return devices, signal_pk
+            await session.execute(insert(User), user_rows(FIRST_USER, owners, container.clock()))
+            service = DeviceService(session, container)
+            made = [
+                await service.create(FIRST_USER + index, f"EA {index}", Platform.MT5)
+                for index in range(owners)
+            ]
+            outcome = await container.signals.create(session, BENCH_SIGNAL, source="provider")
+        devices = [
+            BenchDevice(device.pk, device.owner_id, credentials.device_id, credentials.secret)
+            for device, credentials in made
+        ]
+        return devices, outcome.signal.id
     finally:
         await container.engine.dispose()
 

@@ -14,9 +14,10 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -45,23 +46,28 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line naming the key."""
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An http:// or https:// URL, kept without a trailing slash."""
+HttpUrlOrUnset = Annotated[str, AfterValidator(lambda value: value and _http_url(value))]
+"""An :data:`HttpUrl`, or "" for not set."""
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TelegramSettings(Section):
-    api_base: str = "https://api.telegram.org"
+    api_base: HttpUrl = "https://api.telegram.org"
     admin_ids: list[int] = Field(default_factory=list)
     mode: Literal["polling", "webhook"] = "polling"
     drop_pending_updates: bool = False
     polling_timeout: int = Field(default=25, ge=1, le=50)
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
 
 class DatabaseSettings(Section):
@@ -83,18 +89,11 @@ class DatabaseSettings(Section):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
-
-    @field_validator("public_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
+    public_url: HttpUrl = "http://127.0.0.1:8080"
 
 
 class WebhookSettings(Section):
-    url: str = ""
+    url: HttpUrlOrUnset = ""
     path: str = "/tg/webhook"
     delete_on_shutdown: bool = False
     max_connections: int = Field(default=40, ge=1, le=100)
@@ -102,13 +101,6 @@ class WebhookSettings(Section):
     max_pending: int = Field(default=1000, ge=1, le=100_000)
     recover_after_s: int = Field(default=30, ge=1, le=3600)
     retention_days: int = Field(default=7, ge=1, le=365)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an https:// URL")
-        return value.rstrip("/")
 
     @field_validator("path")
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import fields
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
@@ -29,13 +30,10 @@ from bot.chat.middlewares import (
 )
 from bot.chat.middlewares.db import release_database_first
 from bot.chat.tell import Tell
-from bot.command_routing import CommandShortcut
 from bot.config import Settings
 from bot.container import Container
-from bot.fast_filters import run_filters_inline
 from bot.infra.clock import Clock, utcnow
 from bot.infra.sending import install_send_path
-from bot.telegram_session import BotApiSession
 from db.engine import create_engine, create_sessionmaker
 from handlers import create_routers
 
@@ -43,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
     bot = Bot(
         token=settings.require_bot_token(),
         session=session,
@@ -117,8 +115,6 @@ def create_dispatcher(container: Container) -> Dispatcher:
     # Texts in the user's language (language_code), English when there is no catalog for it.
     SimpleI18nMiddleware(i18n).setup(dp)
     dp.include_routers(*create_routers())
-    run_filters_inline(dp)
-    CommandShortcut.install(dp)
     return dp
 
 

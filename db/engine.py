@@ -1,47 +1,50 @@
-"""Engine and session factory for SQLite (default) and PostgreSQL."""
+"""Engine and session factory for SQLite (default) and PostgreSQL, with our hooks on them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.orm import Session
 
-from db.sqlite_inline import inline_creator
-from db.writes import track_writes
+from db.hooks import install_after_commit_hooks
+from db.single_connection import SingleConnectionPool
+from db.writes import track_session_writes, track_writes
+
+# How long a statement waits for another connection's write lock (a second process or
+# ``alembic upgrade`` on the same file) before "database is locked". SQLite's busy handler
+# sleeps on aiosqlite's worker thread, so the event loop keeps running meanwhile.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never wait for the writer
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    # In WAL mode a commit survives a crash of the process; only an OS crash or power
+    # loss may drop the last transactions, never corrupt the file.
+    "PRAGMA synchronous=NORMAL",
+)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # No waiting inside SQLite: it would stop the event loop (db/sqlite_inline.py waits).
-    cursor.execute("PRAGMA busy_timeout=0")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
 
 
-def _sqlite_creator(parsed: URL) -> Callable[[], Any]:
-    """Connections on the loop's thread, opened as the pysqlite dialect would open them."""
-    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-
-    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(parsed)
-    kwargs.pop("check_same_thread", None)  # inline_creator sets it
-    return inline_creator(str(args[0]), **kwargs)
-
-
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """Build the async engine.
+    """Build the async engine: SQLAlchemy's own dialects (``sqlite+aiosqlite``,
+    ``postgresql+asyncpg``), with write tracking (db/writes.py) on every connection.
 
     SQLite gets exactly one connection (pool 1, no overflow): with more, writers wait on
     each other inside SQLite's busy handler and p99 latency explodes (see DESIGN.md).
-    Code must therefore never open a second session while holding one in the same task.
-    Its statements run on the event loop's thread (db/sqlite_inline.py).
+    A task that holds it and asks for another would wait for itself, so that is refused
+    at once (db/single_connection.py).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -51,8 +54,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = _create_async_engine(
             url,
             echo=echo,
-            async_creator=_sqlite_creator(parsed),
-            poolclass=AsyncAdaptedQueuePool,
+            poolclass=SingleConnectionPool,
             pool_size=1,
             max_overflow=0,
             pool_timeout=30,
@@ -67,7 +69,16 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions with our hooks: after-commit actions (db/hooks.py) and write tracking
+    (db/writes.py). They are installed here, on this factory's own session class, and
+    nowhere else: a session made by any other factory has none of them."""
+
+    class HookedSession(Session):
+        """This factory's own session class: the listeners below apply to it alone."""
+
+    install_after_commit_hooks(HookedSession)
+    track_session_writes(HookedSession)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=HookedSession)
 
 
 async def ping(engine: AsyncEngine) -> None:

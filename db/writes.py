@@ -11,14 +11,18 @@ takes the connection (and the session forgets the connection when that transacti
 ends). ORM flushes, Core statements through ``session.connection()`` and text SQL are
 all seen. Anything that is not plainly a read counts as a write, and so does a
 ``SELECT ... FOR UPDATE``: it locks rows for a write to come.
+
+Both halves are installed by our factories (db/engine.py): :func:`track_writes` on the
+engine, :func:`track_session_writes` on the sessionmaker's session class.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Compiled, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -40,11 +44,24 @@ def _note_write(
         conn.info[_WROTE] = True
 
 
+# Compiled statements are cached by the engine and reused, so each is looked at once.
+_LOCKING: WeakKeyDictionary[Compiled, bool] = WeakKeyDictionary()
+
+
 def _locks(context: Any) -> bool:
-    """A SELECT ... FOR UPDATE: it takes row locks for a write to come (on SQLite, which
-    renders no FOR UPDATE, the intent is only in the statement object)."""
-    statement = getattr(getattr(context, "compiled", None), "statement", None)
-    return getattr(statement, "_for_update_arg", None) is not None
+    """A SELECT ... FOR UPDATE (or FOR SHARE): it takes row locks for a write to come.
+
+    SQLite renders no FOR UPDATE, so the intent is read from the statement itself, as the
+    generic SQL compiler renders it on every backend.
+    """
+    compiled: Compiled | None = getattr(context, "compiled", None)
+    if compiled is None or not isinstance(compiled.statement, Select):
+        return False
+    locking = _LOCKING.get(compiled)
+    if locking is None:
+        rendered = str(compiled.statement)
+        locking = _LOCKING[compiled] = " FOR UPDATE" in rendered or " FOR SHARE" in rendered
+    return locking
 
 
 def track_writes(engine: AsyncEngine) -> None:
@@ -52,7 +69,6 @@ def track_writes(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", _note_write)
 
 
-@event.listens_for(Session, "after_begin")
 def _remember_connection(
     session: Session, _transaction: SessionTransaction, connection: Connection
 ) -> None:
@@ -60,11 +76,16 @@ def _remember_connection(
     session.info[_CONNECTION] = connection
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _forget_connection(session: Session, transaction: SessionTransaction) -> None:
     # The next transaction (the session autobegins one) takes a connection of its own.
     if transaction.parent is None:
         session.info.pop(_CONNECTION, None)
+
+
+def track_session_writes(session_class: type[Session]) -> None:
+    """Tie each transaction of ``session_class``'s sessions to its connection's flag."""
+    event.listen(session_class, "after_begin", _remember_connection)
+    event.listen(session_class, "after_transaction_end", _forget_connection)
 
 
 def session_wrote(session: AsyncSession | Session) -> bool:

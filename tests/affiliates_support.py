@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +18,6 @@ from db.models import Affiliate, Commission, Payment, Payout, Referral, Subscrip
 from tests.conftest import ADMIN_ID, Chat
 from tests.fake_bot_api import successful_payment_update
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The USDT contract's address on TRON: a real, valid Base58Check address.
 TRON_ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 
@@ -133,13 +131,6 @@ async def pay_out(
     return payout.id
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_SIGNATURE, "not a PNG"
-    assert data[12:16] == b"IHDR", "the first chunk of a PNG is IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
 __all__ = [
     "Commission",
     "Payment",
@@ -148,7 +139,6 @@ __all__ = [
     "account",
     "credit_fill",
     "pay",
-    "png_size",
     "refer",
     "rows",
     "subscription",

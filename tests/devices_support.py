@@ -1,9 +1,11 @@
-"""Helpers for device tests: a stored owner and device, and a signing EA client."""
+"""Helpers for device tests: a stored owner and device, a signing EA client, waiting on the hub."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -15,6 +17,7 @@ from bot.web.signing import sign_request
 from db.models import User
 from tests.conftest import FakeClock
 from tests.fake_bot_api import Call
+from tests.fake_bot_api import buttons as keyboard
 
 OWNER_ID = 700_000_001
 OTHER_ID = 700_000_002
@@ -101,6 +104,12 @@ class EAClient:
         return await self.request("POST", target, json.dumps(payload).encode(), **signing)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition()`` holds (bounded by the caller's timeout)."""
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
 async def error_of(response: ClientResponse) -> tuple[int, str]:
     body = await response.json()
     return response.status, body["error"]
@@ -108,10 +117,4 @@ async def error_of(response: ClientResponse) -> tuple[int, str]:
 
 def buttons(call: Call) -> dict[str, str]:
     """The inline keyboard of a recorded call, as button text → callback data."""
-    markup = call.params.get("reply_markup") or {}
-    return {
-        button["text"]: button["callback_data"]
-        for row in markup.get("inline_keyboard", [])
-        for button in row
-        if "callback_data" in button
-    }
+    return {b["text"]: b["callback_data"] for b in keyboard(call) if "callback_data" in b}

@@ -23,12 +23,10 @@ def write_config(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_repository_config_loads_with_defaults() -> None:
-    settings = load_settings(REPO_ROOT / "config.toml")
-    assert settings.telegram.mode == "polling"
-    assert settings.database.url == "sqlite+aiosqlite:///data/signalbridge.sqlite3"
-    assert settings.server.port == 8080
-    assert settings.webhook.path == "/tg/webhook"
+def test_config_toml_states_the_defaults(tmp_path: Path) -> None:
+    # An operator reads config.toml for what a key does when left out: it must not drift.
+    shipped = load_settings(REPO_ROOT / "config.toml")
+    assert shipped.model_dump() == load_settings(write_config(tmp_path, "")).model_dump()
 
 
 def test_every_key_in_config_toml_is_commented() -> None:
@@ -71,6 +69,8 @@ def test_secrets_come_from_dotenv(tmp_path: Path) -> None:
         ('[telegram]\nmode = "carrier-pigeon"\n', {}, "telegram.mode (TELEGRAM__MODE"),
         ("", {"TELEGRAM__ADMIN_IDS": '["abc"]'}, "telegram.admin_ids (TELEGRAM__ADMIN_IDS"),
         ('[database]\nurl = "mysql://x"\n', {}, "database.url (DATABASE__URL"),
+        ("", {"TELEGRAM__API_BASE": "api.telegram.org"}, "telegram.api_base (TELEGRAM__API"),
+        ('[webhook]\nurl = "ftp://bot.example"\n', {}, "webhook.url (WEBHOOK__URL"),
         ("[server]\nprot = 1\n", {}, "server.prot"),
         ('bot_token = "1:2"\n', {}, "bot_token is a secret"),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,16 +20,11 @@ from bot.factory import create_container
 from bot.infra.pubsub import Broadcast, RedisBroadcast
 from db.hooks import after_commit
 from tests.conftest import FakeClock, make_settings
-from tests.devices_support import EAClient, add_device, error_of
+from tests.devices_support import EAClient, add_device, error_of, until
 from webhook_server import create_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POLL = "/api/v1/ea/instructions?wait=0"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 # --- nonces ---
@@ -94,7 +89,7 @@ async def test_resync_forgets_idle_marks_and_cached_keys(container: Container) -
     device, _ = await add_device(container)
     hub.mark_idle(device.pk, hub.generation(device.pk))
     assert await keys.lookup(device.public_id) is not None and len(keys) == 1
-    container.broadcast._resynced()  # what a Redis reconnect triggers
+    container.broadcast.resynced()  # what a Redis reconnect triggers
     assert not hub.is_idle(device.pk)
     assert len(keys) == 0
 
@@ -130,14 +125,14 @@ async def test_load_overtaken_by_an_invalidation_is_not_cached(
     keys = container.device_keys
     device, _ = await add_device(container)
     release = asyncio.Event()
-    load = keys._load
+    load = keys.load
 
     async def slow_load(public_id: str) -> Any:
         found = await load(public_id)  # read before the other side's commit...
         await release.wait()
         return found
 
-    monkeypatch.setattr(keys, "_load", slow_load)
+    monkeypatch.setattr(keys, "load", slow_load)
     lookup = asyncio.create_task(keys.lookup(device.public_id))
     await asyncio.sleep(0.05)
     keys.forget(device.public_id)  # ...which lands (and invalidates) meanwhile
@@ -203,17 +198,21 @@ def prefix() -> str:
 
 
 async def test_redis_nonces(redis_url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
     store = RedisNonceStore(redis_url, prefix=prefix)
+    client = Redis.from_url(redis_url)
     try:
         assert await store.remember(1, "nonce-cccccccccccc", 0.0)
         assert not await store.remember(1, "nonce-cccccccccccc", 0.0)
         assert await store.remember(2, "nonce-cccccccccccc", 0.0)
-        ttl = await store._redis.ttl(f"{prefix}:nonce:1:nonce-cccccccccccc")
+        ttl = await client.ttl(f"{prefix}:nonce:1:nonce-cccccccccccc")
         assert 590 <= ttl <= 600
     finally:
-        await store._redis.delete(
+        await client.delete(
             f"{prefix}:nonce:1:nonce-cccccccccccc", f"{prefix}:nonce:2:nonce-cccccccccccc"
         )
+        await client.aclose()
         await store.close()
 
 

@@ -13,7 +13,7 @@ from bot.chat.callbacks import DeviceAction, DeviceCb
 from bot.container import Container
 from bot.domain.devices import DeviceDTO
 from tests.conftest import Chat, FakeClock
-from tests.devices_support import OWNER_ID, EAClient, add_device, error_of
+from tests.devices_support import OWNER_ID, EAClient, add_device, error_of, until
 from webhook_server import create_app
 
 
@@ -52,12 +52,6 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> PendingProbe:
     pending = PendingProbe()
     monkeypatch.setattr("bot.web.ea.pending_instructions", pending)
     return pending
-
-
-async def until(condition: Any) -> None:
-    """Yield to the loop until ``condition()`` holds (bounded by the caller's timeout)."""
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 # --- GET /api/v1/ea/instructions ---

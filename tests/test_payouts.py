@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +21,7 @@ from tests.affiliates_support import (
     rows,
 )
 from tests.conftest import ADMIN_ID, Chat, FakeClock
-from tests.fake_bot_api import Call, FakeBotAPI
+from tests.fake_bot_api import FakeBotAPI, button, buttons
 
 AFFILIATE = 1234
 TRADER = 4321
@@ -40,18 +39,6 @@ async def earn(
     await refer(chat, sessionmaker, AFFILIATE, TRADER, clock.now)
     await credit_fill(sessionmaker, settings, TRADER, f"fill-{lots}-{clock.now}", lots, clock.now)
     clock.advance(days=15)
-
-
-def buttons(call: Call) -> list[dict[str, Any]]:
-    markup = call.params.get("reply_markup") or {"inline_keyboard": []}
-    return [button for row in markup["inline_keyboard"] for button in row]
-
-
-def button(call: Call, text_part: str) -> str:
-    for item in buttons(call):
-        if text_part in item["text"]:
-            return str(item["callback_data"])
-    raise AssertionError(f"no button with {text_part!r} in {buttons(call)}")
 
 
 async def start_usdt_payout(chat: Chat, fake_api: FakeBotAPI) -> None:

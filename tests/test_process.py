@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import BOT_TOKEN, REPO_ROOT
+from tests.conftest import BOT_TOKEN
 from tests.fake_bot_api import FakeBotAPI, message_update
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.process_support import bot_env, free_port
 
 
 async def test_process_answers_start_and_healthz_then_stops_on_sigterm(
     fake_api: FakeBotAPI, database_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(REPO_ROOT),
-        "APP_CONFIG": str(REPO_ROOT / "config.toml"),
-        "BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM__API_BASE": fake_api.base_url,
-        "TELEGRAM__POLLING_TIMEOUT": "20",
-        "TELEGRAM__ADMIN_IDS": "[42]",
-        "DATABASE__URL": database_url,
-        "SERVER__PORT": str(port),
-        "MASTER_KEY": "m" * 43,
-        "WEBHOOK_SECRET": "w" * 43,
-        "PROVIDER_TOKEN": "p" * 43,
-    }
+    env = bot_env(
+        fake_api, database_url, port, TELEGRAM__POLLING_TIMEOUT="20", TELEGRAM__ADMIN_IDS="[42]"
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

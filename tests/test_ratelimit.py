@@ -37,12 +37,6 @@ def settings_overrides() -> dict[str, Any]:
     return {"rate_limit": {"capacity": 10, "refill_per_minute": 10}}
 
 
-def test_the_defaults_are_ten_a_minute() -> None:
-    settings = make_settings("sqlite+aiosqlite:///unused.sqlite3", "http://127.0.0.1:1")
-    defaults = type(settings.rate_limit)()
-    assert (defaults.enabled, defaults.capacity, defaults.refill_per_minute) == (True, 10, 10)
-
-
 async def test_the_eleventh_message_in_a_minute_gets_one_notice_then_silence(
     chat: Chat, fake_api: FakeBotAPI, clock: FakeClock
 ) -> None:
@@ -180,12 +174,11 @@ async def test_memory_buckets_forget_full_buckets_when_many(
 ) -> None:
     monkeypatch.setattr("bot.infra.ratelimit.SWEEP_AT", 4)
     limiter = MemoryRateLimiter(capacity=1, refill_per_second=1, clock=clock)
-    limiter._sweep_at = 4
     for user in range(4):
         await limiter.hit(user)
     clock.advance(seconds=5)
     await limiter.hit(99)
-    assert set(limiter._buckets) == {99}
+    assert limiter.tracked == {99}
 
 
 @pytest.fixture
@@ -239,15 +232,24 @@ async def test_redis_buckets_are_shared_and_atomic_under_concurrency(
     assert not (await instances[1].hit(7)).allowed
 
 
-async def test_redis_url_selects_the_redis_limiter(redis_client: tuple[Any, str]) -> None:
+async def test_with_a_redis_url_every_process_shares_one_bucket(
+    redis_client: tuple[Any, str],
+) -> None:
+    _client, prefix = redis_client
     settings = make_settings(
-        "sqlite+aiosqlite:///unused.sqlite3", "http://127.0.0.1:1", redis={"url": REDIS_URL}
+        "sqlite+aiosqlite:///unused.sqlite3",
+        "http://127.0.0.1:1",
+        redis={"url": REDIS_URL, "prefix": prefix},
+        rate_limit={"capacity": 2},
     )
-    limiter = create_rate_limiter(settings, FakeClock())
+    clock = FakeClock()
+    one, other = create_rate_limiter(settings, clock), create_rate_limiter(settings, clock)
     try:
-        assert isinstance(limiter, RedisRateLimiter)
-        user = 10**12 + uuid.uuid4().int % 10**9  # a key no other run uses
-        assert (await limiter.hit(user)).allowed
-        await limiter.redis.delete(f"{limiter.prefix}{user}")
+        assert [(await limiter.hit(42)).allowed for limiter in (one, other, one)] == [
+            True,
+            True,
+            False,
+        ]
     finally:
-        await limiter.close()
+        await one.close()
+        await other.close()

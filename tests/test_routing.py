@@ -1,43 +1,53 @@
-"""No filter or handler of ours runs on aiogram's thread pool (bot/fast_filters.py)."""
+"""Which handler takes a message: aiogram's own walk over our routers, in their order."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import Message
+from aiogram.types import Message, Update
 
-from bot.fast_filters import handler_objects, run_filters_inline, sync_filters
+from bot.infra.updatelog import UpdateTrace
 from tests.fake_bot_api import message_update
 
 
-def test_the_dispatcher_has_no_filter_or_handler_left_for_a_thread(dp: Dispatcher) -> None:
-    assert sync_filters(dp) == []
-    handlers = [h for h in handler_objects(dp) if h.callback.__name__ != "<lambda>"]
-    assert len(handlers) > 50  # every handler of every router was looked at
-    assert [h.callback for h in handlers if not h.awaitable] == []
+@pytest.mark.parametrize(
+    ("text", "module"),
+    [
+        ("/devices", "handlers.devices"),
+        ("/stats", "handlers.stats"),
+        ("/cancel", "handlers.common"),
+        ("/help", "handlers.start"),
+        ("/no_such_command", "handlers.fallback"),
+    ],
+)
+async def test_a_command_reaches_its_own_router(
+    dp: Dispatcher, bot: Bot, text: str, module: str
+) -> None:
+    update = Update.model_validate({"update_id": 1, **message_update(4242, text)})
+    trace = UpdateTrace.of(update)
+    await dp.feed_update(bot, update, trace=trace)
+    assert trace.handler.partition(":")[0] == module
 
 
 class Form(StatesGroup):
     name = State()
 
 
-async def test_inline_filters_decide_as_before_on_the_loops_thread(bot: Bot) -> None:
+async def test_filters_decide_which_handler_takes_a_message(bot: Bot) -> None:
     seen: list[tuple[str, int]] = []
-    threads: set[int] = set()
     router = Router()
 
-    def on_loop(message: Message) -> bool:
-        threads.add(threading.get_ident())
+    def plain_check(message: Message) -> bool:
         return True
 
     @router.message(Form.name, F.text)
     async def in_form(message: Message) -> None:
         seen.append(("form", message.message_id))
 
-    @router.message(F.text.startswith("/"), on_loop)
+    @router.message(F.text.startswith("/"), plain_check)
     async def command(message: Message) -> None:
         seen.append(("command", message.message_id))
 
@@ -47,10 +57,6 @@ async def test_inline_filters_decide_as_before_on_the_loops_thread(bot: Bot) -> 
 
     dp = Dispatcher()
     dp.include_router(router)
-    before = sync_filters(dp)
-    assert len(before) == 5  # the State, four plain callables: all would go to a thread
-    assert run_filters_inline(dp) == 5
-    assert sync_filters(dp) == []
 
     async def feed(update: dict[str, Any]) -> None:
         await dp.feed_raw_update(bot, update)
@@ -61,4 +67,3 @@ async def test_inline_filters_decide_as_before_on_the_loops_thread(bot: Bot) -> 
     await state.set_state(Form.name)
     await feed({"update_id": 3, **message_update(5, "Alice", message_id=13)})
     assert seen == [("command", 11), ("form", 13)]  # 12 matched nothing
-    assert threads == {threading.get_ident()}

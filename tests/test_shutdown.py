@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ from sqlalchemy import select
 from bench.ea_support import MASTER_KEY, BenchDevice, fill_request, prepare_fills, settings_for
 from bot.factory import create_container
 from db.models import ExecutionRecord, ProcessedUpdate
-from tests.conftest import ADMIN_ID, BOT_TOKEN, REPO_ROOT
+from tests.conftest import ADMIN_ID
 from tests.fake_bot_api import FakeBotAPI, message_update
-from tests.test_process import free_port
+from tests.process_support import bot_env, free_port
 
 SECRET = "w" * 43
 CLIENTS = 32
@@ -93,21 +92,17 @@ async def stored_updates(database_url: str) -> dict[int, bool]:
 
 
 def process_env(fake_api: FakeBotAPI, database_url: str, port: int, mode: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(REPO_ROOT),
-        "APP_CONFIG": str(REPO_ROOT / "config.toml"),  # the default 1 message/s per chat
-        "BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM__API_BASE": fake_api.base_url,
-        "TELEGRAM__MODE": mode,
-        "TELEGRAM__ADMIN_IDS": f"[{ADMIN_ID}]",
-        "DATABASE__URL": database_url,
-        "SERVER__PORT": str(port),
-        "MASTER_KEY": MASTER_KEY,
-        "WEBHOOK_SECRET": SECRET,
-        "PROVIDER_TOKEN": "p" * 43,
-        "LOGGING__LEVEL": "WARNING",
-    }
+    # config.toml's default pace: 1 message/s per chat.
+    env = bot_env(
+        fake_api,
+        database_url,
+        port,
+        TELEGRAM__MODE=mode,
+        TELEGRAM__ADMIN_IDS=f"[{ADMIN_ID}]",
+        MASTER_KEY=MASTER_KEY,
+        WEBHOOK_SECRET=SECRET,
+        LOGGING__LEVEL="WARNING",
+    )
     if mode == "webhook":
         env["WEBHOOK__URL"] = f"http://127.0.0.1:{port}"
     return env

@@ -108,7 +108,7 @@ async def test_reports_not_committed_by_the_deadline_are_answered_503_and_not_st
         )
         sent = asyncio.create_task(report(ea, "fill", fill_body(instruction_id)))
         for _ in range(500):
-            if container.reports._waiting:
+            if container.reports.waiting:
                 break
             await asyncio.sleep(0.005)
         assert await container.reports.close(0.1) == 1

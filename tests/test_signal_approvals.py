@@ -16,6 +16,7 @@ from bot.domain.signals import CreateOutcome
 from db.models import Approval, Signal, Subscription
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI
+from tests.loop_support import publish, settle
 from tests.signals_support import AUTH, add_users, approvals_of, signal_row
 from webhook_server import create_app
 
@@ -25,20 +26,6 @@ ALICE, BOB, CAROL = 3001, 3002, 3003
 @pytest.fixture
 async def users(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
     await add_users(sessionmaker, [ADMIN_ID, ALICE, BOB, CAROL], clock.now, admins=(ADMIN_ID,))
-
-
-async def publish(container: Container, **fields: Any) -> CreateOutcome:
-    data = {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.08", "take_profit": "1.1"}
-    data.update(fields)
-    draft = validate_new_signal(data, container.settings.signals)
-    outcome = await container.signals.submit(container.sessionmaker, draft, source="provider")
-    await settle(container)
-    return outcome
-
-
-async def settle(container: Container) -> None:
-    assert container.signal_publisher is not None
-    await container.signal_publisher.drain()
 
 
 def message_id(fake_api: FakeBotAPI, user_id: int) -> int:

@@ -19,7 +19,7 @@ from bot.container import Container
 from bot.domain.signal_rules import wire_time
 from tests.agent_support import run_device
 from tests.conftest import Chat, FakeClock
-from tests.devices_support import add_device
+from tests.devices_support import add_device, until
 from tests.fake_bot_api import FakeBotAPI
 from tests.loop_support import configure, settle, stored_instructions
 from tests.signals_support import AUTH, add_users, approvals_of
@@ -31,11 +31,6 @@ ALICE, BOB, CAROL = 3101, 3102, 3103
 @pytest.fixture
 async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(container))
-
-
-async def until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
 
 
 def press(signal_pk: int, approve: bool) -> str:

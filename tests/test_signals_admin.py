@@ -16,6 +16,7 @@ from bot.domain.signal_syntax import parse_duration, parse_levels, parse_signal_
 from db.models import Signal
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import Call, FakeBotAPI
+from tests.fake_bot_api import buttons as keyboard
 from tests.signals_support import add_users
 
 USER = 9001
@@ -32,8 +33,7 @@ async def count_signals(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
 
 
 def buttons(call: Call) -> list[tuple[str, str]]:
-    markup = call.params.get("reply_markup") or {"inline_keyboard": []}
-    return [(b["text"], b["callback_data"]) for row in markup["inline_keyboard"] for b in row]
+    return [(b["text"], b["callback_data"]) for b in keyboard(call)]
 
 
 def answer_of(calls: list[Call]) -> str | None:

@@ -58,7 +58,13 @@ from db.writes import session_wrote
 from tests.affiliates_support import TRON_ADDRESS, credit_fill, refer, rows, token_of
 from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.devices_support import OWNER_ID, add_device, add_user
-from tests.fake_bot_api import Call, FakeApiError, FakeBotAPI, successful_payment_update
+from tests.fake_bot_api import (
+    Call,
+    FakeApiError,
+    FakeBotAPI,
+    button,
+    successful_payment_update,
+)
 from tests.signals_support import add_users
 
 REFERRER, BUYER = 6101, 6102
@@ -148,15 +154,6 @@ def one(calls: list[Call], method: str, chat_id: Any, part: str) -> Call:
 def answer(calls: list[Call]) -> str | None:
     [reply] = [c for c in calls if c.method == "answerCallbackQuery"]
     return reply.params.get("text")
-
-
-def buttons(call: Call) -> list[dict[str, Any]]:
-    markup = call.params.get("reply_markup") or {"inline_keyboard": []}
-    return [button for row in markup["inline_keyboard"] for button in row]
-
-
-def button(call: Call, part: str) -> str:
-    return next(str(b["callback_data"]) for b in buttons(call) if part in b["text"])
 
 
 # ------------------------------------------------------------------ payments and refunds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from tests.conftest import BOT_TOKEN, REPO_ROOT
 from tests.fake_bot_api import FakeBotAPI, message_update
-from tests.test_process import free_port
+from tests.process_support import bot_env, free_port
 
 SECRET = "w" * 43
 
@@ -30,21 +29,15 @@ def handled_update_types() -> list[str]:
 
 
 def process_env(fake_api: FakeBotAPI, database_url: str, port: int) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(REPO_ROOT),
-        "APP_CONFIG": str(REPO_ROOT / "config.toml"),
-        "BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM__API_BASE": fake_api.base_url,
-        "TELEGRAM__MODE": "webhook",
-        "TELEGRAM__DROP_PENDING_UPDATES": "true",
-        "WEBHOOK__URL": f"http://127.0.0.1:{port}",
-        "DATABASE__URL": database_url,
-        "SERVER__PORT": str(port),
-        "MASTER_KEY": "m" * 43,
-        "WEBHOOK_SECRET": SECRET,
-        "PROVIDER_TOKEN": "p" * 43,
-    }
+    return bot_env(
+        fake_api,
+        database_url,
+        port,
+        TELEGRAM__MODE="webhook",
+        TELEGRAM__DROP_PENDING_UPDATES="true",
+        WEBHOOK__URL=f"http://127.0.0.1:{port}",
+        WEBHOOK_SECRET=SECRET,
+    )
 
 
 async def test_webhook_process_sets_the_webhook_serves_updates_and_keeps_it_on_stop(

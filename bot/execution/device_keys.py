@@ -137,7 +137,7 @@ class DeviceKeyring:
                 return None
             del self._unknown[public_id]
         epoch = self._epoch
-        found = await self._load(public_id)
+        found = await self.load(public_id)
         if epoch == self._epoch:
             self._remember(public_id, found)
         return found
@@ -145,7 +145,8 @@ class DeviceKeyring:
     def __len__(self) -> int:
         return len(self._known)
 
-    async def _load(self, public_id: str) -> DeviceKey | None:
+    async def load(self, public_id: str) -> DeviceKey | None:
+        """The device's key as the database has it now, bypassing the cache."""
         query = select(Device.id, Device.owner_id, Device.key_version).where(
             Device.public_id == public_id, Device.revoked_at.is_(None)
         )

@@ -326,6 +326,11 @@ class ReportDesk:
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
         self._closing = False
 
+    @property
+    def waiting(self) -> int:
+        """Reports taken but not answered yet."""
+        return len(self._waiting)
+
     async def record(self, device: DeviceIdentity, report: Report) -> ReportReceipt:
         """Store ``report`` once; a retry gets the same id, other content a 409, an
         instruction not addressed to ``device`` a 404."""

@@ -66,7 +66,8 @@ class Broadcast:
             except Exception:
                 logger.exception("subscriber of %s failed", channel)
 
-    def _resynced(self) -> None:
+    def resynced(self) -> None:
+        """Messages may have been missed (a reconnect): tell every resync subscriber."""
         for callback in self._resync:
             try:
                 callback()
@@ -151,7 +152,7 @@ class RedisBroadcast(Broadcast):
                 await pubsub.psubscribe(self._prefix + "*")
                 if failures:
                     logger.info("broadcast listener reconnected")
-                    self._resynced()
+                    self.resynced()
                 failures = 0
                 self._subscribed.set()
                 while True:

@@ -88,6 +88,11 @@ class MemoryRateLimiter:
         }
         self._sweep_at = max(SWEEP_AT, 2 * len(self._buckets))
 
+    @property
+    def tracked(self) -> frozenset[int]:
+        """The keys that have a bucket in memory."""
+        return frozenset(self._buckets)
+
     async def close(self) -> None:
         self._buckets.clear()
 

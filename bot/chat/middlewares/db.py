@@ -22,6 +22,14 @@ class QuietRollback(Exception):
 
 
 class DbSessionMiddleware(BaseMiddleware):
+    """The update's session (``session`` in the data), committed when the handler returns.
+
+    A handler that has only read when it makes its first Bot API call (a reply, an edit, a
+    callback answer) finds its transaction committed at that call (``release_database_first``
+    below), so it never holds the database while Telegram answers. What it runs after that
+    is a transaction of its own, committed here; tests/test_update_session.py holds both.
+    """
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
 
@@ -55,7 +63,10 @@ async def release_database_first(
     bot: Bot,
     method: TelegramMethod[TelegramType],
 ) -> Response[TelegramType]:
-    """Bot API request middleware, outermost: no read-only transaction waits on Telegram,
-    and no call is made while the update's transaction holds writes (TellBeforeCommitError)."""
+    """Bot API request middleware, outermost (bot/factory.py installs it on the bot's
+    session): before each call, an update's transaction that has only read is committed,
+    so no read-only transaction waits on Telegram holding SQLite's one connection; a call
+    while the update's transaction holds writes raises ``TellBeforeCommitError`` (what is
+    said about a write goes out after its commit). db/update_session.py has the reasons."""
     await before_telegram(method.__api_method__)
     return await make_request(bot, method)
