@@ -57,3 +57,12 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+
+# New or changed texts: extract their message ids and merge them into every catalog
+# (then translate the new entries; tests/test_catalogs.py lists what is missing).
+.PHONY: catalogs
+catalogs: install
+	$(BIN)/pybabel extract -F locales/babel.cfg -k Text -k Plural:1,2 --no-default-keywords \
+		--sort-by-file --add-location=file -w 100 -o locales/messages.pot bot handlers
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages -w 100 \
+		--no-fuzzy-matching --ignore-obsolete

@@ -17,9 +17,11 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.utils.i18n import SimpleI18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.chat.commands import commands_for
+from bot.chat.i18n import i18n
 from bot.chat.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
@@ -31,6 +33,7 @@ from bot.chat.middlewares import (
     UserMiddleware,
 )
 from bot.chat.middlewares.db import release_database_first
+from bot.chat.notices import NoticeRenderer
 from bot.chat.signal_publisher import SignalPublisher
 from bot.chat.tell import Tell
 from bot.chat.user_cache import UserCache
@@ -53,7 +56,7 @@ from bot.infra.ratelimit import create_rate_limiter
 from bot.infra.sending import install_send_path
 from bot.infra.updatelog import UpdateLog
 from db.engine import create_engine, create_sessionmaker
-from handlers import get_routers
+from handlers import create_routers
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ def create_container(settings: Settings, *, bot: Bot, clock: Clock = utcnow) -> 
     services = _services(settings, engine, sessionmaker, clock, wake_outbox=worker.wake)
     # Messages are rendered when sent, from what is stored then (bot/chat/signal_publisher.py).
     worker.render_approvals = services.signal_publisher.render
+    # Notices too, in each recipient's language (bot/chat/notices.py).
+    worker.render_notices = NoticeRenderer(sessionmaker).render
     # Inside the send path: every real request (retries too) is counted.
     bot.session.middleware(services.metrics.bot_api_middleware())
     services.metrics.watch_send_queue(lambda: send_path.queue_depth)
@@ -178,14 +183,11 @@ def create_dispatcher(container: Container) -> Dispatcher:
     settings = container.settings
     # What handlers say about their writes goes out after the commit (bot/chat/tell.py).
     tell = Tell(container.outbox)
-    dp = Dispatcher(
-        storage=create_storage(settings),
-        container=container,
-        settings=settings,
-        sessionmaker=container.sessionmaker,
-        clock=container.clock,
-        tell=tell,
-    )
+    # Every long-lived service reaches handlers by its field name (aiogram's injection).
+    services = {field.name: getattr(container, field.name) for field in fields(container)}
+    services.pop("bot", None)  # feed_update passes the bot of each update
+    services.setdefault("admin_ids", frozenset(settings.telegram.admin_ids))
+    dp = Dispatcher(storage=create_storage(settings), **services, container=container, tell=tell)
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
     # Order matters: the log sees every outcome; the inbox mark and a throttled update
@@ -205,7 +207,9 @@ def create_dispatcher(container: Container) -> Dispatcher:
         if name not in {"update", "error"}:
             observer.middleware(handler_names)
     dp.callback_query.middleware(AnswerCallbackMiddleware(tell))
-    dp.include_routers(*get_routers())
+    # Texts in the user's language (language_code), English when there is no catalog for it.
+    SimpleI18nMiddleware(i18n).setup(dp)
+    dp.include_routers(*create_routers())
     return dp
 
 
@@ -214,7 +218,7 @@ async def set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
 
     def as_bot_commands(*, is_admin: bool) -> list[BotCommand]:
         return [
-            BotCommand(command=c.name, description=c.description)
+            BotCommand(command=c.name, description=str(c.description))
             for c in commands_for(is_admin=is_admin)
         ]
 

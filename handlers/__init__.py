@@ -6,7 +6,8 @@ from aiogram import Router
 
 from handlers import (
     admin_dead_letters,
-    admin_money,
+    admin_payouts,
+    admin_refunds,
     checkout,
     common,
     device_settings,
@@ -23,37 +24,24 @@ from handlers import (
 )
 
 
-def _routers() -> list[Router]:
+def create_routers() -> list[Router]:
+    """Fresh routers, one per feature, for one dispatcher (a router has one parent)."""
     return [
-        errors.router,
-        common.router,
-        start.router,
+        errors.create_router(),
+        common.create_router(),
+        start.create_router(),
         # Feature routers go here, before the fallbacks.
-        admin_money.router,
-        admin_dead_letters.router,
-        checkout.router,
-        referrals.router,
-        stats.router,
-        payouts.router,
-        signals_admin.router,
-        signals.router,
-        settings.router,
-        devices.router,
-        device_settings.router,
-        fallback.router,
+        admin_refunds.create_router(),
+        admin_payouts.create_router(),
+        admin_dead_letters.create_router(),
+        checkout.create_router(),
+        referrals.create_router(),
+        stats.create_router(),
+        payouts.create_router(),
+        signals_admin.create_router(),
+        signals.create_router(),
+        settings.create_router(),
+        devices.create_router(),
+        device_settings.create_router(),
+        fallback.create_router(),
     ]
-
-
-def get_routers() -> list[Router]:
-    """The routers, detached from any earlier dispatcher.
-
-    Routers are module singletons (aiogram's idiom), and aiogram lets a router have one
-    parent; tests and benchmarks build a fresh dispatcher each time, so it takes them over.
-    """
-    routers = _routers()
-    for router in routers:
-        parent = router.parent_router
-        if parent is not None:
-            parent.sub_routers.remove(router)
-            router._parent_router = None
-    return routers

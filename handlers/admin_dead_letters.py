@@ -17,18 +17,14 @@ from db.hooks import after_commit
 from db.repositories.dead_letters import DeadLetterRepository
 from db.repositories.processed_updates import ProcessedUpdateRepository
 
-router = Router(name=__name__)
-router.message.filter(AdminFilter())
-
 LISTED = 20
 
 
-@router.message(Command("deadletters"))
 async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
     repo = DeadLetterRepository(session)
     letters = await repo.oldest(LISTED)
     if not letters:
-        await message.answer(texts.DEAD_LETTERS_NONE)
+        await message.answer(str(texts.DEAD_LETTERS_NONE))
         return
     lines = [
         texts.dead_letter_line(
@@ -43,7 +39,6 @@ async def cmd_dead_letters(message: Message, session: AsyncSession) -> None:
     await message.answer(texts.dead_letters_list(lines, await repo.count()))
 
 
-@router.message(Command("retry"))
 async def cmd_retry(
     message: Message,
     command: CommandObject,
@@ -55,7 +50,7 @@ async def cmd_retry(
 ) -> None:
     arg = (command.args or "").strip()
     if not arg.isdigit():
-        await message.answer(texts.DEAD_LETTER_RETRY_USAGE)
+        await message.answer(str(texts.DEAD_LETTER_RETRY_USAGE))
         return
     update_id = int(arg)
     letters = DeadLetterRepository(session)
@@ -73,3 +68,11 @@ async def cmd_retry(
     # Told, and run, once the retry is stored.
     await tell.reply(session, message, texts.dead_letter_retrying(update_id))
     after_commit(session, lambda: inbox.run_stored(update_id, retried_by=admin_id))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(AdminFilter())
+    router.message.register(cmd_dead_letters, Command("deadletters"))
+    router.message.register(cmd_retry, Command("retry"))
+    return router

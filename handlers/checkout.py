@@ -12,7 +12,6 @@ from bot.chat import keyboards, texts
 from bot.chat.callbacks import PlanCallback
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
 from bot.domain.checkout import (
     STARS_CURRENCY,
     SoldPlan,
@@ -21,20 +20,18 @@ from bot.domain.checkout import (
     record_payment,
 )
 from bot.domain.money import Money
+from bot.domain.notices import NoticeCode
 from bot.domain.subscriptions import subscription_status
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
 
-
-@router.message(Command("subscribe"))
 async def cmd_subscribe(
     message: Message, user: UserDTO, session: AsyncSession, settings: Settings, clock: Clock
 ) -> None:
     status = await subscription_status(session, user.id, clock())
     if status.expires_at is None:
-        line = texts.SUBSCRIPTION_NONE
+        line = str(texts.SUBSCRIPTION_NONE)
     else:
         plan = settings.checkout.plan(status.plan_code or "")
         template = texts.SUBSCRIPTION_ACTIVE if status.active else texts.SUBSCRIPTION_EXPIRED
@@ -49,7 +46,6 @@ async def cmd_subscribe(
     )
 
 
-@router.callback_query(PlanCallback.filter())
 async def plan_pressed(
     query: CallbackQuery,
     callback_data: PlanCallback,
@@ -58,7 +54,7 @@ async def plan_pressed(
 ) -> None:
     plan = settings.checkout.plan(callback_data.code)
     if plan is None or query.message is None:
-        callback_answer.text = texts.PLAN_GONE
+        callback_answer.text = str(texts.PLAN_GONE)
         callback_answer.show_alert = True
         return
     await query.message.answer_invoice(
@@ -71,14 +67,14 @@ async def plan_pressed(
     )
 
 
-@router.pre_checkout_query()
 async def pre_checkout(query: PreCheckoutQuery, settings: Settings) -> None:
     # Telegram waits 10 s for this answer: no database, no network besides the answer.
     error = pre_checkout_error(settings, query.invoice_payload, query.currency, query.total_amount)
-    await query.answer(ok=error is None, error_message=error)
+    await query.answer(
+        ok=error is None, error_message=texts.code_text(error) if error is not None else None
+    )
 
 
-@router.message(F.successful_payment)
 async def successful_payment(
     message: Message,
     user: UserDTO,
@@ -115,33 +111,39 @@ async def successful_payment(
     commission = result.commission
     if commission is not None:
         money = Money.from_settings(settings.affiliates)
-        await tell.send(
+        await tell.notice(
             session,
             commission.affiliate_id,
-            texts.COMMISSION_EARNED.format(
-                name=html.quote(user.first_name),
-                amount=money.format(commission.amount_minor),
-                available=texts.when(commission.available_at),
-            ),
+            NoticeCode.COMMISSION_EARNED,
+            name=user.first_name,
+            amount=money.format(commission.amount_minor),
+            available=texts.when(commission.available_at),
         )
 
 
-@router.message(Command("paysupport"))
 async def cmd_paysupport(
     message: Message,
     command: CommandObject,
     user: UserDTO,
     session: AsyncSession,
     settings: Settings,
-    container: Container,
+    admin_ids: frozenset[int],
     tell: Tell,
 ) -> None:
     question = (command.args or "").strip()
     if question:
         # Questions go to the admins, who answer the user directly.
-        notice = texts.paysupport_question(user.id, user.first_name, user.username, question)
-        await tell.send_many(session, [(admin, notice) for admin in sorted(container.admin_ids)])
-        await tell.reply(session, message, texts.PAYSUPPORT_SENT)
+        asked = {
+            "user_id": user.id,
+            "name": user.first_name,
+            "username": user.username,
+            "question": question,
+        }
+        await tell.notice_many(
+            session,
+            [(admin, NoticeCode.PAYSUPPORT_QUESTION, asked) for admin in sorted(admin_ids)],
+        )
+        await tell.reply(session, message, str(texts.PAYSUPPORT_SENT))
         return
     contact = settings.checkout.support_contact
     how = texts.PAYSUPPORT_CONTACT.format(contact=html.quote(contact)) if contact else ""
@@ -160,3 +162,13 @@ async def cmd_paysupport(
         ]
         text += texts.PAYSUPPORT_PAYMENTS.format(lines="\n".join(lines))
     await message.answer(text)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_subscribe, Command("subscribe"))
+    router.callback_query.register(plan_pressed, PlanCallback.filter())
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(cmd_paysupport, Command("paysupport"))
+    return router

@@ -9,13 +9,16 @@ from aiogram.types import Message, ReplyKeyboardRemove
 
 from bot.chat import texts
 
-router = Router(name=__name__)
 
-
-@router.message(Command("cancel"))
 async def cmd_cancel(message: Message, state: FSMContext) -> None:
     if await state.get_state() is None:
-        await message.answer(texts.NOTHING_TO_CANCEL)
+        await message.answer(str(texts.NOTHING_TO_CANCEL))
         return
     await state.clear()
-    await message.answer(texts.CANCELLED, reply_markup=ReplyKeyboardRemove())
+    await message.answer(str(texts.CANCELLED), reply_markup=ReplyKeyboardRemove())
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_cancel, Command("cancel"))
+    return router

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import DevicesSettings
 from bot.container import Container
@@ -26,8 +27,6 @@ from bot.domain.devices import DeviceDTO, DeviceService
 from bot.domain.errors import InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
 from handlers.devices import list_view, send_secret
-
-router = Router(name=__name__)
 
 
 class EditDevice(StatesGroup):
@@ -68,7 +67,7 @@ class Field:
     """One value typed in the chat: its step, question, setter and the view shown after."""
 
     state: State
-    question: str
+    question: Text
     setter: Setter
     details: Details = _no_details
     in_symbols: bool = False
@@ -86,21 +85,29 @@ FIELDS: dict[DeviceAction, Field] = {
         EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age, _age_details
     ),
     DeviceAction.PAIRS: Field(
-        EditDevice.pairs, texts.ASK_SYMBOL_PAIRS, DeviceService.set_symbol_pairs, in_symbols=True
+        EditDevice.pairs,
+        texts.ASK_SYMBOL_PAIRS,
+        DeviceService.set_symbol_pairs,
+        in_symbols=True,
     ),
     DeviceAction.PREFIX: Field(
-        EditDevice.prefix, texts.ASK_SYMBOL_PREFIX, DeviceService.set_symbol_prefix, in_symbols=True
+        EditDevice.prefix,
+        texts.ASK_SYMBOL_PREFIX,
+        DeviceService.set_symbol_prefix,
+        in_symbols=True,
     ),
     DeviceAction.SUFFIX: Field(
-        EditDevice.suffix, texts.ASK_SYMBOL_SUFFIX, DeviceService.set_symbol_suffix, in_symbols=True
+        EditDevice.suffix,
+        texts.ASK_SYMBOL_SUFFIX,
+        DeviceService.set_symbol_suffix,
+        in_symbols=True,
     ),
 }
 FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}
 
 
-def card(device: DeviceDTO, container: Container) -> tuple[str, InlineKeyboardMarkup]:
-    settings = container.settings.devices
-    text = texts.device_card(device, container.clock(), settings.online_window)
+def card(device: DeviceDTO, service: DeviceService) -> tuple[str, InlineKeyboardMarkup]:
+    text = texts.device_card(device, service.now(), service.settings.online_window)
     return text, keyboards.device_menu(device)
 
 
@@ -108,7 +115,6 @@ def symbols(device: DeviceDTO) -> tuple[str, InlineKeyboardMarkup]:
     return texts.symbols_card(device), keyboards.device_symbols(device)
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.MENU))
 async def show_menu(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -117,11 +123,11 @@ async def show_menu(
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
-    await tell.show(session, query, *card(device, container))
+    service = DeviceService(session, container)
+    device = await service.get(user.id, callback_data.device)
+    await tell.show(session, query, *card(device, service))
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
 async def show_symbols(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -134,7 +140,6 @@ async def show_symbols(
     await tell.show(session, query, *symbols(device))
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_(FIELDS)))
 async def ask_value(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -144,14 +149,14 @@ async def ask_value(
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    service = DeviceService(session, container)
+    device = await service.get(user.id, callback_data.device)
     field = FIELDS[callback_data.action]
     await state.set_state(field.state)
     await state.set_data({"device": device.pk})
-    await tell.reply(session, query, field.ask(device, container.settings.devices))
+    await tell.reply(session, query, field.ask(device, service.settings))
 
 
-@router.message(StateFilter(EditDevice), F.text)
 async def got_value(
     message: Message,
     state: FSMContext,
@@ -168,18 +173,17 @@ async def got_value(
     except InvalidInputError as exc:
         device = await service.get(user.id, device_pk)
         await tell.reply(
-            session, message, f"{exc.message}\n\n{field.ask(device, service.settings)}"
+            session, message, f"{texts.error_text(exc)}\n\n{field.ask(device, service.settings)}"
         )
         return
     except NotFoundError:
         await state.clear()
         raise
     await state.clear()
-    text, markup = symbols(device) if field.in_symbols else card(device, container)
+    text, markup = symbols(device) if field.in_symbols else card(device, service)
     await tell.reply(session, message, f"{texts.DEVICE_UPDATED}\n\n{text}", markup)
 
 
-@router.message(StateFilter(EditDevice))
 async def value_not_text(
     message: Message,
     state: FSMContext,
@@ -197,7 +201,6 @@ async def value_not_text(
     await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{field.ask(device, service.settings)}")
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME})))
 async def pause_or_resume(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -210,11 +213,12 @@ async def pause_or_resume(
     paused = callback_data.action is DeviceAction.PAUSE
     service = DeviceService(session, container)
     device = await service.set_paused(user.id, callback_data.device, paused)
-    callback_answer.text = texts.DEVICE_PAUSED_TOAST if paused else texts.DEVICE_RESUMED_TOAST
-    await tell.show(session, query, *card(device, container))
+    callback_answer.text = (
+        str(texts.DEVICE_PAUSED_TOAST) if paused else str(texts.DEVICE_RESUMED_TOAST)
+    )
+    await tell.show(session, query, *card(device, service))
 
 
-@router.callback_query(DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE})))
 async def confirm(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -236,7 +240,6 @@ async def confirm(
     )
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.ROTATE_CONFIRM))
 async def rotate_key(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -250,12 +253,11 @@ async def rotate_key(
     device, credentials = await service.rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
-    callback_answer.text = texts.KEY_ROTATED_TOAST
-    await tell.show(session, query, *card(device, container))
+    callback_answer.text = str(texts.KEY_ROTATED_TOAST)
+    await tell.show(session, query, *card(device, service))
     send_secret(tell, session, query, texts.key_rotated(device, credentials))
 
 
-@router.callback_query(DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
 async def revoke(
     query: CallbackQuery,
     callback_data: DeviceCb,
@@ -266,6 +268,26 @@ async def revoke(
 ) -> None:
     service = DeviceService(session, container)
     device = await service.revoke(user.id, callback_data.device)
-    text, markup = await list_view(service, container, user)
+    text, markup = await list_view(service, user)
     revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))
     await tell.show(session, query, f"{revoked}\n\n{text}", markup)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(show_menu, DeviceCb.filter(F.action == DeviceAction.MENU))
+    router.callback_query.register(show_symbols, DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
+    router.callback_query.register(ask_value, DeviceCb.filter(F.action.in_(FIELDS)))
+    router.message.register(got_value, StateFilter(EditDevice), F.text)
+    router.message.register(value_not_text, StateFilter(EditDevice))
+    router.callback_query.register(
+        pause_or_resume, DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME}))
+    )
+    router.callback_query.register(
+        confirm, DeviceCb.filter(F.action.in_({DeviceAction.ROTATE, DeviceAction.REVOKE}))
+    )
+    router.callback_query.register(
+        rotate_key, DeviceCb.filter(F.action == DeviceAction.ROTATE_CONFIRM)
+    )
+    router.callback_query.register(revoke, DeviceCb.filter(F.action == DeviceAction.REVOKE_CONFIRM))
+    return router

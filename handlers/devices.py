@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
 from bot.chat.tell import Tell
+from bot.config import Settings
 from bot.container import Container
 from bot.domain.devices import DeviceService, Platform
-from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
-
-router = Router(name=__name__)
 
 
 class AddDevice(StatesGroup):
@@ -26,42 +25,37 @@ class AddDevice(StatesGroup):
     platform = State()
 
 
-async def list_view(
-    service: DeviceService, container: Container, user: UserDTO
-) -> tuple[str, InlineKeyboardMarkup]:
+async def list_view(service: DeviceService, user: UserDTO) -> tuple[str, InlineKeyboardMarkup]:
     devices = await service.list_owned(user.id)
     text = texts.device_list(
         devices,
-        container.clock(),
+        service.now(),
         limit=service.limit,
         online_window=service.settings.online_window,
     )
     return text, keyboards.devices_list(devices)
 
 
-@router.message(Command("devices"))
 async def cmd_devices(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
     if message.chat.type != ChatType.PRIVATE:  # credentials must never land in a group
-        await message.answer(texts.DEVICES_PRIVATE_ONLY)
+        await message.answer(str(texts.DEVICES_PRIVATE_ONLY))
         return
     current = await state.get_state()
     if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
         await state.clear()  # /devices starts over
-    text, markup = await list_view(DeviceService(session, container), container, user)
+    text, markup = await list_view(DeviceService(session, container), user)
     await message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(DevicesCb.filter(F.action == DevicesAction.LIST))
 async def show_list(
     query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO, tell: Tell
 ) -> None:
-    text, markup = await list_view(DeviceService(session, container), container, user)
+    text, markup = await list_view(DeviceService(session, container), user)
     await tell.show(session, query, text, markup)
 
 
-@router.callback_query(DevicesCb.filter(F.action == DevicesAction.ADD))
 async def start_adding(
     query: CallbackQuery,
     state: FSMContext,
@@ -72,17 +66,16 @@ async def start_adding(
 ) -> None:
     await DeviceService(session, container).ensure_room(user.id)
     await state.set_state(AddDevice.name)
-    await tell.reply(session, query, texts.ASK_DEVICE_NAME)
+    await tell.reply(session, query, str(texts.ASK_DEVICE_NAME))
 
 
-@router.message(AddDevice.name, F.text)
 async def got_name(
     message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
 ) -> None:
     try:
         name = await DeviceService(session, container).check_name(user.id, message.text or "")
     except InvalidInputError as exc:
-        await message.answer(f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        await message.answer(f"{texts.error_text(exc)}\n\n{texts.ASK_DEVICE_NAME}")
         return
     await state.update_data(name=name)
     await state.set_state(AddDevice.platform)
@@ -92,12 +85,10 @@ async def got_name(
     )
 
 
-@router.message(AddDevice.name)
 async def name_not_text(message: Message) -> None:
     await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{texts.ASK_DEVICE_NAME}")
 
 
-@router.message(AddDevice.platform)
 async def platform_not_pressed(message: Message, state: FSMContext) -> None:
     name = str((await state.get_data()).get("name", ""))
     await message.answer(
@@ -106,27 +97,27 @@ async def platform_not_pressed(message: Message, state: FSMContext) -> None:
     )
 
 
-@router.callback_query(DevicePlatformCb.filter(), AddDevice.platform)
 async def got_platform(
     query: CallbackQuery,
     callback_data: DevicePlatformCb,
     state: FSMContext,
     session: AsyncSession,
     container: Container,
+    settings: Settings,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     try:
         platform = Platform(callback_data.platform)
     except ValueError:
-        raise NotFoundError(texts.NOT_AVAILABLE) from None
+        raise NotFoundError(ErrorCode.NOT_AVAILABLE) from None
     name = str((await state.get_data()).get("name", ""))
     service = DeviceService(session, container)
     try:
         device, credentials = await service.create(user.id, name, platform)
     except InvalidInputError as exc:  # the name was taken meanwhile: ask again
         await state.set_state(AddDevice.name)
-        await tell.reply(session, query, f"{exc.message}\n\n{texts.ASK_DEVICE_NAME}")
+        await tell.reply(session, query, f"{texts.error_text(exc)}\n\n{texts.ASK_DEVICE_NAME}")
         return
     except ConflictError:  # the limit was reached meanwhile: the errors handler says so
         await state.clear()
@@ -141,7 +132,7 @@ async def got_platform(
         tell,
         session,
         query,
-        texts.credentials(device, credentials, container.settings.server.public_url),
+        texts.credentials(device, credentials, settings.server.public_url),
         keyboards.device_created(device),
     )
 
@@ -164,3 +155,15 @@ def send_secret(
             lambda: bot.send_message(chat_id, text, reply_markup=markup),
             "credentials message",
         )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_devices, Command("devices"))
+    router.callback_query.register(show_list, DevicesCb.filter(F.action == DevicesAction.LIST))
+    router.callback_query.register(start_adding, DevicesCb.filter(F.action == DevicesAction.ADD))
+    router.message.register(got_name, AddDevice.name, F.text)
+    router.message.register(name_not_text, AddDevice.name)
+    router.message.register(platform_not_pressed, AddDevice.platform)
+    router.callback_query.register(got_platform, DevicePlatformCb.filter(), AddDevice.platform)
+    return router

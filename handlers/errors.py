@@ -1,4 +1,4 @@
-"""One place turns exceptions into answers: AppError text, or an apology and a log line."""
+"""One place turns exceptions into answers: an AppError worded by its code, or an apology."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ from bot.chat import texts
 from bot.chat.middlewares.inbox import Attempt
 from bot.domain.errors import AppError
 
-router = Router(name=__name__)
 logger = logging.getLogger(__name__)
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> None:
     exc = event.exception
     update = event.update
     if isinstance(exc, AppError):
-        reply = exc.message
+        reply = texts.error_text(exc)
     else:
         logger.error(
             "update %s failed: %s",
@@ -35,12 +33,18 @@ async def on_error(event: ErrorEvent, inbox_attempt: Attempt | None = None) -> N
             inbox_attempt.failed(exc)
             if not inbox_attempt.apologise:
                 return
-            reply = texts.APOLOGY_ADMINS_TOLD
+            reply = str(texts.APOLOGY_ADMINS_TOLD)
         else:
-            reply = texts.APOLOGY
+            reply = str(texts.APOLOGY)
     # The answer may itself fail (user blocked the bot, query too old): nothing more to do.
     with suppress(TelegramAPIError):
         if update.callback_query is not None:
             await update.callback_query.answer(reply, show_alert=True)
         elif update.message is not None:
             await update.message.answer(reply)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(on_error)
+    return router

@@ -9,21 +9,26 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from bot.chat import texts
 from bot.chat.commands import is_admin_command
 
-router = Router(name=__name__)
 
-
-@router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
     # Admin routers filter on the role, so an admin command from anyone else lands here.
     name = (message.text or "").split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
-    await message.answer(texts.ADMIN_ONLY if is_admin_command(name) else texts.UNKNOWN_COMMAND)
+    await message.answer(
+        str(texts.ADMIN_ONLY) if is_admin_command(name) else str(texts.UNKNOWN_COMMAND)
+    )
 
 
-@router.message()
 async def stray_message(message: Message) -> None:
-    await message.answer(texts.NOT_A_COMMAND)
+    await message.answer(str(texts.NOT_A_COMMAND))
 
 
-@router.callback_query()
 async def stale_button(_query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-    callback_answer.text = texts.NOT_AVAILABLE
+    callback_answer.text = str(texts.NOT_AVAILABLE)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(stray_message)
+    router.callback_query.register(stale_button)
+    return router

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
+from bot.chat.filters import PLAIN_TEXT
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
 from bot.domain.money import Money
+from bot.domain.notices import NoticeCode
 from bot.domain.payout_destinations import METHODS, display_destination, normalize_destination
 from bot.domain.payouts import (
     available_balance,
@@ -29,11 +30,6 @@ from bot.domain.payouts import (
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
-
-# Text that is not a command: commands typed mid-flow still reach their own handlers.
-PLAIN_TEXT = F.text & ~F.text.startswith("/")
-
 
 class PayoutForm(StatesGroup):
     destination = State()
@@ -41,7 +37,6 @@ class PayoutForm(StatesGroup):
     confirm = State()
 
 
-@router.message(Command("payout"))
 async def cmd_payout(
     message: Message,
     command: CommandObject,
@@ -75,7 +70,7 @@ async def cmd_payout(
             ),
         )
         return
-    methods = [(str(code), METHODS[code].title) for code in config.payout_methods]
+    methods = [(str(code), texts.method_title(code)) for code in config.payout_methods]
     await tell.reply(
         session,
         message,
@@ -84,7 +79,6 @@ async def cmd_payout(
     )
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.METHOD))
 async def method_chosen(
     query: CallbackQuery,
     callback_data: PayoutCallback,
@@ -94,18 +88,19 @@ async def method_chosen(
 ) -> None:
     method = callback_data.value
     if method not in settings.affiliates.payout_methods or query.message is None:
-        callback_answer.text = texts.PAYOUT_METHOD_GONE
+        callback_answer.text = str(texts.PAYOUT_METHOD_GONE)
         callback_answer.show_alert = True
         return
     await state.set_state(PayoutForm.destination)
     await state.set_data({"method": method})
     info = METHODS[method]
     await query.message.answer(
-        texts.PAYOUT_ASK_DESTINATION.format(asks_for=info.asks_for, example=info.example)
+        texts.PAYOUT_ASK_DESTINATION.format(
+            asks_for=texts.METHOD_ASKS_FOR[method], example=info.example
+        )
     )
 
 
-@router.message(PayoutForm.destination, PLAIN_TEXT)
 async def destination_entered(
     message: Message,
     user: UserDTO,
@@ -133,7 +128,6 @@ async def destination_entered(
     )
 
 
-@router.message(PayoutForm.amount, PLAIN_TEXT)
 async def amount_entered(
     message: Message,
     user: UserDTO,
@@ -148,7 +142,6 @@ async def amount_entered(
     await _ask_confirmation(tell, session, message, state, settings, amount)
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.ALL))
 async def all_pressed(
     query: CallbackQuery,
     user: UserDTO,
@@ -160,7 +153,7 @@ async def all_pressed(
     callback_answer: CallbackAnswer,
 ) -> None:
     if await state.get_state() != PayoutForm.amount.state or not isinstance(query.message, Message):
-        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.text = str(texts.PAYOUT_FLOW_EXPIRED)
         callback_answer.show_alert = True
         return
     balance = await available_balance(session, user.id, clock())
@@ -168,10 +161,8 @@ async def all_pressed(
     await _ask_confirmation(tell, session, query.message, state, settings, balance)
 
 
-@router.message(PayoutForm.destination, ~F.text)
-@router.message(PayoutForm.amount, ~F.text)
 async def not_text(message: Message) -> None:
-    await message.answer(texts.PAYOUT_TEXT_EXPECTED)
+    await message.answer(str(texts.PAYOUT_TEXT_EXPECTED))
 
 
 async def _ask_confirmation(
@@ -193,14 +184,13 @@ async def _ask_confirmation(
         message,
         texts.PAYOUT_CONFIRM.format(
             amount=money.format(amount),
-            method=views.method_title(data["method"]),
+            method=texts.method_title(data["method"]),
             destination=html.quote(display_destination(data["method"], data["destination"])),
         ),
         keyboards.payout_confirm(key),
     )
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CONFIRM))
 async def confirm_pressed(
     query: CallbackQuery,
     callback_data: PayoutCallback,
@@ -209,7 +199,7 @@ async def confirm_pressed(
     settings: Settings,
     clock: Clock,
     state: FSMContext,
-    container: Container,
+    admin_ids: frozenset[int],
     tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -217,7 +207,7 @@ async def confirm_pressed(
     if await state.get_state() != PayoutForm.confirm.state or data.get("key") != (
         callback_data.value
     ):
-        callback_answer.text = texts.PAYOUT_FLOW_EXPIRED
+        callback_answer.text = str(texts.PAYOUT_FLOW_EXPIRED)
         callback_answer.show_alert = True
         return
     payout = await request_payout(
@@ -238,26 +228,22 @@ async def confirm_pressed(
         texts.PAYOUT_REQUESTED.format(
             id=payout.id,
             amount=money.format(payout.amount_minor),
-            method=views.method_title(payout.method),
+            method=texts.method_title(payout.method),
         ),
     )
-    card, markup = (
-        views.payout_card(payout, money),
-        keyboards.payout_review(payout.id, payout.state),
+    card = views.payout_card_values(payout, money)
+    await tell.notice_many(
+        session, [(admin_id, NoticeCode.PAYOUT_CARD, card) for admin_id in sorted(admin_ids)]
     )
-    for admin_id in sorted(container.admin_ids):
-        await tell.send(session, admin_id, card, reply_markup=markup)
 
 
-@router.callback_query(PayoutCallback.filter(F.action == PayoutAction.CANCEL))
 async def cancel_pressed(
     query: CallbackQuery, state: FSMContext, session: AsyncSession, tell: Tell
 ) -> None:
     await state.clear()
-    await tell.show(session, query, texts.PAYOUT_CANCELLED)
+    await tell.show(session, query, str(texts.PAYOUT_CANCELLED))
 
 
-@router.callback_query(PayoutHistoryCallback.filter())
 async def history_page(
     query: CallbackQuery,
     callback_data: PayoutHistoryCallback,
@@ -275,8 +261,29 @@ async def _history(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     result = await payout_history(session, user_id, page)
     if not result.items:
-        return texts.HISTORY_EMPTY, None
+        return str(texts.HISTORY_EMPTY), None
     money = Money.from_settings(settings.affiliates)
     lines = [views.history_line(item, money) for item in result.items]
     header = texts.HISTORY_HEADER.format(page=result.page + 1, pages=result.pages)
     return "\n".join([header, *lines]), keyboards.history_pages(result.page, result.pages)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_payout, Command("payout"))
+    router.callback_query.register(
+        method_chosen, PayoutCallback.filter(F.action == PayoutAction.METHOD)
+    )
+    router.message.register(destination_entered, PayoutForm.destination, PLAIN_TEXT)
+    router.message.register(amount_entered, PayoutForm.amount, PLAIN_TEXT)
+    router.callback_query.register(all_pressed, PayoutCallback.filter(F.action == PayoutAction.ALL))
+    router.message.register(not_text, PayoutForm.destination, ~F.text)
+    router.message.register(not_text, PayoutForm.amount, ~F.text)
+    router.callback_query.register(
+        confirm_pressed, PayoutCallback.filter(F.action == PayoutAction.CONFIRM)
+    )
+    router.callback_query.register(
+        cancel_pressed, PayoutCallback.filter(F.action == PayoutAction.CANCEL)
+    )
+    router.callback_query.register(history_page, PayoutHistoryCallback.filter())
+    return router

@@ -15,10 +15,7 @@ from bot.domain.referrals import ensure_account, referral_link, share_url, tier_
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
 
-
-@router.message(Command("link"))
 async def cmd_link(
     message: Message,
     bot: Bot,
@@ -38,5 +35,11 @@ async def cmd_link(
         session,
         message,
         views.link_text(link, status, money),
-        keyboards.share_link(share_url(link, texts.LINK_SHARE_TEXT)),
+        keyboards.share_link(share_url(link, str(texts.LINK_SHARE_TEXT))),
     )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_link, Command("link"))
+    return router

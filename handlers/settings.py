@@ -15,8 +15,6 @@ from bot.domain.user_settings import SettingName, get_prefs, toggle
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
 
-router = Router(name=__name__)
-
 _NAMES: dict[SettingsToggle, SettingName] = {
     SettingsToggle.AUTO_APPROVE: "auto_approve",
     SettingsToggle.NOTIFY_FILLS: "notify_fills",
@@ -24,7 +22,6 @@ _NAMES: dict[SettingsToggle, SettingName] = {
 }
 
 
-@router.message(Command("settings"))
 async def cmd_settings(message: Message, user: UserDTO, session: AsyncSession) -> None:
     values = (await get_prefs(session, user.id)).as_dict()
     await message.answer(
@@ -32,7 +29,6 @@ async def cmd_settings(message: Message, user: UserDTO, session: AsyncSession) -
     )
 
 
-@router.callback_query(SettingsCb.filter())
 async def switch(
     query: CallbackQuery,
     callback_data: SettingsCb,
@@ -52,3 +48,10 @@ async def switch(
             texts.settings_text(values),
             keyboards.settings_keyboard(values),
         )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_settings, Command("settings"))
+    router.callback_query.register(switch, SettingsCb.filter())
+    return router

@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DraftAction, ManageAction, SignalDraftCb, SignalManageCb
-from bot.chat.filters import AdminFilter
+from bot.chat.filters import PLAIN_TEXT, AdminFilter
 from bot.chat.tell import Tell
-from bot.container import Container
-from bot.domain.errors import AppError
+from bot.config import Settings
+from bot.domain.errors import AppError, ErrorCode
 from bot.domain.signal_dto import SignalDTO
 from bot.domain.signal_rules import SignalDraft, SignalValidationError, validate_new_signal
 from bot.domain.signal_syntax import (
@@ -31,12 +31,9 @@ from bot.domain.signal_syntax import (
     parse_levels,
     parse_signal_command,
 )
+from bot.domain.signals import SignalService
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
-
-router = Router(name=__name__)
-router.message.filter(AdminFilter())
-router.callback_query.filter(AdminFilter())
 
 LIST_LIMIT = 30
 # Previews kept per admin; older ones answer "gone".
@@ -73,45 +70,43 @@ def _preview(draft: SignalDraft, clock: Clock) -> SignalDTO:
     )
 
 
-SIGNAL_HELP = texts.signal_help(EXAMPLE)
-LEVELS_HELP = texts.levels_help(LEVELS_EXAMPLE)
-
-
-@router.message(Command("signal"))
 async def cmd_signal(
     message: Message,
     command: CommandObject,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
+    settings: Settings,
     session: AsyncSession,
     clock: Clock,
 ) -> None:
     try:
         data = parse_signal_command(command.args)
-        draft = validate_new_signal(data, container.settings.signals)
+        draft = validate_new_signal(data, settings.signals)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.message, SIGNAL_HELP))
+        await message.answer(texts.input_problem(exc.problem, texts.signal_help(EXAMPLE)))
         return
     except SignalValidationError as exc:
-        await message.answer(texts.input_invalid(exc.fields, CHAT_NAMES, SIGNAL_HELP))
+        await message.answer(
+            texts.input_invalid(exc.fields, CHAT_NAMES, texts.signal_help(EXAMPLE))
+        )
         return
     token = secrets.token_urlsafe(9)
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
     drafts[token] = data
     await state.update_data({DRAFTS_KEY: dict(list(drafts.items())[-MAX_DRAFTS:])})
-    recipients = len(await container.signals.recipients(session))
+    recipients = len(await signals.recipients(session))
     await message.answer(
         texts.signal_preview(_preview(draft, clock), recipients),
         reply_markup=keyboards.draft_keyboard(token),
     )
 
 
-@router.callback_query(SignalDraftCb.filter())
 async def on_draft(
     query: CallbackQuery,
     callback_data: SignalDraftCb,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
+    settings: Settings,
     session: AsyncSession,
     user: UserDTO,
     tell: Tell,
@@ -120,40 +115,40 @@ async def on_draft(
     drafts: dict[str, Any] = dict((await state.get_data()).get(DRAFTS_KEY, {}))
     data = drafts.pop(callback_data.token, None)
     if data is None or not isinstance(query.message, Message):
-        callback_answer.text = texts.DRAFT_GONE
+        callback_answer.text = str(texts.DRAFT_GONE)
         return
     await state.update_data({DRAFTS_KEY: drafts})
     if callback_data.action == DraftAction.DISCARD:
-        await query.message.edit_text(texts.DRAFT_DISCARDED)
+        await query.message.edit_text(str(texts.DRAFT_DISCARDED))
         return
     # The preview's token is the client_id, so a repeated Send cannot post it twice.
     draft = validate_new_signal(
-        {**data, "client_id": f"adm_{callback_data.token}"}, container.settings.signals
+        {**data, "client_id": f"adm_{callback_data.token}"}, settings.signals
     )
-    outcome = await container.signals.create(session, draft, source="admin", created_by_id=user.id)
+    outcome = await signals.create(session, draft, source="admin", created_by_id=user.id)
     await tell.edit(session, query.message, texts.signal_sent(outcome.signal, outcome.recipients))
 
 
-@router.message(Command("signals"))
-async def cmd_signals(message: Message, container: Container, session: AsyncSession) -> None:
-    text, markup = await _open_list(container, session)
+async def cmd_signals(message: Message, signals: SignalService, session: AsyncSession) -> None:
+    text, markup = await _open_list(signals, session)
     await message.answer(text, reply_markup=markup)
 
 
 async def _open_list(
-    container: Container, session: AsyncSession
+    signals: SignalService, session: AsyncSession
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    signals, total = await container.signals.list_open(session, LIST_LIMIT)
-    if not signals:
-        return texts.NO_OPEN_SIGNALS, None
-    return texts.OPEN_SIGNALS_HEADER.format(count=total), keyboards.open_signals_keyboard(signals)
+    open_signals, total = await signals.list_open(session, LIST_LIMIT)
+    if not open_signals:
+        return str(texts.NO_OPEN_SIGNALS), None
+    header = texts.OPEN_SIGNALS_HEADER.format(count=total)
+    return header, keyboards.open_signals_keyboard(open_signals)
 
 
 async def _show(
-    query: CallbackQuery, container: Container, session: AsyncSession, tell: Tell, signal_id: int
+    query: CallbackQuery, signals: SignalService, session: AsyncSession, tell: Tell, signal_id: int
 ) -> None:
-    signal = await container.signals.get_by_id(session, signal_id)
-    counts = await container.signals.counts(session, signal.id)
+    signal = await signals.get_by_id(session, signal_id)
+    counts = await signals.counts(session, signal.id)
     if isinstance(query.message, Message):
         await tell.edit(
             session,
@@ -163,39 +158,41 @@ async def _show(
         )
 
 
-@router.callback_query(SignalManageCb.filter())
 async def on_manage(
     query: CallbackQuery,
     callback_data: SignalManageCb,
     state: FSMContext,
-    container: Container,
+    signals: SignalService,
     session: AsyncSession,
     tell: Tell,
     callback_answer: CallbackAnswer,
 ) -> None:
     action, signal_id = callback_data.action, callback_data.signal
-    signals = container.signals
     if action == ManageAction.LIST:
-        text, markup = await _open_list(container, session)
+        text, markup = await _open_list(signals, session)
         if isinstance(query.message, Message):
             await query.message.edit_text(text, reply_markup=markup)
         return
     if action == ManageAction.MODIFY:
         signal = await signals.get_by_id(session, signal_id)
         if not signal.is_open:
-            callback_answer.text = texts.SIGNAL_NOT_OPEN.format(state=signal.state)
+            callback_answer.text = texts.error_text(
+                AppError(ErrorCode.SIGNAL_NOT_OPEN, state=signal.state)
+            )
             return
         await state.set_state(SignalEdit.levels)
         await state.update_data({MODIFY_KEY: signal_id})
         if isinstance(query.message, Message):
             await query.message.answer(
-                texts.MODIFY_PROMPT.format(title=texts.signal_title(signal), help=LEVELS_HELP)
+                texts.MODIFY_PROMPT.format(
+                    title=texts.signal_title(signal), help=texts.levels_help(LEVELS_EXAMPLE)
+                )
             )
         return
     if action == ManageAction.CLOSE:
         percent = callback_data.percent
         if percent not in keyboards.CLOSE_PERCENTS:
-            callback_answer.text = texts.NOT_AVAILABLE
+            callback_answer.text = str(texts.NOT_AVAILABLE)
             return
         signal, fraction = await signals.close(
             session, {"fraction": Decimal(percent) / 100}, signal_id=signal_id
@@ -203,29 +200,32 @@ async def on_manage(
         callback_answer.text = texts.signal_closed_part(fraction, signal)
     elif action == ManageAction.CANCEL:
         await signals.cancel(session, signal_id=signal_id)
-        callback_answer.text = texts.SIGNAL_CANCELLED_OK
-    await _show(query, container, session, tell, signal_id)
+        callback_answer.text = str(texts.SIGNAL_CANCELLED_OK)
+    await _show(query, signals, session, tell, signal_id)
 
 
-@router.message(SignalEdit.levels, F.text, ~F.text.startswith("/"))
 async def on_levels(
-    message: Message, state: FSMContext, container: Container, session: AsyncSession, tell: Tell
+    message: Message, state: FSMContext, signals: SignalService, session: AsyncSession, tell: Tell
 ) -> None:
     signal_id = (await state.get_data()).get(MODIFY_KEY)
     if not isinstance(signal_id, int):
         await state.set_state(None)
-        await message.answer(texts.NOT_AVAILABLE)
+        await message.answer(str(texts.NOT_AVAILABLE))
         return
     try:
         data = parse_levels(message.text)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.message, LEVELS_HELP))
+        await message.answer(texts.input_problem(exc.problem, texts.levels_help(LEVELS_EXAMPLE)))
         return
     try:
-        signal = await container.signals.modify(session, data, signal_id=signal_id)
+        signal = await signals.modify(session, data, signal_id=signal_id)
     except SignalValidationError as exc:
         # The signal's row is locked (nothing written): the answer waits for the commit.
-        await tell.reply(session, message, texts.input_invalid(exc.fields, CHAT_NAMES, LEVELS_HELP))
+        await tell.reply(
+            session,
+            message,
+            texts.input_invalid(exc.fields, CHAT_NAMES, texts.levels_help(LEVELS_EXAMPLE)),
+        )
         return
     except AppError:
         # Gone or closed meanwhile: leave the input mode; the errors handler says why.
@@ -234,3 +234,15 @@ async def on_levels(
     await state.set_state(None)
     await state.update_data({MODIFY_KEY: None})
     await tell.reply(session, message, f"{texts.SIGNAL_MODIFIED_OK}\n\n{texts.signal_card(signal)}")
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(AdminFilter())
+    router.callback_query.filter(AdminFilter())
+    router.message.register(cmd_signal, Command("signal"))
+    router.callback_query.register(on_draft, SignalDraftCb.filter())
+    router.message.register(cmd_signals, Command("signals"))
+    router.callback_query.register(on_manage, SignalManageCb.filter())
+    router.message.register(on_levels, SignalEdit.levels, PLAIN_TEXT)
+    return router

@@ -14,17 +14,14 @@ from bot.chat.callbacks import StatsAction, StatsCallback
 from bot.chat.charts import render_earnings_png
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
 from bot.domain.commissions import CHART_DAYS, affiliate_stats, daily_earnings
 from bot.domain.money import Money
 from bot.domain.referrals import ensure_account
 from bot.domain.users import UserDTO
 from bot.infra.clock import Clock
+from bot.infra.notifier import Notifier
 
-router = Router(name=__name__)
 
-
-@router.message(Command("stats"))
 async def cmd_stats(
     message: Message,
     user: UserDTO,
@@ -41,14 +38,13 @@ async def cmd_stats(
     )
 
 
-@router.callback_query(StatsCallback.filter(F.action == StatsAction.CHART))
 async def chart_pressed(
     query: CallbackQuery,
     user: UserDTO,
     session: AsyncSession,
     settings: Settings,
     clock: Clock,
-    container: Container,
+    notifier: Notifier,
 ) -> None:
     earnings = await daily_earnings(session, user.id, clock())
     # Rendering takes a fraction of a second in a thread: end the transaction first so the
@@ -66,6 +62,15 @@ async def chart_pressed(
     caption = texts.CHART_CAPTION.format(
         days=CHART_DAYS, total=Money.from_settings(config).format(earnings.total_minor)
     )
-    await container.notifier.send_photo(
+    await notifier.send_photo(
         user.id, BufferedInputFile(png, filename="earnings.png"), caption=caption
     )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(cmd_stats, Command("stats"))
+    router.callback_query.register(
+        chart_pressed, StatsCallback.filter(F.action == StatsAction.CHART)
+    )
+    return router

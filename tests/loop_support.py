@@ -49,7 +49,7 @@ async def approve(container: Container, outcome: CreateOutcome, user_id: int) ->
         result = await container.signals.decide(
             session, signal_id=outcome.signal.id, user_id=user_id, approve=True
         )
-    assert result.recorded, result.answer
+    assert result.recorded, result
 
 
 async def device_ea(

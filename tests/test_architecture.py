@@ -49,19 +49,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "handlers": ("bot.web", "bot.app", "bot.factory", "webhook_server"),
 }
 
-# Known offenders, each with the work that removes it; the list is empty once that lands.
-# Issue 12, "Services return data and raise errors with codes; they never import texts or
-# format HTML" (branch `chat`): these services still format user text themselves.
-KNOWN_OFFENDERS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("bot.domain.checkout", "bot.chat.texts"),
-        ("bot.domain.devices", "bot.chat.texts"),
-        ("bot.domain.devices", "aiogram.html"),
-        ("bot.domain.payouts", "bot.chat.texts"),
-        ("bot.domain.signals", "bot.chat.texts"),
-        ("bot.execution.report_desk", "bot.chat.texts"),
-    }
-)
+# Known offenders, each with the work that removes it; empty when no such work is open.
+KNOWN_OFFENDERS: frozenset[tuple[str, str]] = frozenset()
 
 
 def _matches(name: str, prefix: str) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.chat import texts
 from bot.chat.callbacks import DeviceAction, DeviceCb, DevicePlatformCb, DevicesAction, DevicesCb
 from bot.container import Container
+from bot.domain.errors import ErrorCode
 from bot.execution.device_keys import derive_secret
 from db.models import Device
 from tests.conftest import Chat, FakeClock
@@ -79,14 +80,14 @@ def location_update(user_id: int) -> dict[str, Any]:
 
 
 async def test_empty_list_offers_to_add(chat: Chat, fake_api: FakeBotAPI) -> None:
-    assert await chat.send(OWNER_ID, "/devices") == [texts.DEVICES_EMPTY]
-    assert buttons(fake_api.last("sendMessage")) == {texts.BUTTON_ADD_DEVICE: ADD}
+    assert await chat.send(OWNER_ID, "/devices") == [str(texts.DEVICES_EMPTY)]
+    assert buttons(fake_api.last("sendMessage")) == {str(texts.BUTTON_ADD_DEVICE): ADD}
 
 
 async def test_devices_only_in_a_private_chat(chat: Chat, container: Container) -> None:
     await add_device(container, name="Secretive")
     [answer] = await chat.send(OWNER_ID, "/devices", chat_id=-100200300)
-    assert answer == texts.DEVICES_PRIVATE_ONLY
+    assert answer == str(texts.DEVICES_PRIVATE_ONLY)
 
 
 async def test_list_shows_state_of_each_device(
@@ -109,7 +110,7 @@ async def test_list_shows_never_connected_and_paused(
     device, _ = await add_device(container, name="Quiet")
     await chat.press(OWNER_ID, press_data(DeviceAction.PAUSE, device.pk))
     [text] = await chat.send(OWNER_ID, "/devices")
-    assert texts.NEVER_SEEN in text and texts.DEVICE_PAUSED in text
+    assert str(texts.NEVER_SEEN) in text and str(texts.DEVICE_PAUSED) in text
     assert buttons(fake_api.last("sendMessage"))["Quiet"] == press_data(
         DeviceAction.MENU, device.pk
     )
@@ -122,12 +123,12 @@ async def test_add_flow_with_bad_input(
     chat: Chat, container: Container, fake_api: FakeBotAPI
 ) -> None:
     calls = await chat.press(OWNER_ID, ADD)
-    assert shown(calls) == [texts.ASK_DEVICE_NAME]
+    assert shown(calls) == [str(texts.ASK_DEVICE_NAME)]
     for bad, reason in [
-        ("x" * 33, texts.NAME_LENGTH),
-        ("   ", texts.NAME_LENGTH),
-        ("/weird", texts.NAME_SLASH),
-        ("tab\there", texts.NAME_ONE_LINE),
+        ("x" * 33, str(texts.MESSAGES[ErrorCode.NAME_LENGTH])),
+        ("   ", str(texts.MESSAGES[ErrorCode.NAME_LENGTH])),
+        ("/weird", str(texts.MESSAGES[ErrorCode.NAME_SLASH])),
+        ("tab\there", str(texts.MESSAGES[ErrorCode.NAME_ONE_LINE])),
     ]:
         assert await chat.send(OWNER_ID, bad) == [f"{reason}\n\n{texts.ASK_DEVICE_NAME}"]
     await chat.feed(location_update(OWNER_ID))
@@ -137,7 +138,7 @@ async def test_add_flow_with_bad_input(
     assert question == texts.ASK_DEVICE_PLATFORM.format(name="Office &lt;MT5&gt;")
     assert set(buttons(fake_api.last("sendMessage"))) == {"MT4", "MT5"}
     [hint] = await chat.send(OWNER_ID, "MT5 please")
-    assert hint.startswith(texts.HINT_USE_BUTTONS)
+    assert hint.startswith(str(texts.HINT_USE_BUTTONS))
     assert set(buttons(fake_api.last("sendMessage"))) == {"MT4", "MT5"}
 
     calls = await chat.press(OWNER_ID, DevicePlatformCb(platform="mt4").pack())
@@ -161,7 +162,7 @@ async def test_add_flow_with_bad_input(
     master = container.settings.require_secret("master_key").encode()
     assert derive_secret(master, device_id, 1) == secret
     # The flow is over: text is just text again.
-    assert await chat.send(OWNER_ID, "hello") == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, "hello") == [str(texts.NOT_A_COMMAND)]
 
 
 async def test_mt5_credentials_name_the_mt5_ea(
@@ -183,7 +184,7 @@ async def test_names_are_unique_per_user_ignoring_case(chat: Chat, container: Co
     await add_device(container, owner_id=OTHER_ID, name="Laptop")
     await chat.press(OWNER_ID, ADD)
     [answer] = await chat.send(OWNER_ID, "OFFICE")
-    assert answer.startswith(texts.NAME_TAKEN.format(name="OFFICE"))
+    assert answer.startswith(texts.MESSAGES[ErrorCode.NAME_TAKEN].format(name="OFFICE"))
     # Another user's device name is free.
     [question] = await chat.send(OWNER_ID, "Laptop")
     assert question == texts.ASK_DEVICE_PLATFORM.format(name="Laptop")
@@ -191,18 +192,18 @@ async def test_names_are_unique_per_user_ignoring_case(chat: Chat, container: Co
 
 async def test_cancel_at_every_step(chat: Chat, container: Container) -> None:
     await chat.press(OWNER_ID, ADD)
-    assert await chat.send(OWNER_ID, "/cancel") == [texts.CANCELLED]
+    assert await chat.send(OWNER_ID, "/cancel") == [str(texts.CANCELLED)]
     await chat.press(OWNER_ID, ADD)
     await chat.send(OWNER_ID, "Office")
-    assert await chat.send(OWNER_ID, "/cancel") == [texts.CANCELLED]
+    assert await chat.send(OWNER_ID, "/cancel") == [str(texts.CANCELLED)]
     # The platform button of the cancelled flow does nothing now.
-    assert alert(await chat.press(OWNER_ID, MT5)) == texts.NOT_AVAILABLE
+    assert alert(await chat.press(OWNER_ID, MT5)) == str(texts.NOT_AVAILABLE)
     assert await stored(container) == []
 
     device, _ = await add_device(container)
     for action in (DeviceAction.RENAME, DeviceAction.LOT_SIZE, DeviceAction.PAIRS):
         await chat.press(OWNER_ID, press_data(action, device.pk))
-        assert await chat.send(OWNER_ID, "/cancel") == [texts.CANCELLED]
+        assert await chat.send(OWNER_ID, "/cancel") == [str(texts.CANCELLED)]
     [row] = await stored(container)
     assert (row.name, row.lot_size, row.symbol_map) == ("Office", Decimal("0.01"), {})
 
@@ -212,20 +213,20 @@ async def test_device_limit(chat: Chat, container: Container) -> None:
     await chat.press(OWNER_ID, ADD)
     await chat.send(OWNER_ID, "Two")
     await add_device(container, name="Meanwhile")  # the limit is reached during the flow
-    limit_text = texts.DEVICE_LIMIT_REACHED.format(limit=2)
+    limit_text = texts.MESSAGES[ErrorCode.DEVICE_LIMIT_REACHED].format(limit=2)
     assert alert(await chat.press(OWNER_ID, MT5)) == limit_text
     assert [d.name for d in await stored(container)] == ["One", "Meanwhile"]
     # And at the start of the flow.
     calls = await chat.press(OWNER_ID, ADD)
     assert alert(calls) == limit_text
     assert shown(calls) == []
-    assert await chat.send(OWNER_ID, "Three") == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, "Three") == [str(texts.NOT_A_COMMAND)]
 
 
 async def test_devices_command_restarts(chat: Chat) -> None:
     await chat.press(OWNER_ID, ADD)
-    assert await chat.send(OWNER_ID, "/devices") == [texts.DEVICES_EMPTY]
-    assert await chat.send(OWNER_ID, "Office") == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, "/devices") == [str(texts.DEVICES_EMPTY)]
+    assert await chat.send(OWNER_ID, "Office") == [str(texts.NOT_A_COMMAND)]
 
 
 # --- the menu ---
@@ -240,10 +241,10 @@ async def test_menu_shows_the_device(chat: Chat, container: Container) -> None:
     assert "Lot size: 0.01" in card and "Max signal age: 300 s" in card
     labels = set(buttons(calls[0]))
     assert {
-        texts.BUTTON_RENAME,
-        texts.BUTTON_PAUSE,
-        texts.BUTTON_ROTATE,
-        texts.BUTTON_REVOKE,
+        str(texts.BUTTON_RENAME),
+        str(texts.BUTTON_PAUSE),
+        str(texts.BUTTON_ROTATE),
+        str(texts.BUTTON_REVOKE),
     } <= labels
 
 
@@ -292,10 +293,10 @@ async def test_settings_refuse_bad_input_then_save(
     await chat.feed(location_update(OWNER_ID))
     assert fake_api.last("sendMessage").text == f"{texts.HINT_SEND_TEXT}\n\n{question}"
     [saved] = await chat.send(OWNER_ID, good)
-    assert saved.startswith(texts.DEVICE_UPDATED)
+    assert saved.startswith(str(texts.DEVICE_UPDATED))
     [row] = await stored(container)
     assert getattr(row, column) == value
-    assert await chat.send(OWNER_ID, good) == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, good) == [str(texts.NOT_A_COMMAND)]
 
 
 async def test_symbol_mapping_preview(chat: Chat, container: Container) -> None:
@@ -320,20 +321,20 @@ async def test_value_for_a_device_revoked_meanwhile(chat: Chat, container: Conta
     device, _ = await add_device(container, name="Office")
     await chat.press(OWNER_ID, press_data(DeviceAction.LOT_SIZE, device.pk))
     await chat.press(OWNER_ID, press_data(DeviceAction.REVOKE_CONFIRM, device.pk, 1))
-    assert await chat.send(OWNER_ID, "0.5") == [texts.NOT_AVAILABLE]
-    assert await chat.send(OWNER_ID, "0.5") == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, "0.5") == [str(texts.NOT_AVAILABLE)]
+    assert await chat.send(OWNER_ID, "0.5") == [str(texts.NOT_A_COMMAND)]
 
 
 async def test_pause_and_resume(chat: Chat, container: Container) -> None:
     device, _ = await add_device(container)
     hub = container.device_hub
     calls = await chat.press(OWNER_ID, press_data(DeviceAction.PAUSE, device.pk))
-    assert alert(calls) == texts.DEVICE_PAUSED_TOAST
-    assert texts.BUTTON_RESUME in buttons(first_shown(calls))
+    assert alert(calls) == str(texts.DEVICE_PAUSED_TOAST)
+    assert str(texts.BUTTON_RESUME) in buttons(first_shown(calls))
     assert (await stored(container))[0].paused
     before = hub.generation(device.pk)
     calls = await chat.press(OWNER_ID, press_data(DeviceAction.RESUME, device.pk))
-    assert alert(calls) == texts.DEVICE_RESUMED_TOAST
+    assert alert(calls) == str(texts.DEVICE_RESUMED_TOAST)
     assert not (await stored(container))[0].paused
     assert hub.generation(device.pk) != before  # waiting polls re-check after the commit
 
@@ -345,7 +346,7 @@ async def test_rotate_key_confirm_once(chat: Chat, container: Container) -> None
     assert (await stored(container))[0].key_version == 1  # nothing yet
     confirm = press_data(DeviceAction.ROTATE_CONFIRM, device.pk, 1)
     calls = await chat.press(OWNER_ID, confirm)
-    assert alert(calls) == texts.KEY_ROTATED_TOAST
+    assert alert(calls) == str(texts.KEY_ROTATED_TOAST)
     [message] = [c for c in calls if c.method == "sendMessage"]
     match = CREDENTIALS_RE.search(str(message.text))
     assert match and match.group(1) == device.public_id and match.group(2) != first.secret
@@ -353,7 +354,7 @@ async def test_rotate_key_confirm_once(chat: Chat, container: Container) -> None
     assert (await stored(container))[0].key_version == 2
     # A second press of the same confirmation is stale: no second rotation.
     calls = await chat.press(OWNER_ID, confirm)
-    assert alert(calls) == texts.NOT_AVAILABLE
+    assert alert(calls) == str(texts.NOT_AVAILABLE)
     assert [c for c in calls if c.method == "sendMessage"] == []
     assert (await stored(container))[0].key_version == 2
 
@@ -375,7 +376,7 @@ async def test_revoke_confirm(chat: Chat, container: Container) -> None:
     # Gone from the list and from every button.
     assert "Office</b>" not in (await chat.send(OWNER_ID, "/devices"))[0]
     assert alert(await chat.press(OWNER_ID, press_data(DeviceAction.MENU, device.pk))) == (
-        texts.NOT_AVAILABLE
+        str(texts.NOT_AVAILABLE)
     )
 
 
@@ -398,16 +399,16 @@ async def test_forged_press_on_another_users_device(
     victim, _ = await add_device(container, owner_id=OTHER_ID, name="Victim")
     await chat.send(OWNER_ID, "/start")
     calls = await chat.press(OWNER_ID, press_data(action, victim.pk, 1))
-    assert alert(calls) == texts.NOT_AVAILABLE
+    assert alert(calls) == str(texts.NOT_AVAILABLE)
     assert shown(calls) == []
     [row] = await stored(container, OTHER_ID)
     assert (row.name, row.paused, row.key_version, row.revoked_at) == ("Victim", False, 1, None)
     # No input step was opened for the forger either.
-    assert await chat.send(OWNER_ID, "0.5") == [texts.NOT_A_COMMAND]
+    assert await chat.send(OWNER_ID, "0.5") == [str(texts.NOT_A_COMMAND)]
 
 
 @pytest.mark.parametrize("data", ["dv:zz:1:0", "dv:m:notanumber:0", "dvp:mt9", "dv:m:999999:0"])
 async def test_garbage_callback_data(chat: Chat, data: str) -> None:
     await chat.press(OWNER_ID, ADD)
     await chat.send(OWNER_ID, "Office")
-    assert alert(await chat.press(OWNER_ID, data)) == texts.NOT_AVAILABLE
+    assert alert(await chat.press(OWNER_ID, data)) == str(texts.NOT_AVAILABLE)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from bot.container import Container
-from bot.domain.errors import AppError
+from bot.domain.errors import AppError, ErrorCode
 from bot.factory import create_dispatcher
 from bot.intake.inbox import Inbox
 from db.models import ProcessedUpdate
@@ -208,10 +208,10 @@ async def test_retry_is_for_admins_only(bot_in: Harness, fake_api: FakeBotAPI) -
 async def test_an_app_error_is_the_answer_and_is_not_retried(
     bot_in: Harness, fake_api: FakeBotAPI
 ) -> None:
-    refuses = flaky(bot_in, "/refuse", AppError("Not like that."))
+    refuses = flaky(bot_in, "/refuse", AppError(ErrorCode.SIGNAL_NOT_FOUND))
     await bot_in.send_and_wait({"update_id": 60, **message_update(USER, "/refuse")})
     assert refuses.runs == 1
-    assert fake_api.texts(USER) == ["Not like that."]
+    assert fake_api.texts(USER) == ["There is no such signal."]
     row = await bot_in.row(60)
     assert row is not None and row.handled_at is not None and row.attempts == 0
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.chat import texts
 from bot.domain.errors import InvalidInputError
 from bot.domain.payout_destinations import (
     BASE58_ALPHABET,
@@ -52,8 +53,9 @@ def test_known_ibans(iban: str) -> None:
     ],
 )
 def test_bad_ibans_say_why(text: str, message: str) -> None:
-    with pytest.raises(InvalidInputError, match=message):
+    with pytest.raises(InvalidInputError) as refused:
         normalize_destination("bank_transfer", text)
+    assert message in texts.error_text(refused.value)
 
 
 countries = st.sampled_from(sorted(IBAN_LENGTHS))
@@ -92,8 +94,9 @@ def test_known_tron_addresses() -> None:
 )
 def test_bad_tron_addresses(address: str) -> None:
     assert not is_valid_trc20_address(address)
-    with pytest.raises(InvalidInputError, match="not a valid TRC-20 address"):
+    with pytest.raises(InvalidInputError) as refused:
         normalize_destination("usdt_trc20", address)
+    assert "not a valid TRC-20 address" in texts.error_text(refused.value)
 
 
 @given(account=st.binary(min_size=20, max_size=20), position=st.integers(1, 33),

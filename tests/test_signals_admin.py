@@ -109,7 +109,7 @@ async def test_non_admins_are_refused(
     chat: Chat, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     for command in ("/signal EURUSD buy", "/signals"):
-        assert await chat.send(USER, command) == [texts.ADMIN_ONLY]
+        assert await chat.send(USER, command) == [str(texts.ADMIN_ONLY)]
     assert await chat.send(USER, "/nonsense") == [
         "I don't know that command. /help lists what I can do."
     ]

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.chat import commands as commands_module
 from bot.chat import texts
 from bot.chat.commands import CommandInfo
+from bot.chat.i18n import Text
 from bot.container import Container
 from bot.domain.deeplink import parse_start_payload
-from bot.domain.errors import AppError
+from bot.domain.errors import AppError, ErrorCode
 from bot.factory import set_commands
 from db.models import User
 from tests.conftest import ADMIN_ID, Chat, FakeClock
@@ -61,13 +62,13 @@ async def test_help_for_user_and_admin(chat: Chat, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(
         commands_module,
         "COMMANDS",
-        (*commands_module.COMMANDS, CommandInfo("secretadmin", "Admin only thing", True)),
+        (*commands_module.COMMANDS, CommandInfo("secretadmin", Text("Admin only thing"), True)),
     )
     [user_help] = await chat.send(USER_ID, "/help")
     assert "/start" in user_help and "/help" in user_help
-    assert "/secretadmin" not in user_help and texts.HELP_ADMIN_HEADER not in user_help
+    assert "/secretadmin" not in user_help and str(texts.HELP_ADMIN_HEADER) not in user_help
     [admin_help] = await chat.send(ADMIN_ID, "/help")
-    assert texts.HELP_ADMIN_HEADER in admin_help and "/secretadmin" in admin_help
+    assert str(texts.HELP_ADMIN_HEADER) in admin_help and "/secretadmin" in admin_help
 
 
 async def test_admin_role_from_config(
@@ -79,16 +80,16 @@ async def test_admin_role_from_config(
 
 
 async def test_fallbacks_and_cancel(chat: Chat) -> None:
-    assert await chat.send(USER_ID, "/nonsense") == [texts.UNKNOWN_COMMAND]
-    assert await chat.send(USER_ID, "hello there") == [texts.NOT_A_COMMAND]
-    assert await chat.send(USER_ID, "/cancel") == [texts.NOTHING_TO_CANCEL]
+    assert await chat.send(USER_ID, "/nonsense") == [str(texts.UNKNOWN_COMMAND)]
+    assert await chat.send(USER_ID, "hello there") == [str(texts.NOT_A_COMMAND)]
+    assert await chat.send(USER_ID, "/cancel") == [str(texts.NOTHING_TO_CANCEL)]
 
 
 async def test_stale_button_is_answered(chat: Chat) -> None:
     calls = await chat.press(USER_ID, "zz:unknown:1")
     answers = [c for c in calls if c.method == "answerCallbackQuery"]
     assert len(answers) == 1
-    assert answers[0].params["text"] == texts.NOT_AVAILABLE
+    assert answers[0].params["text"] == str(texts.NOT_AVAILABLE)
 
 
 async def test_user_row_refreshed_only_when_needed(
@@ -145,7 +146,7 @@ def failing_handlers(dp: Dispatcher) -> None:
             )
         )
         await session.flush()
-        raise AppError("That amount is above your balance.")
+        raise AppError(ErrorCode.PAYOUT_ABOVE_BALANCE, balance="25.00 USD")
 
     @dp.message(Command("crash"))
     async def crash(message: Message) -> None:
@@ -153,14 +154,16 @@ def failing_handlers(dp: Dispatcher) -> None:
 
     @dp.callback_query(lambda q: q.data == "crash")
     async def crash_button(query: CallbackQuery) -> None:
-        raise AppError("Nope.")
+        raise AppError(ErrorCode.NOT_AVAILABLE)
 
 
 @pytest.mark.usefixtures("failing_handlers")
 async def test_app_error_becomes_reply_and_rolls_back(
     chat: Chat, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    assert await chat.send(USER_ID, "/apperror") == ["That amount is above your balance."]
+    assert await chat.send(USER_ID, "/apperror") == [
+        "That is more than your available balance (25.00 USD)."
+    ]
     async with sessionmaker() as session:
         # What the handler wrote was rolled back...
         assert (await session.scalars(select(User.id).where(User.id == 555))).first() is None
@@ -174,7 +177,7 @@ async def test_unexpected_error_apologises_and_logs(
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="handlers.errors"):
         replies = await chat.send(USER_ID, "/crash")
-    assert replies == [texts.APOLOGY]
+    assert replies == [str(texts.APOLOGY)]
     assert "token=123:secret" not in replies[0]
     records = [r for r in caplog.records if r.name == "handlers.errors"]
     assert len(records) == 1 and "update 1 failed: RuntimeError" in records[0].getMessage()
@@ -185,7 +188,10 @@ async def test_failing_button_answered_once_with_reason(chat: Chat) -> None:
     calls = await chat.press(USER_ID, "crash")
     answers = [c for c in calls if c.method == "answerCallbackQuery"]
     assert len(answers) == 1
-    assert answers[0].params["text"] == "Nope." and answers[0].params["show_alert"] is True
+    assert (
+        answers[0].params["text"] == "This is not available any more."
+        and answers[0].params["show_alert"] is True
+    )
 
 
 async def test_set_commands_for_users_and_admins(bot: Bot, fake_api: FakeBotAPI) -> None:

@@ -21,10 +21,10 @@ def handled_update_types() -> list[str]:
     """What the handlers use, resolved the way the bot resolves it."""
     from aiogram import Dispatcher
 
-    from handlers import get_routers
+    from handlers import create_routers
 
     dp = Dispatcher()
-    dp.include_routers(*get_routers())
+    dp.include_routers(*create_routers())
     return dp.resolve_used_update_types()
 
 

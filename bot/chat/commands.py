@@ -4,32 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.chat.i18n import Text
+
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
     name: str
-    description: str
+    description: Text
     admin_only: bool = False
 
 
 # Order is the order users see in /help and in the menu. Features add their lines here.
 COMMANDS: tuple[CommandInfo, ...] = (
-    CommandInfo("start", "Start the bot"),
-    CommandInfo("help", "What this bot can do"),
-    CommandInfo("devices", "Your MetaTrader terminals: add, set up, pause, revoke"),
-    CommandInfo("cancel", "Stop what you are entering"),
-    CommandInfo("subscribe", "Plans and your subscription"),
-    CommandInfo("link", "Your referral link, tier and rates"),
-    CommandInfo("stats", "Referrals, commissions and balance"),
-    CommandInfo("payout", "Request a payout (/payout history: your requests)"),
-    CommandInfo("paysupport", "Help with payments"),
-    CommandInfo("refund", "Refund a Stars payment: /refund <charge id>", admin_only=True),
-    CommandInfo("payouts", "Payout requests waiting for review", admin_only=True),
-    CommandInfo("settings", "Auto-approve and notifications"),
-    CommandInfo("signal", "Post a signal (a preview comes first)", admin_only=True),
-    CommandInfo("signals", "Open signals: modify, close, cancel", admin_only=True),
-    CommandInfo("deadletters", "Updates that kept failing (dead letters)", admin_only=True),
-    CommandInfo("retry", "Run a dead letter again: /retry <update id>", admin_only=True),
+    CommandInfo("start", Text("Start the bot")),
+    CommandInfo("help", Text("What this bot can do")),
+    CommandInfo("devices", Text("Your MetaTrader terminals: add, set up, pause, revoke")),
+    CommandInfo("cancel", Text("Stop what you are entering")),
+    CommandInfo("subscribe", Text("Plans and your subscription")),
+    CommandInfo("link", Text("Your referral link, tier and rates")),
+    CommandInfo("stats", Text("Referrals, commissions and balance")),
+    CommandInfo("payout", Text("Request a payout (/payout history: your requests)")),
+    CommandInfo("paysupport", Text("Help with payments")),
+    CommandInfo("refund", Text("Refund a Stars payment: /refund <charge id>"), admin_only=True),
+    CommandInfo("payouts", Text("Payout requests waiting for review"), admin_only=True),
+    CommandInfo("settings", Text("Auto-approve and notifications")),
+    CommandInfo("signal", Text("Post a signal (a preview comes first)"), admin_only=True),
+    CommandInfo("signals", Text("Open signals: modify, close, cancel"), admin_only=True),
+    CommandInfo("deadletters", Text("Updates that kept failing (dead letters)"), admin_only=True),
+    CommandInfo("retry", Text("Run a dead letter again: /retry <update id>"), admin_only=True),
 )
 
 

@@ -1,7 +1,8 @@
-"""Router-level filters."""
+"""Filters shared by routers: the admin role, and typed text that is not a command."""
 
 from __future__ import annotations
 
+from aiogram import F
 from aiogram.filters import Filter
 from aiogram.types import TelegramObject
 
@@ -13,3 +14,7 @@ class AdminFilter(Filter):
 
     async def __call__(self, event: TelegramObject, user: UserDTO | None = None) -> bool:
         return user is not None and user.is_admin
+
+
+# Text that is not a command: commands typed mid-flow still reach their own handlers.
+PLAIN_TEXT = F.text & ~F.text.startswith("/")

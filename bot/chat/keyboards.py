@@ -45,7 +45,7 @@ def _button(text: str, data: str) -> InlineKeyboardButton:
 
 def share_link(url: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=texts.LINK_SHARE_BUTTON, url=url)]]
+        inline_keyboard=[[InlineKeyboardButton(text=str(texts.LINK_SHARE_BUTTON), url=url)]]
     )
 
 
@@ -64,7 +64,7 @@ def plans(items: list[PlanSettings]) -> InlineKeyboardMarkup:
 
 def stats() -> InlineKeyboardMarkup:
     data = StatsCallback(action=StatsAction.CHART).pack()
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.STATS_CHART_BUTTON, data)]])
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(str(texts.STATS_CHART_BUTTON), data)]])
 
 
 def payout_methods(methods: list[tuple[str, str]]) -> InlineKeyboardMarkup:
@@ -87,8 +87,8 @@ def payout_confirm(request_key: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _button(texts.PAYOUT_CONFIRM_BUTTON, confirm),
-                _button(texts.PAYOUT_CANCEL_BUTTON, cancel),
+                _button(str(texts.PAYOUT_CONFIRM_BUTTON), confirm),
+                _button(str(texts.PAYOUT_CANCEL_BUTTON), cancel),
             ]
         ]
     )
@@ -97,9 +97,9 @@ def payout_confirm(request_key: str) -> InlineKeyboardMarkup:
 def history_pages(page: int, pages: int) -> InlineKeyboardMarkup | None:
     row = []
     if page > 0:
-        row.append(_button(texts.HISTORY_PREV, PayoutHistoryCallback(page=page - 1).pack()))
+        row.append(_button(str(texts.HISTORY_PREV), PayoutHistoryCallback(page=page - 1).pack()))
     if page < pages - 1:
-        row.append(_button(texts.HISTORY_NEXT, PayoutHistoryCallback(page=page + 1).pack()))
+        row.append(_button(str(texts.HISTORY_NEXT), PayoutHistoryCallback(page=page + 1).pack()))
     return InlineKeyboardMarkup(inline_keyboard=[row]) if row else None
 
 
@@ -111,13 +111,15 @@ def payout_review(payout_id: int, state: str) -> InlineKeyboardMarkup | None:
     """The buttons that apply to a request in ``state`` (none once it is settled)."""
     if state == "requested":
         row = [
-            _button(texts.PAYOUT_APPROVE_BUTTON, _review(PayoutReviewAction.APPROVE, payout_id)),
-            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+            _button(
+                str(texts.PAYOUT_APPROVE_BUTTON), _review(PayoutReviewAction.APPROVE, payout_id)
+            ),
+            _button(str(texts.PAYOUT_REJECT_BUTTON), _review(PayoutReviewAction.REJECT, payout_id)),
         ]
     elif state == "approved":
         row = [
-            _button(texts.PAYOUT_PAID_BUTTON, _review(PayoutReviewAction.PAID, payout_id)),
-            _button(texts.PAYOUT_REJECT_BUTTON, _review(PayoutReviewAction.REJECT, payout_id)),
+            _button(str(texts.PAYOUT_PAID_BUTTON), _review(PayoutReviewAction.PAID, payout_id)),
+            _button(str(texts.PAYOUT_REJECT_BUTTON), _review(PayoutReviewAction.REJECT, payout_id)),
         ]
     else:
         return None
@@ -126,7 +128,9 @@ def payout_review(payout_id: int, state: str) -> InlineKeyboardMarkup | None:
 
 def payout_no_reference(payout_id: int) -> InlineKeyboardMarkup:
     data = _review(PayoutReviewAction.PAID_NO_REFERENCE, payout_id)
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(texts.PAYOUT_NO_REFERENCE_BUTTON, data)]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(str(texts.PAYOUT_NO_REFERENCE_BUTTON), data)]]
+    )
 
 
 def open_payouts(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
@@ -148,8 +152,12 @@ def approval_keyboard(signal_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _cb_button(texts.BUTTON_APPROVE, SignalVote(action=Vote.APPROVE, signal=signal_id)),
-                _cb_button(texts.BUTTON_REJECT, SignalVote(action=Vote.REJECT, signal=signal_id)),
+                _cb_button(
+                    str(texts.BUTTON_APPROVE), SignalVote(action=Vote.APPROVE, signal=signal_id)
+                ),
+                _cb_button(
+                    str(texts.BUTTON_REJECT), SignalVote(action=Vote.REJECT, signal=signal_id)
+                ),
             ]
         ]
     )
@@ -159,9 +167,12 @@ def draft_keyboard(token: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _cb_button(texts.BUTTON_SEND, SignalDraftCb(action=DraftAction.SEND, token=token)),
                 _cb_button(
-                    texts.BUTTON_DISCARD, SignalDraftCb(action=DraftAction.DISCARD, token=token)
+                    str(texts.BUTTON_SEND), SignalDraftCb(action=DraftAction.SEND, token=token)
+                ),
+                _cb_button(
+                    str(texts.BUTTON_DISCARD),
+                    SignalDraftCb(action=DraftAction.DISCARD, token=token),
                 ),
             ]
         ]
@@ -186,7 +197,7 @@ CLOSE_PERCENTS = (25, 50, 100)
 
 
 def manage_signal_keyboard(signal: SignalDTO) -> InlineKeyboardMarkup:
-    back = [_cb_button(texts.BUTTON_BACK_TO_SIGNALS, SignalManageCb(action=ManageAction.LIST))]
+    back = [_cb_button(str(texts.BUTTON_BACK_TO_SIGNALS), SignalManageCb(action=ManageAction.LIST))]
     if not signal.is_open:
         return InlineKeyboardMarkup(inline_keyboard=[back])
     sid = signal.id
@@ -194,7 +205,7 @@ def manage_signal_keyboard(signal: SignalDTO) -> InlineKeyboardMarkup:
         inline_keyboard=[
             [
                 _cb_button(
-                    texts.BUTTON_MODIFY, SignalManageCb(action=ManageAction.MODIFY, signal=sid)
+                    str(texts.BUTTON_MODIFY), SignalManageCb(action=ManageAction.MODIFY, signal=sid)
                 )
             ],
             [
@@ -206,7 +217,7 @@ def manage_signal_keyboard(signal: SignalDTO) -> InlineKeyboardMarkup:
             ],
             [
                 _cb_button(
-                    texts.BUTTON_CANCEL_SIGNAL,
+                    str(texts.BUTTON_CANCEL_SIGNAL),
                     SignalManageCb(action=ManageAction.CANCEL, signal=sid),
                 )
             ],
@@ -242,7 +253,7 @@ def devices_list(devices: list[DeviceDTO]) -> InlineKeyboardMarkup:
         for device in devices
     ]
     add = DevicesCb(action=DevicesAction.ADD).pack()
-    rows.append([InlineKeyboardButton(text=texts.BUTTON_ADD_DEVICE, callback_data=add)])
+    rows.append([InlineKeyboardButton(text=str(texts.BUTTON_ADD_DEVICE), callback_data=add)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -261,27 +272,29 @@ def _device_button(
 
 def device_menu(device: DeviceDTO) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    _device_button(builder, texts.BUTTON_RENAME, DeviceAction.RENAME, device)
-    _device_button(builder, texts.BUTTON_LOT_SIZE, DeviceAction.LOT_SIZE, device)
-    _device_button(builder, texts.BUTTON_SYMBOLS, DeviceAction.SYMBOLS, device)
-    _device_button(builder, texts.BUTTON_MAX_AGE, DeviceAction.MAX_AGE, device)
+    _device_button(builder, str(texts.BUTTON_RENAME), DeviceAction.RENAME, device)
+    _device_button(builder, str(texts.BUTTON_LOT_SIZE), DeviceAction.LOT_SIZE, device)
+    _device_button(builder, str(texts.BUTTON_SYMBOLS), DeviceAction.SYMBOLS, device)
+    _device_button(builder, str(texts.BUTTON_MAX_AGE), DeviceAction.MAX_AGE, device)
     if device.paused:
-        _device_button(builder, texts.BUTTON_RESUME, DeviceAction.RESUME, device)
+        _device_button(builder, str(texts.BUTTON_RESUME), DeviceAction.RESUME, device)
     else:
-        _device_button(builder, texts.BUTTON_PAUSE, DeviceAction.PAUSE, device)
-    _device_button(builder, texts.BUTTON_ROTATE, DeviceAction.ROTATE, device)
-    _device_button(builder, texts.BUTTON_REVOKE, DeviceAction.REVOKE, device)
-    builder.button(text=texts.BUTTON_DEVICES, callback_data=DevicesCb(action=DevicesAction.LIST))
+        _device_button(builder, str(texts.BUTTON_PAUSE), DeviceAction.PAUSE, device)
+    _device_button(builder, str(texts.BUTTON_ROTATE), DeviceAction.ROTATE, device)
+    _device_button(builder, str(texts.BUTTON_REVOKE), DeviceAction.REVOKE, device)
+    builder.button(
+        text=str(texts.BUTTON_DEVICES), callback_data=DevicesCb(action=DevicesAction.LIST)
+    )
     builder.adjust(2, 2, 1, 2, 1)
     return builder.as_markup()
 
 
 def device_symbols(device: DeviceDTO) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    _device_button(builder, texts.BUTTON_PAIRS, DeviceAction.PAIRS, device)
-    _device_button(builder, texts.BUTTON_PREFIX, DeviceAction.PREFIX, device)
-    _device_button(builder, texts.BUTTON_SUFFIX, DeviceAction.SUFFIX, device)
-    _device_button(builder, texts.BUTTON_BACK, DeviceAction.MENU, device)
+    _device_button(builder, str(texts.BUTTON_PAIRS), DeviceAction.PAIRS, device)
+    _device_button(builder, str(texts.BUTTON_PREFIX), DeviceAction.PREFIX, device)
+    _device_button(builder, str(texts.BUTTON_SUFFIX), DeviceAction.SUFFIX, device)
+    _device_button(builder, str(texts.BUTTON_BACK), DeviceAction.MENU, device)
     builder.adjust(3, 1)
     return builder.as_markup()
 
@@ -295,16 +308,18 @@ def device_confirm(device: DeviceDTO, action: DeviceAction) -> InlineKeyboardMar
     )
     builder = InlineKeyboardBuilder()
     builder.button(
-        text=label,
+        text=str(label),
         callback_data=DeviceCb(action=action, device=device.pk, version=device.key_version),
     )
-    _device_button(builder, texts.BUTTON_NO, DeviceAction.MENU, device)
+    _device_button(builder, str(texts.BUTTON_NO), DeviceAction.MENU, device)
     builder.adjust(1)
     return builder.as_markup()
 
 
 def device_created(device: DeviceDTO) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    _device_button(builder, texts.BUTTON_SETTINGS, DeviceAction.MENU, device)
-    builder.button(text=texts.BUTTON_DEVICES, callback_data=DevicesCb(action=DevicesAction.LIST))
+    _device_button(builder, str(texts.BUTTON_SETTINGS), DeviceAction.MENU, device)
+    builder.button(
+        text=str(texts.BUTTON_DEVICES), callback_data=DevicesCb(action=DevicesAction.LIST)
+    )
     return builder.as_markup()

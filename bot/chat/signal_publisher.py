@@ -4,7 +4,8 @@ Everything goes through the outbox (bot/infra/outbox.py), inside the transaction
 made the change: ``announce`` queues one message per recipient, ``refresh`` and
 ``refresh_signal`` queue edits. Messages are rendered when they are sent, from what is
 stored then (``render``), so a message always shows the latest state however changes and
-sends interleave, and a broadcast cut by a restart goes on where it stopped.
+sends interleave, and a broadcast cut by a restart goes on where it stopped. Each message
+reads in its recipient's language (``users.language_code``, bot/chat/i18n.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat.i18n import in_locale
+from bot.chat.notices import user_languages
 from bot.chat.signal_messages import RenderedMessage, render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
 from bot.infra.outbox import ApprovalView, Outbox
@@ -58,17 +61,21 @@ class SignalPublisher:
 
         Recipients who see the same thing share one rendering: the message is a function
         of the signal, the recipient's decision and devices, not of who they are, so it is
-        rendered from the approval with its identity (id, user, message) left out. A
+        rendered from the approval with its identity (id, user, message) left out, in the
+        recipient's language. A
         broadcast's batch is then one text and one keyboard, however many recipients."""
         async with self.sessionmaker() as session:
             rows = await SignalRepository(session).with_signals(sorted(set(approval_ids)))
             devices: Mapping[tuple[int, int], Sequence[DeviceLine]] = {}
+            languages = await user_languages(session, {a.user_id for a, _ in rows})
             if self.device_lines is not None and rows:
                 devices = await self.device_lines(
                     session, [(a.user_id, a.signal_id) for a, _ in rows]
                 )
         signals: dict[int, SignalDTO] = {}
-        rendered: dict[tuple[int, ApprovalDTO, tuple[DeviceLine, ...]], RenderedMessage] = {}
+        rendered: dict[
+            tuple[int, ApprovalDTO, tuple[DeviceLine, ...], str | None], RenderedMessage
+        ] = {}
         views: dict[int, ApprovalView] = {}
         for approval, signal in rows:
             signal_dto = signals.get(signal.id)
@@ -82,11 +89,13 @@ class SignalPublisher:
                 message_id=None,
                 decided_at=approval.decided_at,
             )
+            language = languages.get(approval.user_id)
             lines = tuple(devices.get((approval.user_id, approval.signal_id), ()))
-            key = (signal.id, shown, lines)
+            key = (signal.id, shown, lines, language)
             message = rendered.get(key)
             if message is None:
-                message = rendered[key] = render_approval_message(signal_dto, shown, lines)
+                with in_locale(language):
+                    message = rendered[key] = render_approval_message(signal_dto, shown, lines)
             views[approval.id] = ApprovalView(
                 approval.user_id,
                 approval.message_id,

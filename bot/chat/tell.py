@@ -3,9 +3,11 @@
 One ``Tell`` per dispatcher, injected into handlers by name (``tell``); every method takes
 the update's session:
 
-- ``send``: a message owed to someone (a notice to the user, an admin, a referrer): a row
-  in the outbox, written in the update's transaction and sent after its commit, durable
-  across restarts and outages (bot/infra/outbox.py).
+- ``send``: a message owed to someone: a row in the outbox, written in the update's
+  transaction and sent after its commit, durable across restarts and outages
+  (bot/infra/outbox.py). ``notice`` is the same for a message to someone else (an admin,
+  a referrer, the user of a payout): a code and its values, worded when it is sent, in
+  the recipient's language (bot/domain/notices.py, bot/chat/notices.py).
 - ``reply`` / ``edit`` / ``show``: the answer in the update's own chat. While the
   transaction holds writes it is an outbox row like ``send``, so it leaves only if they
   commit; after reads only it goes at once, as there is nothing to wait for.
@@ -22,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.notices import NoticeCode
 from bot.infra.outbox import NOT_MODIFIED, Outbox
 from db.hooks import after_commit
 from db.update_session import holds_writes
@@ -56,6 +60,18 @@ class Tell:
     async def send_many(self, session: AsyncSession, messages: Iterable[tuple[int, str]]) -> None:
         """``send`` for several (chat id, text) pairs, in one statement."""
         await self.outbox.send_many(session, messages)
+
+    async def notice(
+        self, session: AsyncSession, chat_id: int, code: NoticeCode, **params: Any
+    ) -> None:
+        """A notice to ``chat_id`` once the session's transaction commits (durable)."""
+        await self.outbox.notice(session, chat_id, code, params)
+
+    async def notice_many(
+        self, session: AsyncSession, notices: Iterable[tuple[int, NoticeCode, Mapping[str, Any]]]
+    ) -> None:
+        """``notice`` for several (chat id, code, params), in one statement."""
+        await self.outbox.notice_many(session, notices)
 
     async def reply(
         self,

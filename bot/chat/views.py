@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiogram import html
 
 from bot.chat import texts
 from bot.config import AffiliatesSettings, TierSettings
 from bot.domain.commissions import AffiliateStats, CommissionState
 from bot.domain.money import Money, format_bps
-from bot.domain.payout_destinations import METHODS, display_destination
+from bot.domain.payout_destinations import display_destination
 from bot.domain.payouts import PayoutDTO
 from bot.domain.referrals import TierStatus
 
 
-def method_title(code: str) -> str:
-    info = METHODS.get(code)
-    return info.title if info else code
-
-
 def next_tier(status: TierStatus, money: Money) -> str:
     if status.next_tier is None:
-        return texts.TOP_TIER
+        return str(texts.TOP_TIER)
     tier = status.next_tier
     return texts.next_tier_line(
         status.needed_for_next,
@@ -67,26 +65,49 @@ def stats_text(stats: AffiliateStats, config: AffiliatesSettings) -> str:
     )
 
 
-def payout_card(payout: PayoutDTO, money: Money) -> str:
+def payout_card_values(payout: PayoutDTO, money: Money) -> dict[str, Any]:
+    """What a payout's card shows, as plain values (a notice's params: JSON, any language)."""
+    return {
+        "id": payout.id,
+        "name": payout.user_first_name,
+        "username": payout.user_username,
+        "user_id": payout.user_id,
+        "amount": money.format(payout.amount_minor),
+        "method": payout.method,
+        "destination": display_destination(payout.method, payout.destination),
+        "requested": texts.when(payout.requested_at),
+        "state": payout.state,
+        "reason": payout.reject_reason,
+        "paid": texts.when(payout.paid_at) if payout.paid_at is not None else None,
+        "reference": payout.tx_reference,
+    }
+
+
+def payout_card_text(values: Mapping[str, Any]) -> str:
     extra = ""
-    if payout.reject_reason:
-        extra += f"\nReason: {html.quote(payout.reject_reason)}"
-    if payout.paid_at is not None:
-        extra += f"\nPaid: {texts.when(payout.paid_at)}"
-    if payout.tx_reference:
-        extra += f"\nReference: <code>{html.quote(payout.tx_reference)}</code>"
+    if values["reason"]:
+        extra += texts.PAYOUT_CARD_REASON.format(reason=html.quote(values["reason"]))
+    if values["paid"] is not None:
+        extra += texts.PAYOUT_CARD_PAID.format(paid=values["paid"])
+    if values["reference"]:
+        extra += texts.PAYOUT_CARD_REFERENCE.format(reference=html.quote(values["reference"]))
+    username = values["username"]
     return texts.PAYOUT_CARD.format(
-        id=payout.id,
-        name=html.quote(payout.user_first_name),
-        username=f" @{html.quote(payout.user_username)}" if payout.user_username else "",
-        user_id=payout.user_id,
-        amount=money.format(payout.amount_minor),
-        method=method_title(payout.method),
-        destination=html.quote(display_destination(payout.method, payout.destination)),
-        requested=texts.when(payout.requested_at),
-        state=texts.PAYOUT_STATE_NAMES[payout.state],
+        id=values["id"],
+        name=html.quote(values["name"]),
+        username=f" @{html.quote(username)}" if username else "",
+        user_id=values["user_id"],
+        amount=values["amount"],
+        method=texts.method_title(values["method"]),
+        destination=html.quote(values["destination"]),
+        requested=values["requested"],
+        state=texts.state_name(values["state"]),
         extra=extra,
     )
+
+
+def payout_card(payout: PayoutDTO, money: Money) -> str:
+    return payout_card_text(payout_card_values(payout, money))
 
 
 def history_line(payout: PayoutDTO, money: Money) -> str:
@@ -99,7 +120,7 @@ def history_line(payout: PayoutDTO, money: Money) -> str:
         id=payout.id,
         date=payout.requested_at.strftime("%Y-%m-%d"),
         amount=money.format(payout.amount_minor),
-        method=method_title(payout.method),
-        state=texts.PAYOUT_STATE_NAMES[payout.state],
+        method=texts.method_title(payout.method),
+        state=texts.state_name(payout.state),
         extra=extra,
     )

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat import texts
 from bot.config import PlanSettings, Settings
 from bot.domain.commissions import (
     CommissionDTO,
@@ -22,7 +21,7 @@ from bot.domain.commissions import (
     credit_payment_commission,
     reverse_commission,
 )
-from bot.domain.errors import ConflictError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from db.models import Payment
 from db.repositories.checkout import CheckoutRepository
 
@@ -85,16 +84,18 @@ class RefundResult:
     reversed: ReversedCommission | None
 
 
-def pre_checkout_error(settings: Settings, payload: str, currency: str, total: int) -> str | None:
+def pre_checkout_error(
+    settings: Settings, payload: str, currency: str, total: int
+) -> ErrorCode | None:
     """Why this checkout must be refused now, or None to accept it."""
     sold = SoldPlan.parse(payload)
     if currency != STARS_CURRENCY or sold is None:
-        return texts.CHECKOUT_UNKNOWN_INVOICE
+        return ErrorCode.CHECKOUT_UNKNOWN_INVOICE
     plan = settings.checkout.plan(sold.code)
     if plan is None:
-        return texts.CHECKOUT_PLAN_GONE
+        return ErrorCode.CHECKOUT_PLAN_GONE
     if SoldPlan.of(plan) != sold or total != plan.stars:
-        return texts.CHECKOUT_PRICE_CHANGED
+        return ErrorCode.CHECKOUT_PRICE_CHANGED
     return None
 
 
@@ -175,9 +176,9 @@ def _dto(payment: Payment) -> PaymentDTO:
 async def refundable_payment(session: AsyncSession, charge_id: str) -> PaymentDTO:
     payment = await CheckoutRepository(session).payment(charge_id)
     if payment is None:
-        raise NotFoundError(texts.REFUND_UNKNOWN_CHARGE)
+        raise NotFoundError(ErrorCode.REFUND_UNKNOWN_CHARGE)
     if payment.refunded_at is not None:
-        raise ConflictError(texts.REFUND_ALREADY)
+        raise ConflictError(ErrorCode.REFUND_ALREADY)
     return _dto(payment)
 
 
@@ -189,9 +190,9 @@ async def apply_refund(
     repo = CheckoutRepository(session)
     payment = await repo.payment(charge_id)
     if payment is None:
-        raise NotFoundError(texts.REFUND_UNKNOWN_CHARGE)
+        raise NotFoundError(ErrorCode.REFUND_UNKNOWN_CHARGE)
     if not await repo.mark_refunded(payment.id, admin_id, now):
-        raise ConflictError(texts.REFUND_ALREADY)
+        raise ConflictError(ErrorCode.REFUND_ALREADY)
     subscription = await repo.subscription(payment.user_id, lock=True)
     expires_at = None
     if subscription is not None:

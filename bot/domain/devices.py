@@ -15,13 +15,11 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiogram import html
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat import texts
 from bot.config import DevicesSettings
-from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.execution.device_keys import new_device_id
 from db.hooks import after_commit
 from db.models import Device
@@ -52,7 +50,7 @@ class Platform(StrEnum):
 
     @property
     def label(self) -> str:
-        return texts.DEVICE_PLATFORMS[self.value]
+        return self.value.upper()
 
 
 def map_symbol(symbol: str, pairs: dict[str, str], prefix: str, suffix: str) -> str:
@@ -125,27 +123,27 @@ class Credentials:
 def parse_name(text: str) -> str:
     name = text.strip()
     if not 1 <= len(name) <= NAME_MAX_CHARS:
-        raise InvalidInputError(texts.NAME_LENGTH)
+        raise InvalidInputError(ErrorCode.NAME_LENGTH)
     if not name.isprintable():
-        raise InvalidInputError(texts.NAME_ONE_LINE)
+        raise InvalidInputError(ErrorCode.NAME_ONE_LINE)
     if name.startswith("/"):
-        raise InvalidInputError(texts.NAME_SLASH)
+        raise InvalidInputError(ErrorCode.NAME_SLASH)
     return name
 
 
 def parse_lot_size(text: str, settings: DevicesSettings) -> Decimal:
-    problem = texts.LOT_SIZE_INVALID.format(
-        min=texts.format_lot(settings.min_lot_size), max=texts.format_lot(settings.max_lot_size)
+    problem = InvalidInputError(
+        ErrorCode.LOT_SIZE_INVALID, min=settings.min_lot_size, max=settings.max_lot_size
     )
     candidate = text.strip()
     if not _LOT_RE.match(candidate):
-        raise InvalidInputError(problem)
+        raise problem
     try:
         value = Decimal(candidate.replace(",", "."))
     except InvalidOperation:
-        raise InvalidInputError(problem) from None
+        raise problem from None
     if not settings.min_lot_size <= value <= settings.max_lot_size:
-        raise InvalidInputError(problem)
+        raise problem
     return value
 
 
@@ -154,9 +152,9 @@ def parse_max_age(text: str, settings: DevicesSettings) -> int:
     seconds = int(match.group(1)) * _AGE_UNITS.get((match.group(2) or "s")[0], 1) if match else 0
     if not settings.min_max_signal_age <= seconds <= settings.max_max_signal_age:
         raise InvalidInputError(
-            texts.MAX_AGE_INVALID.format(
-                min=settings.min_max_signal_age, max=settings.max_max_signal_age
-            )
+            ErrorCode.MAX_AGE_INVALID,
+            min=settings.min_max_signal_age,
+            max=settings.max_max_signal_age,
         )
     return seconds
 
@@ -171,15 +169,15 @@ def parse_symbol_pairs(text: str) -> dict[str, str]:
             continue
         source, equals, target = item.partition("=")
         if not equals or not SYMBOL_RE.match(source) or not SYMBOL_RE.match(target):
-            raise InvalidInputError(texts.PAIR_INVALID.format(item=html.quote(item[:40])))
+            raise InvalidInputError(ErrorCode.PAIR_INVALID, item=item[:40])
         key = source.upper()
         if key in pairs:
-            raise InvalidInputError(texts.PAIR_DUPLICATE.format(symbol=html.quote(key)))
+            raise InvalidInputError(ErrorCode.PAIR_DUPLICATE, symbol=key)
         pairs[key] = target
     if not pairs:
-        raise InvalidInputError(texts.PAIR_INVALID.format(item=html.quote(text[:40])))
+        raise InvalidInputError(ErrorCode.PAIR_INVALID, item=text[:40])
     if len(pairs) > MAX_SYMBOL_PAIRS:
-        raise InvalidInputError(texts.PAIRS_TOO_MANY.format(limit=MAX_SYMBOL_PAIRS))
+        raise InvalidInputError(ErrorCode.PAIRS_TOO_MANY, limit=MAX_SYMBOL_PAIRS)
     return pairs
 
 
@@ -188,7 +186,7 @@ def parse_affix(text: str) -> str:
     if text == CLEAR:
         return ""
     if not AFFIX_RE.match(text):
-        raise InvalidInputError(texts.AFFIX_INVALID)
+        raise InvalidInputError(ErrorCode.AFFIX_INVALID)
     return text
 
 
@@ -229,7 +227,7 @@ class DeviceService:
     async def ensure_room(self, owner_id: int) -> None:
         """Refuse, with the reason, when the owner has no room for another device."""
         if len(await self.repo.active_for_owner(owner_id)) >= self.limit:
-            raise ConflictError(texts.DEVICE_LIMIT_REACHED.format(limit=self.limit))
+            raise ConflictError(ErrorCode.DEVICE_LIMIT_REACHED, limit=self.limit)
 
     async def check_name(self, owner_id: int, text: str, *, exclude_pk: int | None = None) -> str:
         """The cleaned name, if valid and unused by the owner's other devices."""
@@ -244,7 +242,7 @@ class DeviceService:
         await self.repo.lock_owner(owner_id)
         devices = await self.repo.active_for_owner(owner_id)
         if len(devices) >= self.limit:
-            raise ConflictError(texts.DEVICE_LIMIT_REACHED.format(limit=self.limit))
+            raise ConflictError(ErrorCode.DEVICE_LIMIT_REACHED, limit=self.limit)
         name = parse_name(name)
         self._ensure_unique(name, devices, None)
         device = await self.repo.add(
@@ -260,7 +258,7 @@ class DeviceService:
                 symbol_prefix="",
                 symbol_suffix="",
                 max_signal_age=self.settings.default_max_signal_age,
-                created_at=self._now(),
+                created_at=self.now(),
             )
         )
         self._announce(device, key_changed=True)
@@ -310,16 +308,16 @@ class DeviceService:
         """A new secret; ``seen_version`` makes a second press of one confirm button a no-op."""
         device = await self._owned(owner_id, device_pk)
         if device.key_version != seen_version:
-            raise NotFoundError(texts.NOT_AVAILABLE)
+            raise NotFoundError(ErrorCode.NOT_AVAILABLE)
         device.key_version += 1
-        device.key_rotated_at = self._now()
+        device.key_rotated_at = self.now()
         await self.session.flush()
         self._announce(device, key_changed=True)
         return self._dto(device), self._credentials(device)
 
     async def revoke(self, owner_id: int, device_pk: int) -> DeviceDTO:
         device = await self._owned(owner_id, device_pk)
-        device.revoked_at = self._now()
+        device.revoked_at = self.now()
         await self.session.flush()
         self._announce(device, key_changed=True)
         return self._dto(device)
@@ -327,7 +325,7 @@ class DeviceService:
     async def _owned(self, owner_id: int, device_pk: int) -> Device:
         device = await self.repo.get_active(owner_id, device_pk)
         if device is None:
-            raise NotFoundError(texts.NOT_AVAILABLE)
+            raise NotFoundError(ErrorCode.NOT_AVAILABLE)
         return device
 
     async def _saved(self, device: Device) -> DeviceDTO:
@@ -348,7 +346,7 @@ class DeviceService:
         wanted = name.casefold()
         for other in devices:
             if other.id != exclude_pk and other.name.casefold() == wanted:
-                raise InvalidInputError(texts.NAME_TAKEN.format(name=html.quote(name)))
+                raise InvalidInputError(ErrorCode.NAME_TAKEN, name=name)
 
     def _credentials(self, device: Device) -> Credentials:
         secret = self.container.device_keys.secret(device.public_id, device.key_version)
@@ -358,5 +356,5 @@ class DeviceService:
         last_seen = self.container.device_activity.last_seen(device.id, device.last_seen_at)
         return DeviceDTO.from_model(device, last_seen_at=last_seen)
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         return self.container.clock()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from bot.config import AffiliatesSettings
-from bot.domain.errors import InvalidInputError
+from bot.domain.errors import ErrorCode, InvalidInputError
 
 BPS_DENOMINATOR = 10_000
 STARS_RATE_DENOMINATOR = 1000
@@ -53,17 +53,17 @@ class Money:
             value = Decimal(cleaned)
         except InvalidOperation:
             raise InvalidInputError(
-                f"That is not an amount. Type a number like {example.split()[0]}."
+                ErrorCode.AMOUNT_NOT_A_NUMBER, example=example.split()[0]
             ) from None
         if not value.is_finite() or value <= 0:
-            raise InvalidInputError("The amount must be a positive number.")
+            raise InvalidInputError(ErrorCode.AMOUNT_NOT_POSITIVE)
         minor = value.scaleb(self.digits)
         if minor != minor.to_integral_value():
             raise InvalidInputError(
-                f"{self.currency} amounts have at most {self.digits} decimal places."
+                ErrorCode.AMOUNT_TOO_PRECISE, currency=self.currency, digits=self.digits
             )
         if minor >= MAX_AMOUNT_MINOR:
-            raise InvalidInputError("That amount is too large.")
+            raise InvalidInputError(ErrorCode.AMOUNT_TOO_LARGE)
         return int(minor)
 
 

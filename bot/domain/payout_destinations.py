@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from bot.domain.errors import InvalidInputError
+from bot.domain.errors import ErrorCode, InvalidInputError
 
 BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 TRC20_RE = re.compile(r"^T[1-9A-HJ-NP-Za-km-z]{33}$")
@@ -37,25 +37,15 @@ IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 
 @dataclass(frozen=True, slots=True)
 class PayoutMethodInfo:
+    """A payout method; the chat layer names it and says what it asks for."""
+
     code: str
-    title: str
-    asks_for: str
     example: str
 
 
 METHODS: dict[str, PayoutMethodInfo] = {
-    "usdt_trc20": PayoutMethodInfo(
-        "usdt_trc20",
-        "USDT (TRC-20)",
-        "your USDT TRC-20 (TRON) wallet address",
-        "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7",
-    ),
-    "bank_transfer": PayoutMethodInfo(
-        "bank_transfer",
-        "Bank transfer (IBAN)",
-        "the IBAN of your bank account",
-        "DE89 3704 0044 0532 0130 00",
-    ),
+    "usdt_trc20": PayoutMethodInfo("usdt_trc20", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"),
+    "bank_transfer": PayoutMethodInfo("bank_transfer", "DE89 3704 0044 0532 0130 00"),
 }
 
 
@@ -129,30 +119,23 @@ def normalize_destination(method: str, text: str) -> str:
     text = text.strip()
     if method == "usdt_trc20":
         if not is_valid_trc20_address(text):
-            raise InvalidInputError(
-                "That is not a valid TRC-20 address: it has 34 characters, starts with T, "
-                "and its last characters are a checksum. Copy it from your wallet and send "
-                "it again."
-            )
+            raise InvalidInputError(ErrorCode.TRC20_INVALID)
         return text
     if method == "bank_transfer":
         iban = normalize_iban(text)
         if not IBAN_RE.match(iban) or iban[:2] not in IBAN_LENGTHS:
-            raise InvalidInputError(
-                "That is not an IBAN: it starts with a country code and two check digits, "
-                "e.g. DE89 3704 0044 0532 0130 00."
-            )
+            raise InvalidInputError(ErrorCode.IBAN_INVALID)
         if IBAN_LENGTHS[iban[:2]] != len(iban):
             raise InvalidInputError(
-                f"An IBAN from {iban[:2]} has {IBAN_LENGTHS[iban[:2]]} characters; "
-                f"this one has {len(iban)}."
+                ErrorCode.IBAN_LENGTH,
+                country=iban[:2],
+                expected=IBAN_LENGTHS[iban[:2]],
+                actual=len(iban),
             )
         if not iban_check_digits_ok(iban):
-            raise InvalidInputError(
-                "The IBAN's check digits do not match: a character is mistyped."
-            )
+            raise InvalidInputError(ErrorCode.IBAN_CHECKSUM)
         return iban
-    raise InvalidInputError("That payout method is not offered.")
+    raise InvalidInputError(ErrorCode.METHOD_NOT_OFFERED)
 
 
 def display_destination(method: str, destination: str) -> str:

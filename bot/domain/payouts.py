@@ -17,10 +17,9 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat import texts
 from bot.config import Settings
 from bot.domain.commissions import after_payout_paid, settle
-from bot.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.domain.money import Money
 from bot.domain.payout_destinations import normalize_destination
 from db.models import Payout, User
@@ -107,9 +106,9 @@ def check_amount(settings: Settings, amount_minor: int, balance_minor: int) -> N
     money = Money.from_settings(settings.affiliates)
     minimum = settings.affiliates.payout_minimum_minor
     if amount_minor < minimum:
-        raise InvalidInputError(texts.payout_below_minimum(money.format(minimum)))
+        raise InvalidInputError(ErrorCode.PAYOUT_BELOW_MINIMUM, minimum=money.format(minimum))
     if amount_minor > balance_minor:
-        raise InvalidInputError(texts.payout_above_balance(money.format(balance_minor)))
+        raise InvalidInputError(ErrorCode.PAYOUT_ABOVE_BALANCE, balance=money.format(balance_minor))
 
 
 async def request_payout(
@@ -125,7 +124,7 @@ async def request_payout(
 ) -> PayoutDTO:
     """File a request and reserve its amount, or raise with the reason for the user."""
     if method not in settings.affiliates.payout_methods:
-        raise InvalidInputError(texts.PAYOUT_METHOD_GONE)
+        raise InvalidInputError(ErrorCode.PAYOUT_METHOD_GONE)
     destination = normalize_destination(method, destination)
     repo = PayoutRepository(session)
     balance = await available_balance(session, user_id, now)
@@ -143,12 +142,11 @@ async def request_payout(
         }
     )
     if not added:
-        raise ConflictError(texts.PAYOUT_ALREADY_SENT)
+        raise ConflictError(ErrorCode.PAYOUT_ALREADY_SENT)
     if not await AffiliateRepository(session).reserve(user_id, amount_minor):
         money = Money.from_settings(settings.affiliates)
-        raise InvalidInputError(
-            texts.payout_above_balance(money.format(await _current_balance(session, user_id)))
-        )
+        balance = await _current_balance(session, user_id)
+        raise InvalidInputError(ErrorCode.PAYOUT_ABOVE_BALANCE, balance=money.format(balance))
     filed = await repo.by_key(user_id, request_key)
     assert filed is not None
     payout, user = await _load(repo, filed.id)
@@ -164,12 +162,12 @@ async def _current_balance(session: AsyncSession, user_id: int) -> int:
 async def _load(repo: PayoutRepository, payout_id: int) -> tuple[Payout, User]:
     found = await repo.with_user(payout_id)
     if found is None:
-        raise NotFoundError(texts.PAYOUT_NOT_FOUND)
+        raise NotFoundError(ErrorCode.PAYOUT_NOT_FOUND)
     return found
 
 
 def _refuse(payout: Payout) -> ConflictError:
-    return ConflictError(texts.payout_already(payout.id, PayoutState(payout.state)))
+    return ConflictError(ErrorCode.PAYOUT_STEP_DONE, id=payout.id, state=PayoutState(payout.state))
 
 
 async def approve_payout(
@@ -192,9 +190,9 @@ async def reject_payout(
 ) -> PayoutDTO:
     reason = reason.strip()
     if not reason:
-        raise InvalidInputError(texts.PAYOUT_REASON_EMPTY)
+        raise InvalidInputError(ErrorCode.PAYOUT_REASON_EMPTY)
     if len(reason) > REASON_MAX:
-        raise InvalidInputError(texts.too_long("The reason", REASON_MAX))
+        raise InvalidInputError(ErrorCode.REASON_TOO_LONG, limit=REASON_MAX)
     repo = PayoutRepository(session)
     payout, _ = await _load(repo, payout_id)
     await AffiliateRepository(session).lock(payout.user_id)
@@ -226,7 +224,7 @@ async def mark_payout_paid(
 ) -> PayoutDTO:
     tx_reference = (tx_reference or "").strip() or None
     if tx_reference is not None and len(tx_reference) > TX_REFERENCE_MAX:
-        raise InvalidInputError(texts.too_long("The reference", TX_REFERENCE_MAX))
+        raise InvalidInputError(ErrorCode.REFERENCE_TOO_LONG, limit=TX_REFERENCE_MAX)
     repo = PayoutRepository(session)
     payout, _ = await _load(repo, payout_id)
     await AffiliateRepository(session).lock(payout.user_id)

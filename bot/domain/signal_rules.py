@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from bot.config import SignalsSettings
-from bot.domain.errors import InvalidInputError
+from bot.domain.errors import ErrorCode, InvalidInputError
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop"]
@@ -58,8 +58,7 @@ class SignalValidationError(InvalidInputError):
 
     def __init__(self, fields: Mapping[str, str]) -> None:
         self.fields = dict(fields)
-        listing = "; ".join(f"{name}: {problem}" for name, problem in self.fields.items())
-        super().__init__(f"The signal is not valid: {listing}.")
+        super().__init__(ErrorCode.SIGNAL_INVALID, fields=self.fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.domain.errors import InvalidInputError
+from bot.domain.errors import ErrorCode, InvalidInputError
 
 EXAMPLE = "/signal EURUSD buy sl 1.0800 tp 1.0950 tp 1.1000 exp 15m Breakout retest"
 LEVELS_EXAMPLE = "sl 1.0810 tp 1.0960 tp 1.1000"
@@ -32,7 +32,12 @@ CHAT_NAMES = {
 
 
 class SignalSyntaxError(InvalidInputError):
-    """The command could not be read; the message says what was wrong."""
+    """The command could not be read; ``problem`` says what was wrong (in English: the
+    provider API's sentence, shown as it is)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(ErrorCode.SIGNAL_SYNTAX, problem=problem)
+        self.problem = problem
 
 
 def parse_duration(token: str) -> int:

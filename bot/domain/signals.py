@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.chat import texts
 from bot.config import Settings
-from bot.domain.errors import ConflictError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from bot.domain.signal_dto import ApprovalDTO, SignalCounts, SignalDTO
 from bot.domain.signal_rules import (
     SignalDraft,
@@ -51,12 +50,12 @@ FRACTION_QUANTUM = Decimal("0.0000000001")
 
 class SignalNotFoundError(NotFoundError):
     def __init__(self) -> None:
-        super().__init__(texts.SIGNAL_NOT_FOUND)
+        super().__init__(ErrorCode.SIGNAL_NOT_FOUND)
 
 
 class SignalClosedError(ConflictError):
     def __init__(self, state: str) -> None:
-        super().__init__(texts.SIGNAL_NOT_OPEN.format(state=state))
+        super().__init__(ErrorCode.SIGNAL_NOT_OPEN, state=state)
         self.state = state
 
 
@@ -69,9 +68,12 @@ class CreateOutcome:
 
 @dataclass(frozen=True, slots=True)
 class DecisionOutcome:
+    """What a press did: ``recorded`` it, or found it decided (``decision``), or found the
+    signal over (``ended``: its state) or not sent to the presser (``decision`` "none")."""
+
     recorded: bool
     decision: str
-    answer: str
+    ended: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,27 +350,26 @@ class SignalService:
         repo = SignalRepository(session)
         approval = await repo.approval(signal_id, user_id)
         if approval is None:
-            return DecisionOutcome(False, "none", texts.VOTE_NOT_SENT)
+            return DecisionOutcome(False, "none")
         if approval.decision != "pending":
-            return DecisionOutcome(False, approval.decision, texts.VOTE_ALREADY[approval.decision])
+            return DecisionOutcome(False, approval.decision)
         signal = await repo.get(signal_id)
         assert signal is not None
         now = self.clock()
         if signal.state != "open":
-            return DecisionOutcome(False, approval.decision, texts.VOTE_SIGNAL_ENDED[signal.state])
+            return DecisionOutcome(False, approval.decision, ended=signal.state)
         if now >= signal.expires_at:
-            return DecisionOutcome(False, approval.decision, texts.VOTE_SIGNAL_ENDED["expired"])
+            return DecisionOutcome(False, approval.decision, ended="expired")
         decision = "approved" if approve else "rejected"
         if not await repo.decide(approval.id, decision, now, message_id):
             # A second press raced this one and won; report what it recorded.
             await session.refresh(approval)
-            return DecisionOutcome(False, approval.decision, texts.VOTE_ALREADY[approval.decision])
+            return DecisionOutcome(False, approval.decision)
         if approve:
             await issue_opens(session, signal, [user_id], now, self.wake_device)
         if self.publisher is not None:
             await self.publisher.refresh(session, [approval.id])
-        answer = texts.VOTE_APPROVED if approve else texts.VOTE_REJECTED
-        return DecisionOutcome(True, decision, answer)
+        return DecisionOutcome(True, decision)
 
     # ------------------------------------------------------------------ expiry
 

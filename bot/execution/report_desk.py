@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.chat import texts
 from bot.config import Settings
 from bot.domain.commissions import credit_fill_commission
-from bot.domain.errors import ConflictError, NotFoundError
+from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
+from bot.domain.notices import NoticeCode
 from bot.domain.signal_rules import decimal_or_none
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.reports import Report, ReportKind
@@ -50,9 +50,17 @@ _STATE_OF_REPORT = {ReportKind.ACK: "acked", ReportKind.FILL: "filled", ReportKi
 class UnknownInstructionError(NotFoundError):
     """404 unknown_instruction: no such instruction, or not addressed to this device."""
 
+    def __init__(self, message: str) -> None:  # the side server's answer, in English
+        super().__init__(ErrorCode.UNKNOWN_INSTRUCTION, message=message)
+        self.message = message
+
 
 class ReportConflictError(ConflictError):
     """409 report_conflict: the report_id was used before with other content."""
+
+    def __init__(self, message: str) -> None:  # the side server's answer, in English
+        super().__init__(ErrorCode.REPORT_CONFLICT, message=message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,12 +283,8 @@ class ReportDesk:
             }
             await self.publisher.refresh(session, approval_ids)
         if self.outbox is not None:
-            notices = [
-                (item.target.owner_id, text)
-                for item in stored
-                if (text := _notice(item.target, item.report)) is not None
-            ]
-            await self.outbox.send_many(session, notices)
+            notices = [notice for item in stored if (notice := _notice(item.target, item.report))]
+            await self.outbox.notice_many(session, notices)
 
     async def drain(self) -> None:
         """Let queued reports finish (shutdown, tests)."""
@@ -352,27 +356,22 @@ def _record_row(
     }
 
 
-def _notice(target: ReportTarget, report: Report) -> str | None:
-    """The owner's message about a fill or an error, or None (an ack, or switched off)."""
+def _notice(target: ReportTarget, report: Report) -> tuple[int, str, dict[str, Any]] | None:
+    """The owner's notice of a fill or an error (code and values), or None (an ack, or
+    switched off); the chat layer words it when it is sent."""
+    what = {
+        "device": target.device_name,
+        "symbol": target.symbol,
+        "side": target.side,
+        "action": target.action,
+    }
     if report.kind is ReportKind.FILL and target.notify_fills:
         assert report.price is not None and report.volume is not None
-        return texts.fill_notice(
-            target.device_name,
-            target.symbol,
-            target.side,
-            target.action,
-            report.price,
-            report.volume,
-            report.profit,
-        )
+        profit = None if report.profit is None else str(report.profit)
+        fill = {"price": str(report.price), "volume": str(report.volume), "profit": profit}
+        return target.owner_id, NoticeCode.FILL, {**what, **fill}
     if report.kind is ReportKind.ERROR and target.notify_errors:
         assert report.code is not None and report.message is not None
-        return texts.error_notice(
-            target.device_name,
-            target.symbol,
-            target.side,
-            target.action,
-            report.code,
-            report.message,
-        )
+        error = {"code": report.code, "message": report.message}
+        return target.owner_id, NoticeCode.DEVICE_ERROR, {**what, **error}
     return None

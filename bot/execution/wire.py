@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.errors import NotFoundError
+from bot.domain.errors import ErrorCode, NotFoundError
 from bot.domain.signal_dto import DeviceLine
 from bot.domain.signal_rules import decimal_or_none, format_decimal, wire_time
 from bot.execution.device_keys import DeviceIdentity
@@ -26,6 +26,10 @@ from db.repositories.instructions import InstructionRepository, ReportRow
 
 class UnknownSignalError(NotFoundError):
     """404 unknown_signal: this device never had an instruction for that signal."""
+
+    def __init__(self, message: str) -> None:  # the side server's answer, in English
+        super().__init__(ErrorCode.UNKNOWN_SIGNAL, message=message)
+        self.message = message
 
 
 async def pending_instructions(

@@ -20,7 +20,9 @@ learned right after Telegram's answer, whatever is waiting in one transaction:
 Signal messages (``approval`` and ``refresh`` rows) are rendered when they are sent, from
 what is stored then, so a message always shows the latest state; pending refreshes of one
 message are one row (``dedupe_key``), and one message is edited at most once per
-``signals.edit_interval_seconds``. docs/operations.md says what can and cannot repeat.
+``signals.edit_interval_seconds``. Notices (``notice`` rows: a code and its params as JSON
+in ``text``, bot/domain/notices.py) are worded when they are sent too, in the recipient's
+language, by the chat layer's renderer. docs/operations.md says what can and cannot repeat.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import random
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
@@ -71,6 +74,7 @@ MESSAGE = "message"
 EDIT = "edit"
 APPROVAL = "approval"
 REFRESH = "refresh"
+NOTICE = "notice"
 NOT_MODIFIED = "message is not modified"
 # At shutdown a message already on its way to Telegram gets this long for the answer.
 ANSWER_GRACE_S = 0.5
@@ -92,6 +96,10 @@ class ApprovalView:
 
 
 ApprovalRenderer = Callable[[Sequence[int]], Awaitable[Mapping[int, ApprovalView]]]
+# Notice rows → (text, buttons) by row id, worded in each recipient's language.
+NoticeRenderer = Callable[
+    [Sequence[OutboxRow]], Awaitable[Mapping[int, tuple[str, InlineKeyboardMarkup | None]]]
+]
 
 
 def _markup_json(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
@@ -165,6 +173,23 @@ class Outbox:
         await self._add(
             session, [self._row(chat_id, MESSAGE, now, text=text) for chat_id, text in messages]
         )
+
+    async def notice(
+        self, session: AsyncSession, chat_id: int, code: str, params: Mapping[str, Any]
+    ) -> None:
+        """A notice (a code and its JSON params) to ``chat_id``, worded when it is sent."""
+        await self.notice_many(session, [(chat_id, code, params)])
+
+    async def notice_many(
+        self, session: AsyncSession, notices: Iterable[tuple[int, str, Mapping[str, Any]]]
+    ) -> None:
+        """Several (chat id, code, params) notices, in one statement."""
+        now = self.clock()
+        rows = [
+            self._row(chat_id, NOTICE, now, text=json.dumps({"code": code, "params": params}))
+            for chat_id, code, params in notices
+        ]
+        await self._add(session, rows)
 
     async def edit(
         self,
@@ -241,6 +266,7 @@ class OutboxWorker:
         # Several instances share the database: leases of others must be waited out.
         self.shared = shared
         self.render_approvals: ApprovalRenderer | None = None
+        self.render_notices: NoticeRenderer | None = None
         self.instance = secrets.token_hex(6)
         self._claims = count(1)
         self._concurrency = max(1, settings.sending.broadcast_concurrency)
@@ -421,6 +447,19 @@ class OutboxWorker:
                 for row in rows:
                     self._store(self._retry(row, now, "render failed"))
                 return
+        notices = [r for r in rows if r.kind == NOTICE]
+        if notices and self.render_notices is not None:
+            try:
+                worded = await self.render_notices(notices)
+            except Exception:
+                logger.exception("outbox: rendering %d notices failed", len(notices))
+                now = self.clock()
+                for row in rows:
+                    self._store(self._retry(row, now, "render failed"))
+                return
+            # Worded, a notice is sent like any message (one the renderer could not word
+            # stays a notice, tried again until it expires).
+            rows = [_worded(r, worded.get(r.id)) for r in rows]
         by_chat: dict[int, list[OutboxRow]] = {}
         for row in rows:
             by_chat.setdefault(row.chat_id, []).append(row)
@@ -606,3 +645,10 @@ class OutboxWorker:
                 await asyncio.sleep(0.05 * 2**attempt)
         # Their leases run out and they are sent again: a repeat, never a loss.
         logger.error("outbox: %d outcomes not stored; those messages may repeat", len(batch))
+
+
+def _worded(row: OutboxRow, worded: tuple[str, InlineKeyboardMarkup | None] | None) -> OutboxRow:
+    if row.kind != NOTICE or worded is None:
+        return row
+    text, markup = worded
+    return replace(row, kind=MESSAGE, text=text, reply_markup=_markup_json(markup))

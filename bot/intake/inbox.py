@@ -36,9 +36,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.chat import texts
 from bot.chat.middlewares.inbox import ATTEMPT_KEY, CLAIMED_KEY, Attempt
 from bot.container import Container
+from bot.domain.notices import NoticeCode
 from bot.infra.clock import Clock
 from bot.infra.updatelog import Outcome, UpdateTrace
 from db.models import DeadLetter
@@ -481,7 +481,9 @@ class Inbox:
             # An AppError: the user has its answer, and the rollback took the mark with it.
             await self._settle(pending)
         if pending.dead_letter and pending.retried_by is not None:
-            await self.tell(pending.retried_by, texts.dead_letter_done(update_id))
+            await self.tell(
+                pending.retried_by, NoticeCode.DEAD_LETTER_DONE, {"update_id": update_id}
+            )
 
     async def _settle(self, pending: Pending) -> None:
         update_id = pending.update.update_id
@@ -526,11 +528,16 @@ class Inbox:
                     )
                     await repo.mark_handled(update_id, now)
                     # The admins' notice is stored with the letter: it goes out once.
-                    notice = texts.dead_letter_notice(
-                        update_id, letter.user_id, error, attempts, again=pending.dead_letter
-                    )
-                    await self.container.outbox.send_many(
-                        session, [(admin, notice) for admin in sorted(self.container.admin_ids)]
+                    notice = {
+                        "update_id": update_id,
+                        "user_id": letter.user_id,
+                        "error": error,
+                        "attempts": attempts,
+                        "again": pending.dead_letter,
+                    }
+                    admins = sorted(self.container.admin_ids)
+                    await self.container.outbox.notice_many(
+                        session, [(admin, NoticeCode.DEAD_LETTER, notice) for admin in admins]
                     )
         except Exception as exc:
             # Left as it was: recovery runs it again (the failure is not counted).
@@ -574,11 +581,11 @@ class Inbox:
 
     # ------------------------------------------------------------------ admins
 
-    async def tell(self, chat_id: int, text: str) -> None:
-        """Queue ``text`` in the outbox (its own transaction: what it tells is committed)."""
+    async def tell(self, chat_id: int, code: NoticeCode, params: dict[str, Any]) -> None:
+        """Queue a notice in the outbox (its own transaction: what it tells is committed)."""
         try:
             async with self.sessionmaker.begin() as session:
-                await self.container.outbox.send(session, chat_id, text)
+                await self.container.outbox.notice(session, chat_id, code, params)
         except Exception as exc:
             logger.warning("notice to %s not stored: %s", chat_id, type(exc).__name__)
 
