@@ -443,3 +443,27 @@ async def test_no_commission_for_an_unreferred_user(
     assert await rows(sessionmaker, Commission) == []
     assert len(await rows(sessionmaker, ExecutionRecord)) == 1
     assert len(await rows(sessionmaker, Instruction)) == 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("volume", "295191958000170985"),  # PostgreSQL: numeric field overflow, was a 500
+        ("volume", "0.123456789"),  # PostgreSQL would round it to 8 places
+        ("price", "12345678901.5"),
+        ("profit", "-1234567890123"),
+    ],
+)
+async def test_decimals_beyond_what_is_stored_are_422(
+    container: Container, ea: EAClient, field: str, value: str
+) -> None:
+    instruction = await opened(container, ea)
+    response = await report(ea, "fill", fill_body(instruction["id"], **{field: value}))
+    assert await error_of(response) == (422, "invalid_request")
+    assert set((await response.json())["fields"]) == {field}
+    assert await stored_records(container) == []
+    fits = {"volume": "1000.12345678", "price": "1.0851234567", "profit": "-12.5"}
+    stored = await report(ea, "fill", fill_body(instruction["id"], **{field: fits[field]}))
+    assert stored.status == 201, await stored.text()
+    [record] = await stored_records(container)
+    assert getattr(record, field) == Decimal(fits[field])

@@ -61,9 +61,12 @@ _PROBLEMS = {
     "report_id": "must be 8-64 characters of [A-Za-z0-9_-]",
     "instruction_id": "must be an instruction id as received, e.g. ins_...",
     "ticket": "must be a whole number, 0 or more",
-    "price": 'must be a positive decimal string, e.g. "1.08512"',
-    "volume": 'must be a positive decimal string, e.g. "0.10"',
-    "profit": 'must be a decimal string, e.g. "-12.50"',
+    "price": "must be a positive decimal string, at most 10 digits each side of the point, "
+    'e.g. "1.08512"',
+    "volume": "must be a positive decimal string, at most 10 digits before the point and 8 "
+    'after, e.g. "0.10"',
+    "profit": "must be a decimal string, at most 12 digits before the point and 8 after, "
+    'e.g. "-12.50"',
     "executed_at": "must be an ISO 8601 time with a zone, e.g. 2026-01-01T12:00:00Z",
     "code": "must be an integer",
     "message": f"must be text of at most {MAX_MESSAGE_CHARS} characters",
@@ -110,12 +113,22 @@ def _integer(low: int, high: int) -> Any:
     return parse
 
 
-def _decimal(*, positive: bool) -> Any:
+def _decimal(*, positive: bool, whole: int, places: int) -> Any:
+    """A decimal string that its column holds exactly: at most ``whole`` digits before the
+    point and ``places`` after it (PostgreSQL refuses more whole digits and rounds more
+    places; SQLite would keep either, so the two would store different reports)."""
+
     def parse(raw: Any) -> Decimal | None:
         if not isinstance(raw, str) or not DECIMAL_RE.fullmatch(raw):
             return None
         value = Decimal(raw)
-        return None if positive and value <= 0 else value
+        if positive and value <= 0:
+            return None
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # the pattern admits no NaN or infinity
+        if -exponent > places or value.adjusted() >= whole:
+            return None
+        return value
 
     return parse
 
@@ -140,9 +153,10 @@ _PARSERS: dict[str, Any] = {
     "report_id": _match(REPORT_ID_RE),
     "instruction_id": _match(RECORD_ID_RE),
     "ticket": _integer(0, MAX_TICKET),
-    "price": _decimal(positive=True),
-    "volume": _decimal(positive=True),
-    "profit": _decimal(positive=False),
+    # Within db/models.py's ExecutionRecord columns: Numeric(20, 10), (18, 8) and (20, 8).
+    "price": _decimal(positive=True, whole=10, places=10),
+    "volume": _decimal(positive=True, whole=10, places=8),
+    "profit": _decimal(positive=False, whole=12, places=8),
     "executed_at": _aware_time,
     "code": _integer(*INT_RANGE),
     "message": _message,
