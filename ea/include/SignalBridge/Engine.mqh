@@ -694,6 +694,17 @@ private:
         }
      }
 
+   //--- a cancel (or a close of a pending order) of the signal whose delete call was under
+   //--- way when the EA stopped: Reconcile concludes it, so the order it deleted is no news
+   bool              DeleteInFlight(const string signal_id)
+     {
+      for(int i = 0; i < ArraySize(m_journal.entries); i++)
+         if(m_journal.entries[i].state == SB_STATE_TRADING && m_journal.entries[i].signal_id == signal_id &&
+            m_journal.entries[i].action != "open" && m_journal.entries[i].action != "modify")
+            return true;
+      return false;
+     }
+
    //--- pending orders placed for opens: filled (fill report) or gone (error report)
    void              WatchPlaced(void)
      {
@@ -703,7 +714,7 @@ private:
             continue;
          SbTicketInfo info;
          int kind = SbBrokerFind(m_journal.entries[e].ticket, m_magic, info);
-         if(kind == SB_TICKET_ORDER || (kind == SB_TICKET_NONE && !Settled()))
+         if(kind == SB_TICKET_ORDER || (kind == SB_TICKET_NONE && (!Settled() || DeleteInFlight(m_journal.entries[e].signal_id))))
             continue;
          m_journal.entries[e].updated = m_http.clock.Now();
          m_journal.entries[e].state = SB_STATE_DONE;
