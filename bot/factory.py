@@ -21,7 +21,7 @@ from aiogram.utils.i18n import SimpleI18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.chat.commands import commands_for
-from bot.chat.i18n import i18n
+from bot.chat.i18n import DEFAULT_LOCALE, i18n, in_locale
 from bot.chat.middlewares import (
     AnswerCallbackMiddleware,
     DbSessionMiddleware,
@@ -214,20 +214,32 @@ def create_dispatcher(container: Container) -> Dispatcher:
 
 
 async def set_commands(bot: Bot, admin_ids: frozenset[int]) -> None:
-    """Publish the command menu: user commands for all, the full list in admins' chats."""
+    """Publish the command menu: user commands for all, the full list in admins' chats;
+    in English for everyone, and in each other catalog's language for its speakers
+    (Telegram picks the list by the user's language_code)."""
 
-    def as_bot_commands(*, is_admin: bool) -> list[BotCommand]:
-        return [
-            BotCommand(command=c.name, description=str(c.description))
-            for c in commands_for(is_admin=is_admin)
-        ]
+    def as_bot_commands(language: str, *, is_admin: bool) -> list[BotCommand]:
+        with in_locale(language):
+            return [
+                BotCommand(command=c.name, description=str(c.description))
+                for c in commands_for(is_admin=is_admin)
+            ]
 
-    await bot.set_my_commands(as_bot_commands(is_admin=False), scope=BotCommandScopeDefault())
+    languages = [None, *sorted(set(i18n.available_locales) - {DEFAULT_LOCALE})]
+    for language in languages:
+        await bot.set_my_commands(
+            as_bot_commands(language or DEFAULT_LOCALE, is_admin=False),
+            scope=BotCommandScopeDefault(),
+            language_code=language,
+        )
     for admin_id in sorted(admin_ids):
         try:
-            await bot.set_my_commands(
-                as_bot_commands(is_admin=True), scope=BotCommandScopeChat(chat_id=admin_id)
-            )
+            for language in languages:
+                await bot.set_my_commands(
+                    as_bot_commands(language or DEFAULT_LOCALE, is_admin=True),
+                    scope=BotCommandScopeChat(chat_id=admin_id),
+                    language_code=language,
+                )
         except TelegramBadRequest as exc:
             # An admin who never opened the bot has no chat yet.
             logger.warning("admin commands not set for %s: %s", admin_id, exc.message)

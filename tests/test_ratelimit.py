@@ -57,6 +57,14 @@ async def test_the_eleventh_message_in_a_minute_gets_one_notice_then_silence(
     assert await chat.send(8001, "/help") == [SLOW_DOWN_6S]
 
 
+async def test_the_notice_is_in_the_users_language(chat: Chat) -> None:
+    for _ in range(10):
+        await chat.send(8002, "/help", language_code="ru")
+    assert await chat.send(8002, "/help", language_code="ru") == [
+        "Не так быстро: попробуйте снова через 6 с."
+    ]
+
+
 async def test_users_have_buckets_of_their_own(chat: Chat) -> None:
     for _ in range(11):
         await chat.send(8002, "/help")

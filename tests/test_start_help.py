@@ -197,7 +197,18 @@ async def test_failing_button_answered_once_with_reason(chat: Chat) -> None:
 async def test_set_commands_for_users_and_admins(bot: Bot, fake_api: FakeBotAPI) -> None:
     await set_commands(bot, frozenset({ADMIN_ID}))
     calls = fake_api.sent("setMyCommands")
-    assert len(calls) == 2
-    assert calls[0].params["scope"] == {"type": "default"}
+    assert [(c.params["scope"]["type"], c.params.get("language_code")) for c in calls] == [
+        ("default", None),
+        ("default", "ru"),
+        ("chat", None),
+        ("chat", "ru"),
+    ]
     assert [c["command"] for c in calls[0].params["commands"]][:2] == ["start", "help"]
-    assert calls[1].params["scope"] == {"type": "chat", "chat_id": ADMIN_ID}
+    assert calls[0].params["commands"][1]["description"] == "What this bot can do"
+    # Russian speakers get the same commands described in Russian.
+    assert [c["command"] for c in calls[1].params["commands"]] == [
+        c["command"] for c in calls[0].params["commands"]
+    ]
+    assert calls[1].params["commands"][1]["description"] != "What this bot can do"
+    assert calls[2].params["scope"] == {"type": "chat", "chat_id": ADMIN_ID}
+    assert len(calls[2].params["commands"]) > len(calls[0].params["commands"])

@@ -13,6 +13,7 @@ from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TelegramUser
 
 from bot.chat import texts
+from bot.chat.i18n import in_locale
 from bot.infra.ratelimit import RateLimiter, Verdict
 from bot.infra.updatelog import Outcome, UpdateTrace
 
@@ -59,12 +60,15 @@ class RateLimitMiddleware(BaseMiddleware):
         if trace is not None:
             trace.outcome = Outcome.THROTTLED
         if verdict.notify:
-            await self._tell(event, verdict)
+            await self._tell(event, verdict, user.language_code)
         return None
 
     @staticmethod
-    async def _tell(update: Update, verdict: Verdict) -> None:
-        text = texts.slow_down(verdict.retry_after_seconds)
+    async def _tell(update: Update, verdict: Verdict, language: str | None) -> None:
+        # Before the i18n middleware (a throttled update goes no further): the user's
+        # language is set here.
+        with in_locale(language):
+            text = texts.slow_down(verdict.retry_after_seconds)
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer(text)
