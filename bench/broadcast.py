@@ -45,6 +45,7 @@ from bot.config import Settings, SignalsSettings
 from bot.domain.signal_dto import ApprovalDTO, SignalDTO
 from bot.domain.signal_rules import validate_new_signal
 from bot.factory import create_bot, create_container
+from bot.infra.heap import freeze_startup_heap
 from db.migrate import upgrade
 from db.models import Approval, User
 
@@ -52,15 +53,21 @@ TOKEN = "123456789:" + "B" * 35
 
 
 class Timed:
-    """Wall and CPU seconds of one phase."""
+    """Wall and CPU seconds of one phase.
+
+    What exists when the phase starts is frozen out of the collector's walks, as the bot
+    does with its start-up heap before serving (bot/infra/heap.py, bot/app.py); the same
+    for every phase, aiogram's alone included."""
 
     def __init__(self) -> None:
-        gc.collect()
+        freeze_startup_heap()
         self.wall = time.perf_counter()
         self.cpu = time.process_time()
 
     def done(self) -> tuple[float, float]:
-        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        gc.unfreeze()
+        return wall, cpu
 
 
 CONCURRENCY = 50
