@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -271,9 +271,9 @@ def create_router() -> Router:
     router.callback_query.register(open_pressed, review(F.action == PayoutReviewAction.OPEN))
     router.callback_query.register(approve_pressed, review(F.action == PayoutReviewAction.APPROVE))
     router.callback_query.register(reject_pressed, review(F.action == PayoutReviewAction.REJECT))
-    router.message.register(reason_entered, ReviewForm.reason, PLAIN_TEXT)
+    router.message.register(reason_entered, StateFilter(ReviewForm.reason), PLAIN_TEXT)
     router.callback_query.register(paid_pressed, review(F.action == PayoutReviewAction.PAID))
-    router.message.register(reference_entered, ReviewForm.reference, PLAIN_TEXT)
+    router.message.register(reference_entered, StateFilter(ReviewForm.reference), PLAIN_TEXT)
     router.callback_query.register(
         no_reference_pressed, review(F.action == PayoutReviewAction.PAID_NO_REFERENCE)
     )

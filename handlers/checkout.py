@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import PlanCallback
+from bot.chat.filters import Is
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.domain.checkout import (
@@ -169,6 +170,6 @@ def create_router() -> Router:
     router.message.register(cmd_subscribe, Command("subscribe"))
     router.callback_query.register(plan_pressed, PlanCallback.filter())
     router.pre_checkout_query.register(pre_checkout)
-    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(successful_payment, Is(F.successful_payment))
     router.message.register(cmd_paysupport, Command("paysupport"))
     return router

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.chat.filters import Is
 from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import DevicesSettings
@@ -278,7 +279,7 @@ def create_router() -> Router:
     router.callback_query.register(show_menu, DeviceCb.filter(F.action == DeviceAction.MENU))
     router.callback_query.register(show_symbols, DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
     router.callback_query.register(ask_value, DeviceCb.filter(F.action.in_(FIELDS)))
-    router.message.register(got_value, StateFilter(EditDevice), F.text)
+    router.message.register(got_value, StateFilter(EditDevice), Is(F.text))
     router.message.register(value_not_text, StateFilter(EditDevice))
     router.callback_query.register(
         pause_or_resume, DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME}))

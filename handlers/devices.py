@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router, html
 from aiogram.enums import ChatType
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
+from bot.chat.filters import Is
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.container import Container
@@ -162,8 +163,10 @@ def create_router() -> Router:
     router.message.register(cmd_devices, Command("devices"))
     router.callback_query.register(show_list, DevicesCb.filter(F.action == DevicesAction.LIST))
     router.callback_query.register(start_adding, DevicesCb.filter(F.action == DevicesAction.ADD))
-    router.message.register(got_name, AddDevice.name, F.text)
-    router.message.register(name_not_text, AddDevice.name)
-    router.message.register(platform_not_pressed, AddDevice.platform)
-    router.callback_query.register(got_platform, DevicePlatformCb.filter(), AddDevice.platform)
+    router.message.register(got_name, StateFilter(AddDevice.name), Is(F.text))
+    router.message.register(name_not_text, StateFilter(AddDevice.name))
+    router.message.register(platform_not_pressed, StateFilter(AddDevice.platform))
+    router.callback_query.register(
+        got_platform, DevicePlatformCb.filter(), StateFilter(AddDevice.platform)
+    )
     return router

@@ -8,6 +8,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.chat import texts
 from bot.chat.commands import is_admin_command
+from bot.chat.filters import Is
 
 
 async def unknown_command(message: Message) -> None:
@@ -28,7 +29,7 @@ async def stale_button(_query: CallbackQuery, callback_answer: CallbackAnswer) -
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(unknown_command, Is(F.text.startswith("/")))
     router.message.register(stray_message)
     router.callback_query.register(stale_button)
     return router

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from aiogram import F, Router, html
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts, views
 from bot.chat.callbacks import PayoutAction, PayoutCallback, PayoutHistoryCallback
-from bot.chat.filters import PLAIN_TEXT
+from bot.chat.filters import PLAIN_TEXT, Is
 from bot.chat.tell import Tell
 from bot.config import Settings
 from bot.domain.money import Money
@@ -274,11 +274,11 @@ def create_router() -> Router:
     router.callback_query.register(
         method_chosen, PayoutCallback.filter(F.action == PayoutAction.METHOD)
     )
-    router.message.register(destination_entered, PayoutForm.destination, PLAIN_TEXT)
-    router.message.register(amount_entered, PayoutForm.amount, PLAIN_TEXT)
+    router.message.register(destination_entered, StateFilter(PayoutForm.destination), PLAIN_TEXT)
+    router.message.register(amount_entered, StateFilter(PayoutForm.amount), PLAIN_TEXT)
     router.callback_query.register(all_pressed, PayoutCallback.filter(F.action == PayoutAction.ALL))
-    router.message.register(not_text, PayoutForm.destination, ~F.text)
-    router.message.register(not_text, PayoutForm.amount, ~F.text)
+    router.message.register(not_text, StateFilter(PayoutForm.destination), Is(~F.text))
+    router.message.register(not_text, StateFilter(PayoutForm.amount), Is(~F.text))
     router.callback_query.register(
         confirm_pressed, PayoutCallback.filter(F.action == PayoutAction.CONFIRM)
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiogram import Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -244,5 +244,5 @@ def create_router() -> Router:
     router.callback_query.register(on_draft, SignalDraftCb.filter())
     router.message.register(cmd_signals, Command("signals"))
     router.callback_query.register(on_manage, SignalManageCb.filter())
-    router.message.register(on_levels, SignalEdit.levels, PLAIN_TEXT)
+    router.message.register(on_levels, StateFilter(SignalEdit.levels), PLAIN_TEXT)
     return router

@@ -9,6 +9,7 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message, Update
 
+from bot.chat.filters import Is
 from bot.infra.updatelog import UpdateTrace
 from tests.fake_bot_api import message_update
 
@@ -67,3 +68,32 @@ async def test_filters_decide_which_handler_takes_a_message(bot: Bot) -> None:
     await state.set_state(Form.name)
     await feed({"update_id": 3, **message_update(5, "Alice", message_id=13)})
     assert seen == [("command", 11), ("form", 13)]  # 12 matched nothing
+
+
+def test_every_filter_of_ours_is_awaited_on_the_loop(dp: Dispatcher) -> None:
+    """aiogram runs a filter that is a plain callable (a bare ``F...``, a ``State``) on its
+    thread pool, a hop per update and handler that costs more than the check: ours are
+    ``Is(F...)``, ``StateFilter(...)`` or other ``Filter`` classes (bot/chat/filters.py)."""
+    hopping: list[str] = []
+    checked = 0
+    routers: list[Router] = [dp]
+    while routers:
+        router = routers.pop()
+        routers.extend(router.sub_routers)
+        for name, observer in router.observers.items():
+            for handler in observer.handlers:
+                for item in handler.filters or ():
+                    checked += 1
+                    if not item.awaitable:
+                        hopping.append(f"{router.name}.{name}: {item.callback!r}")
+    assert checked > 50
+    assert hopping == []
+
+
+def test_a_bare_magic_filter_would_be_found() -> None:
+    router = Router(name="sample")
+    router.message.register(lambda message: None, F.text)
+    router.message.register(lambda message: None, Is(F.text))
+    [bare, wrapped] = router.message.handlers
+    assert [f.awaitable for f in bare.filters or ()] == [False]
+    assert [f.awaitable for f in wrapped.filters or ()] == [True]
