@@ -185,8 +185,8 @@ def create_dispatcher(container: Container) -> Dispatcher:
     tell = Tell(container.outbox)
     # Every long-lived service reaches handlers by its field name (aiogram's injection).
     services = {field.name: getattr(container, field.name) for field in fields(container)}
-    services.pop("bot", None)  # feed_update passes the bot of each update
-    services.setdefault("admin_ids", frozenset(settings.telegram.admin_ids))
+    services.pop("bot")  # feed_update passes the bot of each update
+    services["admin_ids"] = container.admin_ids
     dp = Dispatcher(storage=create_storage(settings), **services, container=container, tell=tell)
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
@@ -196,11 +196,12 @@ def create_dispatcher(container: Container) -> Dispatcher:
     dp.update.outer_middleware(inflight)
     dp.update.outer_middleware(DbSessionMiddleware(container.sessionmaker))
     dp.update.outer_middleware(InboxMiddleware(container.clock))
-    if settings.rate_limit.enabled and container.rate_limiter is not None:
+    if settings.rate_limit.enabled:
         dp.update.outer_middleware(RateLimitMiddleware(container.rate_limiter, container.admin_ids))
-    blocked = container.notifier.blocked if container.notifier is not None else None
     dp.update.outer_middleware(
-        UserMiddleware(container.admin_ids, container.clock, blocked, container.user_cache)
+        UserMiddleware(
+            container.admin_ids, container.clock, container.blocked_users, container.user_cache
+        )
     )
     handler_names = HandlerNameMiddleware()
     for name, observer in dp.observers.items():
