@@ -262,6 +262,8 @@ class Signal(Base):
     stop_loss: Mapped[Decimal | None] = mapped_column(PRICE)
     take_profit: Mapped[list[str]] = mapped_column(JSON, default=list)
     comment: Mapped[str | None] = mapped_column(String(500))
+    # The provider's market price when it made the signal (EA_PROTOCOL 5.6).
+    reference_price: Mapped[Decimal | None] = mapped_column(PRICE)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(16), default="open")
@@ -307,6 +309,7 @@ class UserSettings(Base):
     auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
     notify_fills: Mapped[bool] = mapped_column(Boolean, default=True)
     notify_errors: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_closes: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -338,6 +341,91 @@ class Device(Base):
     key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Trade management (EA_PROTOCOL 5.2), sent to v1.1 devices only; a v1 device trades
+    # ``lot_size`` with every take profit in one list, as before.
+    # Sizing: ``fixed`` (lot_size), ``risk_percent`` (risk_percent of risk_of) or
+    # ``risk_money`` (risk_money_minor, hundredths of the account currency); max_lots caps
+    # every mode (NULL: no cap of ours).
+    sizing_mode: Mapped[str] = mapped_column(String(16), default="fixed")
+    risk_percent: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))
+    risk_of: Mapped[str] = mapped_column(String(8), default="balance")
+    risk_money_minor: Mapped[int | None] = mapped_column(BigInteger)
+    max_lots: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    # Take profits: ``first`` (one position, take_profit[0]) or ``split`` (one leg per TP);
+    # tp_shares: the owner's shares as decimal strings (NULL: equal shares).
+    tp_mode: Mapped[str] = mapped_column(String(8), default="first")
+    tp_shares: Mapped[list[str] | None] = mapped_column(JSON)
+    # Breakeven after leg n (0-based; NULL: off) with an offset; trailing (NULL: off).
+    breakeven_after_leg: Mapped[int | None] = mapped_column(Integer)
+    breakeven_offset_points: Mapped[int] = mapped_column(Integer, default=0)
+    trailing_distance_points: Mapped[int | None] = mapped_column(Integer)
+    trailing_step_points: Mapped[int] = mapped_column(Integer, default=0)
+    trailing_start: Mapped[str] = mapped_column(String(16), default="at_open")
+    # Guards for market opens (NULL: off).
+    max_spread_points: Mapped[int | None] = mapped_column(Integer)
+    max_distance_points: Mapped[int | None] = mapped_column(Integer)
+    # Protections, checked by the server before an open is issued (NULL/empty: off).
+    max_open_positions: Mapped[int | None] = mapped_column(Integer)
+    daily_loss_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    symbols_allowed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    symbols_denied: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # {"days": [0..6 (Monday 0)], "start": "HH:MM", "end": "HH:MM"} in UTC; NULL: any time.
+    trading_hours: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    loss_limit_tripped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    loss_limit_resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DeviceState(Base):
+    """The latest ``POST /api/v1/ea/state`` of a device (EA_PROTOCOL 5.1); each replaces the last.
+
+    A device with a row whose ``protocol`` is ``1.1`` is a v1.1 device: its opens carry the
+    fields of 5.2 and it may get ``close_all``. Money figures are the account currency's
+    decimals as the EA sent them; ``positions`` and ``symbols`` are the EA's lists, as sent.
+    """
+
+    __tablename__ = "device_states"
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    protocol: Mapped[str] = mapped_column(String(8))
+    ea_name: Mapped[str] = mapped_column(String(64))
+    ea_version: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(16))
+    build: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(8))
+    balance: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    equity: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    margin_free: Mapped[Decimal] = mapped_column(Numeric(20, 8))
+    leverage: Mapped[int] = mapped_column(Integer)
+    trade_allowed: Mapped[bool] = mapped_column(Boolean)
+    company: Mapped[str | None] = mapped_column(String(128))
+    server: Mapped[str | None] = mapped_column(String(128))
+    positions: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    symbols: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeviceAlert(Base):
+    """A health alert of one device and one cause, told to the owner once per cause.
+
+    ``cause``: never_seen, offline, bad_signature, stale_clock, trade_disabled. ``count``
+    and ``first_at`` count occurrences in the current window; ``raised_at`` is set when
+    the owner was told, ``cleared_at`` when the cause went away (a new occurrence after
+    that may be told again). ``detail`` holds the figures the message names.
+    """
+
+    __tablename__ = "device_alerts"
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    cause: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
 # --- instructions and execution reports ---
@@ -359,10 +447,11 @@ class Instruction(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    # NULL only for close_all, which belongs to no signal.
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    action: Mapped[str] = mapped_column(String(8))
-    symbol: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str | None] = mapped_column(String(64))
     side: Mapped[str | None] = mapped_column(String(4))
     order_type: Mapped[str | None] = mapped_column(String(8))
     entry: Mapped[Decimal | None] = mapped_column(PRICE)
@@ -374,6 +463,13 @@ class Instruction(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # v1.1 opens only (EA_PROTOCOL 5.2), frozen at issue time; NULL for a v1 device.
+    sizing: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    legs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    management: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    guards: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    # state ``skipped``: a protection refused the open (never served); the reason's code.
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class ExecutionRecord(Base):
@@ -405,6 +501,44 @@ class ExecutionRecord(Base):
     code: Mapped[int | None] = mapped_column(BigInteger)
     message: Mapped[str | None] = mapped_column(String(500))
     executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PositionEvent(Base):
+    """A position event of a v1.1 device (EA_PROTOCOL 5.4): closed, sl_moved or tp_moved.
+
+    ``instruction_id`` is the ``open`` the position belongs to. ``report_id`` shares the
+    device's report-id space with execution records' idempotency rules (201 / 200
+    duplicate with the same ``content_hash`` / 409 otherwise). ``reason`` is set for
+    ``closed`` (tp, sl, stop_out, manual, close_all, expert).
+    """
+
+    __tablename__ = "position_events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "report_id"),
+        Index("ix_position_events_signal_id_device_id", "signal_id", "device_id"),
+        Index("ix_position_events_device_id_executed_at", "device_id", "executed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    report_id: Mapped[str] = mapped_column(String(64))
+    instruction_id: Mapped[int] = mapped_column(
+        ForeignKey("instructions.id", ondelete="CASCADE"), index=True
+    )
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    leg: Mapped[int | None] = mapped_column(Integer)
+    ticket: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(16))
+    price: Mapped[Decimal | None] = mapped_column(PRICE)
+    volume: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    profit: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    stop_loss: Mapped[Decimal | None] = mapped_column(PRICE)
+    take_profit: Mapped[Decimal | None] = mapped_column(PRICE)
+    executed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     content_hash: Mapped[str] = mapped_column(String(64))
 

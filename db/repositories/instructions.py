@@ -332,7 +332,7 @@ class InstructionRepository:
                 .order_by(Device.id, Instruction.id, ExecutionRecord.id)
             )
             for row in (await self.session.execute(query)).all():
-                if (int(row[0]), int(row[1])) in wanted:
+                if (row[0], row[1]) in wanted:
                     found.append(ReportRow(*tuple(row)))
         return found
 
