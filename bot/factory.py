@@ -145,7 +145,7 @@ def _services(
             subscriber_check=active_subscribers,
             wake_device=device_hub.notify,
         ),
-        reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox, publisher=publisher),
+        reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox),
         broadcast=broadcast,
         device_keys=DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast),
         device_hub=device_hub,

@@ -37,13 +37,15 @@ from bot.lifecycle import ShuttingDown
 from db.repositories.instructions import InstructionRepository, ReportTarget
 
 if TYPE_CHECKING:
-    from bot.domain.publishing import SignalPublisher
     from bot.infra.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
 # Reports stored per transaction at most (bounded statements and parameters).
 MAX_BATCH = 500
+# How long a writer under load waits for the requests its last commit answered to come
+# back (see ReportDesk._gather).
+LINGER = 0.001
 _STATE_OF_REPORT = {ReportKind.ACK: "acked", ReportKind.FILL: "filled", ReportKind.ERROR: "errored"}
 
 
@@ -129,14 +131,12 @@ class ReportDesk:
         clock: Clock,
         *,
         outbox: Outbox | None = None,
-        publisher: SignalPublisher | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.outbox = outbox
-        self.publisher = publisher
         self.max_batch = max_batch
         self._queue: list[_Queued] = []
         self._queued = asyncio.Event()
@@ -144,6 +144,8 @@ class ReportDesk:
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
         self._closing = False
+        self._last_batch = 0
+        self._last_commit = -math.inf
 
     @property
     def waiting(self) -> int:
@@ -169,9 +171,40 @@ class ReportDesk:
             await self._queued.wait()
             self._queued.clear()
             while self._queue:
+                await self._gather()
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
+                self._last_batch = len(batch)
                 await self._write(batch)
+                self._last_commit = asyncio.get_running_loop().time()
+
+    async def _gather(self) -> None:
+        """Let the requests already being read join the batch: yield to the loop while
+        the queue keeps growing (each yield runs the handlers that are ready, which costs
+        microseconds; there is no timer, so an idle server still answers at once).
+
+        Under load, the requests answered by the last commit come back a moment later:
+        while the queue holds fewer than the last batch, the writer waits for them
+        up to LINGER s (one loop tick), rather than committing a batch of one or two and
+        then another for the rest. A lone report after a quiet moment never waits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER
+        while True:
+            queued = len(self._queue)
+            if queued >= self.max_batch:
+                return
+            await asyncio.sleep(0)
+            if len(self._queue) > queued:
+                continue
+            if (
+                len(self._queue) >= self._last_batch
+                or loop.time() >= deadline
+                or loop.time() - self._last_commit > LINGER
+            ):
+                return
+            self._queued.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queued.wait(), deadline - loop.time())
 
     async def _write(self, batch: list[_Queued]) -> None:
         outcomes: Sequence[Outcome | Exception]
@@ -277,14 +310,15 @@ class ReportDesk:
     async def _announce(self, session: AsyncSession, stored: Sequence[_Stored]) -> None:
         """Queue, in the reports' own transaction, the edits of the signals' messages and
         the owners' notices: they go out once the reports are stored, never before."""
-        if self.publisher is not None:
-            approval_ids = {
-                item.target.approval_id for item in stored if item.target.approval_id is not None
-            }
-            await self.publisher.refresh(session, approval_ids)
-        if self.outbox is not None:
-            notices = [notice for item in stored if (notice := _notice(item.target, item.report))]
-            await self.outbox.notice_many(session, notices)
+        if self.outbox is None:
+            return
+        approvals = [
+            (item.target.approval_id, item.target.owner_id)
+            for item in stored
+            if item.target.approval_id is not None
+        ]
+        notices = [notice for item in stored if (notice := _notice(item.target, item.report))]
+        await self.outbox.refresh_and_notice(session, approvals, notices)
 
     async def drain(self) -> None:
         """Let queued reports finish (shutdown, tests)."""
