@@ -208,20 +208,14 @@ class Outbox:
         )
         await self._add(session, [row])
 
-    async def announce(
-        self,
-        session: AsyncSession,
-        approvals: Sequence[tuple[int, int]],
-        not_after: datetime,
-    ) -> None:
-        """A signal's message for each (approval id, user id), rendered when sent; worth
-        sending until ``not_after`` (the signal's end)."""
-        now = self.clock()
-        rows = [
-            self._row(user_id, APPROVAL, now, not_after, approval_id=approval_id)
-            for approval_id, user_id in approvals
-        ]
-        await self._add(session, rows)
+    async def announce(self, session: AsyncSession, signal_id: int, not_after: datetime) -> None:
+        """A signal's message for each of its approvals, rendered when sent; worth
+        sending until ``not_after`` (the signal's end). One statement, however many
+        recipients: the rows are made from the approvals in the database."""
+        if await OutboxRepository(session).add_for_approvals(
+            signal_id, APPROVAL, self.clock(), not_after
+        ):
+            after_commit(session, self._wake)
 
     async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
         """These approvals' messages must show what is stored now (after the commit)."""
