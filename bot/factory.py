@@ -61,13 +61,15 @@ from handlers import create_routers
 logger = logging.getLogger(__name__)
 
 
+def bot_defaults() -> DefaultBotProperties:
+    """What every message of the bot carries unless it says otherwise: HTML, no link
+    previews (setup steps name URLs that must not unfold into cards)."""
+    return DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+
+
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
-    bot = Bot(
-        token=settings.require_bot_token(),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+    bot = Bot(token=settings.require_bot_token(), session=session, default=bot_defaults())
     # An update's read-only transaction is let go of before any wait on Telegram...
     bot.session.middleware(release_database_first)
     # ...and every message the bot sends or edits goes through the one rate-limited path.
