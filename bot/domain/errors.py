@@ -53,7 +53,7 @@ class ErrorCode(StrEnum):
     # signals
     SIGNAL_NOT_FOUND = "signal_not_found"
     SIGNAL_NOT_OPEN = "signal_not_open"  # state
-    SIGNAL_SYNTAX = "signal_syntax"  # problem (the provider API's English sentence)
+    SIGNAL_SYNTAX = "signal_syntax"  # problem (a SyntaxProblem), word, field
     SIGNAL_INVALID = "signal_invalid"  # fields: field -> problem (likewise)
     # the device protocol (answered by the side server, never in the chat)
     UNKNOWN_INSTRUCTION = "unknown_instruction"

@@ -33,6 +33,7 @@ from bot.domain.signal_rules import decimal_or_none
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.reports import Report, ReportKind
 from bot.infra.clock import Clock
+from bot.infra.group_commit import Gathering
 from bot.lifecycle import ShuttingDown
 from db.repositories.instructions import InstructionRepository, ReportTarget
 
@@ -43,9 +44,6 @@ logger = logging.getLogger(__name__)
 
 # Reports stored per transaction at most (bounded statements and parameters).
 MAX_BATCH = 500
-# How long a writer under load waits for the requests its last commit answered to come
-# back (see ReportDesk._gather).
-LINGER = 0.001
 _STATE_OF_REPORT = {ReportKind.ACK: "acked", ReportKind.FILL: "filled", ReportKind.ERROR: "errored"}
 
 
@@ -144,8 +142,7 @@ class ReportDesk:
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
         self._closing = False
-        self._last_batch = 0
-        self._last_commit = -math.inf
+        self._gathering = Gathering()
 
     @property
     def waiting(self) -> int:
@@ -171,40 +168,12 @@ class ReportDesk:
             await self._queued.wait()
             self._queued.clear()
             while self._queue:
-                await self._gather()
+                # Under load, the requests the last commit answered come back first.
+                await self._gathering.wait(self._queue.__len__, self._queued, self.max_batch)
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                self._last_batch = len(batch)
                 await self._write(batch)
-                self._last_commit = asyncio.get_running_loop().time()
-
-    async def _gather(self) -> None:
-        """Let the requests already being read join the batch: yield to the loop while
-        the queue keeps growing (each yield runs the handlers that are ready, which costs
-        microseconds; there is no timer, so an idle server still answers at once).
-
-        Under load, the requests answered by the last commit come back a moment later:
-        while the queue holds fewer than the last batch, the writer waits for them
-        up to LINGER s (one loop tick), rather than committing a batch of one or two and
-        then another for the rest. A lone report after a quiet moment never waits."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LINGER
-        while True:
-            queued = len(self._queue)
-            if queued >= self.max_batch:
-                return
-            await asyncio.sleep(0)
-            if len(self._queue) > queued:
-                continue
-            if (
-                len(self._queue) >= self._last_batch
-                or loop.time() >= deadline
-                or loop.time() - self._last_commit > LINGER
-            ):
-                return
-            self._queued.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queued.wait(), deadline - loop.time())
+                self._gathering.committed(len(batch))
 
     async def _write(self, batch: list[_Queued]) -> None:
         outcomes: Sequence[Outcome | Exception]

@@ -9,7 +9,9 @@ from aiogram import html
 from bot.chat.i18n import Text
 from bot.chat.texts.devices import format_lot
 from bot.chat.texts.payouts import state_name
+from bot.chat.texts.signals import SYNTAX_PROBLEMS, syntax_problem
 from bot.domain.errors import AppError, ErrorCode
+from bot.domain.signal_syntax import SignalSyntaxError
 
 MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.NOT_AVAILABLE: Text("This is not available any more."),
@@ -79,10 +81,11 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.SIGNAL_NOT_OPEN: Text("This signal is {state}; it cannot be changed any more."),
     ErrorCode.SIGNAL_INVALID: Text("The signal is not valid: {listing}."),
 }
+# Errors worded per kind of problem (every kind has its sentence).
+BY_PROBLEM = {ErrorCode.SIGNAL_SYNTAX: SYNTAX_PROBLEMS}
 # Errors whose sentence comes with them: the provider API's and the device protocol's
 # (English, part of those contracts), shown as they are.
 AS_SENT = {
-    ErrorCode.SIGNAL_SYNTAX: "problem",
     ErrorCode.UNKNOWN_INSTRUCTION: "message",
     ErrorCode.UNKNOWN_SIGNAL: "message",
     ErrorCode.REPORT_CONFLICT: "message",
@@ -100,6 +103,8 @@ def _param(value: object) -> object:
 
 def error_text(error: AppError) -> str:
     """The user's sentence for a domain error, in the current language."""
+    if isinstance(error, SignalSyntaxError):
+        return syntax_problem(error)
     if error.code in AS_SENT:
         return html.quote(str(error.params[AS_SENT[error.code]]))
     params = {name: _param(value) for name, value in error.params.items()}
