@@ -9,6 +9,7 @@ from aiogram import html
 from bot.chat.i18n import Text
 from bot.chat.texts.devices import format_lot
 from bot.chat.texts.payouts import state_name
+from bot.chat.texts.trading import TRADE_MESSAGES
 from bot.domain.errors import AppError, ErrorCode
 
 MESSAGES: dict[ErrorCode, Text] = {
@@ -78,6 +79,7 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.SIGNAL_NOT_FOUND: Text("There is no such signal."),
     ErrorCode.SIGNAL_NOT_OPEN: Text("This signal is {state}; it cannot be changed any more."),
     ErrorCode.SIGNAL_INVALID: Text("The signal is not valid: {listing}."),
+    **TRADE_MESSAGES,
 }
 # Errors whose sentence comes with them: the provider API's and the device protocol's
 # (English, part of those contracts), shown as they are.
