@@ -6,8 +6,6 @@ device exists, is active and belongs to the presser; anything else is "not avail
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiogram import F, Router, html
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -19,11 +17,9 @@ from bot.chat.device_screens import screen
 from bot.chat.tell import Tell
 from bot.container import Container
 from bot.domain import trade_settings as trade
-from bot.domain.devices import DeviceDTO, DeviceService, issue_close_all
-from bot.domain.trade_settings import trade_view
+from bot.domain.devices import DeviceService, issue_close_all
+from bot.domain.trade_settings import Press, trade_view
 from bot.domain.users import UserDTO
-
-Press = Callable[[DeviceService, int, int], Awaitable[DeviceDTO]]
 
 # A mode button: what it changes, and the screen shown after it.
 MODES: dict[DeviceAction, tuple[Press, DeviceAction]] = {

@@ -14,14 +14,15 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.chat import texts
-from bot.chat.callbacks import DeviceAction, DeviceCb, SettingsCb, SettingsToggle
+from bot.chat.callbacks import DeviceAction, SettingsCb, SettingsToggle
 from bot.container import Container
 from bot.domain.devices import DeviceDTO
 from bot.domain.errors import ErrorCode
 from db.models import Device, DeviceState, Instruction, UserSettings
 from tests.conftest import Chat, FakeClock
 from tests.devices_support import OTHER_ID, OWNER_ID, EAClient, add_device, buttons
-from tests.fake_bot_api import Call, FakeBotAPI, message_update
+from tests.fake_bot_api import Call, FakeBotAPI
+from tests.test_devices_chat import alert, location_update, press_data, shown
 from webhook_server import create_app
 
 # Every column a trade-management setting writes: a refusal must leave all of them alone.
@@ -59,21 +60,6 @@ POSITION = {
     "take_profit": "1.09500",
     "profit": "12.50",
 }
-
-
-def press_data(action: DeviceAction, device: int) -> str:
-    return DeviceCb(action=action, device=device).pack()
-
-
-def alert(calls: list[Call]) -> str | None:
-    answers = [c for c in calls if c.method == "answerCallbackQuery"]
-    assert len(answers) == 1, "every press is answered exactly once"
-    text = answers[0].params.get("text")
-    return str(text) if text is not None else None
-
-
-def shown(calls: list[Call]) -> list[str]:
-    return [str(c.text) for c in calls if c.method in {"sendMessage", "editMessageText"}]
 
 
 def shown_call(calls: list[Call]) -> Call:
@@ -127,13 +113,6 @@ async def report_state(
                 received_at=container.clock() - ago,
             )
         )
-
-
-def location_update(user_id: int) -> dict[str, Any]:
-    update = message_update(user_id, "x")
-    del update["message"]["text"]
-    update["message"]["location"] = {"latitude": 52.5, "longitude": 13.4}
-    return update
 
 
 # --- typed settings: the happy path stores the columns; bad input stores nothing ---
@@ -376,6 +355,17 @@ async def test_settings_switched_off_with_a_dash(chat: Chat, container: Containe
     [card] = shown(await chat.press(OWNER_ID, press_data(DeviceAction.MENU, device.pk)))
     assert "Breakeven: off" in card and "Trailing: off" in card
     assert "Guards: off" in card and "Protections: none" in card
+
+
+async def test_typed_in_russian(chat: Chat, container: Container) -> None:
+    device, _ = await add_device(container, name="Office")
+    await chat.press(OWNER_ID, press_data(DeviceAction.HOURS, device.pk))
+    [refusal] = await chat.send(OWNER_ID, "Пн-Пт 20:00-07:00", language_code="ru")
+    assert refusal.startswith("Конец должен быть позже начала")
+    assert (await row_of(container, device)).trading_hours is None
+    [saved] = await chat.send(OWNER_ID, "пн - пт 07:00 - 20:00", language_code="ru")
+    assert saved.startswith("Сохранено.") and "Часы торговли: Пн–Пт 07:00–20:00 UTC" in saved
+    assert (await row_of(container, device)).trading_hours == HOURS_WEEKDAYS
 
 
 # --- modes chosen with a button ---

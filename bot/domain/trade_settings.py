@@ -41,20 +41,17 @@ _HOURS_RE = re.compile(
 )
 _TIME_RE = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 # English and Russian day names as owners type them (Monday is 0).
-_DAY_NAMES: dict[str, int] = {}
-for _index, _names in enumerate(
-    (
-        ("mon", "monday", "пн", "пон", "понедельник"),
-        ("tue", "tues", "tuesday", "вт", "вто", "вторник"),
-        ("wed", "wednesday", "ср", "сре", "среда"),
-        ("thu", "thur", "thurs", "thursday", "чт", "чет", "четверг"),
-        ("fri", "friday", "пт", "пят", "пятница"),
-        ("sat", "saturday", "сб", "суб", "суббота"),
-        ("sun", "sunday", "вс", "вос", "воскресенье"),
-    )
-):
-    for _name in _names:
-        _DAY_NAMES[_name] = _index
+_DAY_SPELLINGS = (
+    ("mon", "monday", "пн", "пон", "понедельник"),
+    ("tue", "tues", "tuesday", "вт", "вто", "вторник"),
+    ("wed", "wednesday", "ср", "сре", "среда"),
+    ("thu", "thur", "thurs", "thursday", "чт", "чет", "четверг"),
+    ("fri", "friday", "пт", "пят", "пятница"),
+    ("sat", "saturday", "сб", "суб", "суббота"),
+    ("sun", "sunday", "вс", "вос", "воскресенье"),
+)
+_DAY_NAMES = {name: day for day, names in enumerate(_DAY_SPELLINGS) for name in names}
+_DAY_DASH = re.compile(r"\s*[-–—]\s*")
 _EVERY_DAY = ("daily", "every day", "ежедневно", "каждый день")
 
 
@@ -396,7 +393,7 @@ def _days(text: str | None) -> tuple[int, ...] | None:
     if text is None or text.strip().lower() in _EVERY_DAY:
         return tuple(range(7))
     days: set[int] = set()
-    for part in _SEPARATORS.split(text.strip().lower()):
+    for part in _SEPARATORS.split(_DAY_DASH.sub("-", text.strip().lower())):
         if not part:
             continue
         first, dash, last = part.partition("-")
@@ -427,112 +424,73 @@ def parse_trading_hours(text: str) -> TradingHours | None:
 
 # --- setters: (DeviceService, owner, device, text) → the device, as the chat's fields call them
 
-
-Change = Callable[[Device], None]
+Values = Mapping[str, object]  # column → value
+Parse = Callable[[str, "DeviceService"], Values]
 Setter = Callable[["DeviceService", int, int, str], Awaitable[DeviceDTO]]
 
 
-def _setter(parse: Callable[[str, DeviceService], Change]) -> Setter:
+def _store(values: Values) -> Callable[[Device], None]:
+    def change(device: Device) -> None:
+        for column, value in values.items():
+            setattr(device, column, value)
+
+    return change
+
+
+def _setter(parse: Parse) -> Setter:
     """A setter that checks the device first (a device that is gone says so, whatever was
-    typed), then parses the text, then changes the device."""
+    typed), then parses the text (a refusal changes nothing), then stores the columns."""
 
     async def setter(service: DeviceService, owner_id: int, device_pk: int, text: str) -> DeviceDTO:
-        def change(device: Device) -> None:
-            parse(text, service)(device)
-
-        return await service.update(owner_id, device_pk, change)
+        return await service.update(
+            owner_id, device_pk, lambda device: _store(parse(text, service))(device)
+        )
 
     return setter
 
 
-def _risk_percent(of: RiskOf) -> Callable[[str, DeviceService], Change]:
-    def parse(text: str, _service: DeviceService) -> Change:
-        percent = parse_risk_percent(text)
-
-        def change(device: Device) -> None:
-            device.sizing_mode = SizingMode.RISK_PERCENT.value
-            device.risk_of = of.value
-            device.risk_percent = percent
-
-        return change
-
-    return parse
+def _column(name: str, parse: Callable[[str], object]) -> Parse:
+    return lambda text, _service: {name: parse(text)}
 
 
-def _risk_money(text: str, _service: DeviceService) -> Change:
-    minor = parse_money_minor(text)
-
-    def change(device: Device) -> None:
-        device.sizing_mode = SizingMode.RISK_MONEY.value
-        device.risk_money_minor = minor
-
-    return change
+def _risk_percent(of: RiskOf) -> Parse:
+    return lambda text, _service: {
+        "risk_percent": parse_risk_percent(text),
+        "sizing_mode": SizingMode.RISK_PERCENT.value,
+        "risk_of": of.value,
+    }
 
 
-def _max_lots(text: str, service: DeviceService) -> Change:
-    lots = parse_max_lots(text, service)
-
-    def change(device: Device) -> None:
-        device.max_lots = lots
-
-    return change
+def _risk_money(text: str, _service: DeviceService) -> Values:
+    return {
+        "risk_money_minor": parse_money_minor(text),
+        "sizing_mode": SizingMode.RISK_MONEY.value,
+    }
 
 
-def _tp_shares(text: str, _service: DeviceService) -> Change:
-    shares = parse_tp_shares(text)
-
-    def change(device: Device) -> None:
-        device.tp_mode = TpMode.SPLIT.value
-        device.tp_shares = shares
-
-    return change
+def _tp_shares(text: str, _service: DeviceService) -> Values:
+    return {"tp_shares": parse_tp_shares(text), "tp_mode": TpMode.SPLIT.value}
 
 
-def _breakeven(text: str, _service: DeviceService) -> Change:
-    parsed = parse_breakeven(text)
-
-    def change(device: Device) -> None:
-        device.breakeven_after_leg = None if parsed is None else parsed[0]
-        device.breakeven_offset_points = 0 if parsed is None else parsed[1]
-
-    return change
+def _breakeven(text: str, _service: DeviceService) -> Values:
+    leg, offset = parse_breakeven(text) or (None, 0)
+    return {"breakeven_after_leg": leg, "breakeven_offset_points": offset}
 
 
-def _trailing(text: str, _service: DeviceService) -> Change:
-    parsed = parse_trailing(text)
-
-    def change(device: Device) -> None:
-        device.trailing_distance_points = None if parsed is None else parsed[0]
-        device.trailing_step_points = 0 if parsed is None else parsed[1]
-
-    return change
+def _trailing(text: str, _service: DeviceService) -> Values:
+    distance, step = parse_trailing(text) or (None, 0)
+    return {"trailing_distance_points": distance, "trailing_step_points": step}
 
 
-def _column(name: str, parse: Callable[[str], object]) -> Callable[[str, DeviceService], Change]:
-    def parse_for(text: str, _service: DeviceService) -> Change:
-        value = parse(text)
-
-        def change(device: Device) -> None:
-            setattr(device, name, value)
-
-        return change
-
-    return parse_for
-
-
-def _hours(text: str, _service: DeviceService) -> Change:
+def _hours(text: str, _service: DeviceService) -> Values:
     hours = parse_trading_hours(text)
-
-    def change(device: Device) -> None:
-        device.trading_hours = None if hours is None else hours.as_json()
-
-    return change
+    return {"trading_hours": None if hours is None else hours.as_json()}
 
 
 set_risk_percent_of_balance = _setter(_risk_percent(RiskOf.BALANCE))
 set_risk_percent_of_equity = _setter(_risk_percent(RiskOf.EQUITY))
 set_risk_money = _setter(_risk_money)
-set_max_lots = _setter(_max_lots)
+set_max_lots = _setter(lambda text, service: {"max_lots": parse_max_lots(text, service)})
 set_tp_shares = _setter(_tp_shares)
 set_breakeven = _setter(_breakeven)
 set_trailing = _setter(_trailing)
@@ -547,36 +505,26 @@ set_trading_hours = _setter(_hours)
 
 # --- presses: a mode chosen with a button ---
 
-
-async def set_fixed_sizing(service: DeviceService, owner_id: int, device_pk: int) -> DeviceDTO:
-    def change(device: Device) -> None:
-        device.sizing_mode = SizingMode.FIXED.value
-
-    return await service.update(owner_id, device_pk, change)
+Press = Callable[["DeviceService", int, int], Awaitable[DeviceDTO]]
 
 
-async def set_tp_first(service: DeviceService, owner_id: int, device_pk: int) -> DeviceDTO:
-    def change(device: Device) -> None:
-        device.tp_mode = TpMode.FIRST.value
-        device.tp_shares = None
+def _press(values: Values) -> Press:
+    async def press(service: DeviceService, owner_id: int, device_pk: int) -> DeviceDTO:
+        return await service.update(owner_id, device_pk, _store(values))
 
-    return await service.update(owner_id, device_pk, change)
+    return press
 
 
-async def set_tp_equal(service: DeviceService, owner_id: int, device_pk: int) -> DeviceDTO:
-    def change(device: Device) -> None:
-        device.tp_mode = TpMode.SPLIT.value
-        device.tp_shares = None
-
-    return await service.update(owner_id, device_pk, change)
+set_fixed_sizing = _press({"sizing_mode": SizingMode.FIXED.value})
+set_tp_first = _press({"tp_mode": TpMode.FIRST.value, "tp_shares": None})
+set_tp_equal = _press({"tp_mode": TpMode.SPLIT.value, "tp_shares": None})
 
 
 async def toggle_trailing_start(service: DeviceService, owner_id: int, device_pk: int) -> DeviceDTO:
     def change(device: Device) -> None:
+        after = device.trailing_start == TrailingStart.AT_OPEN.value
         device.trailing_start = (
-            TrailingStart.AFTER_BREAKEVEN.value
-            if device.trailing_start == TrailingStart.AT_OPEN.value
-            else TrailingStart.AT_OPEN.value
+            TrailingStart.AFTER_BREAKEVEN.value if after else TrailingStart.AT_OPEN.value
         )
 
     return await service.update(owner_id, device_pk, change)
