@@ -333,7 +333,7 @@ async def test_settings_switched_off_with_a_dash(chat: Chat, container: Containe
     assert row.trading_hours == {"days": list(range(7)), "start": "07:00", "end": "20:00"}
     [card] = shown(await chat.press(OWNER_ID, press_data(DeviceAction.MENU, device.pk)))
     assert "Protections: at most 3 open positions, daily loss limit 100.00" in card
-    assert "only EURUSD, never XAUUSD, every day 07:00–20:00 UTC" in card
+    assert "only EURUSD, never XAUUSD, hours every day 07:00–20:00 UTC" in card
     assert "Guards: spread at most 30 points, price at most 50 points" in card
 
     for action in typed:

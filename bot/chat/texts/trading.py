@@ -71,6 +71,7 @@ PROTECT_POSITIONS = Text("at most {n} open positions")
 PROTECT_LOSS = Text("daily loss limit {amount}")
 PROTECT_ALLOWED = Text("only {symbols}")
 PROTECT_DENIED = Text("never {symbols}")
+PROTECT_HOURS = Text("hours {hours}")
 OFF = Text("off")
 POINTS = Text("{n} points")
 HOURS_TEXT = Text("{days} {start}–{end} UTC")
@@ -359,7 +360,7 @@ def protections_text(settings: TradeSettings, currency: str | None) -> str:
     if settings.symbols_denied:
         parts.append(PROTECT_DENIED.format(symbols=_symbols(settings.symbols_denied)))
     if settings.trading_hours is not None:
-        parts.append(hours_text(settings.trading_hours))
+        parts.append(PROTECT_HOURS.format(hours=hours_text(settings.trading_hours)))
     return ", ".join(parts) or str(NONE_SET)
 
 
