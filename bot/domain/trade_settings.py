@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -249,10 +249,7 @@ def _number(text: str) -> Decimal | None:
     candidate = text.strip()
     if not _NUMBER_RE.match(candidate):
         return None
-    try:
-        return Decimal(candidate.replace(",", "."))
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        return None
+    return Decimal(candidate.replace(",", "."))  # the pattern admits only plain decimals
 
 
 def _int(text: str, low: int, high: int) -> int | None:
