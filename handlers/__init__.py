@@ -11,6 +11,7 @@ from handlers import (
     checkout,
     common,
     device_settings,
+    device_trading,
     devices,
     errors,
     fallback,
@@ -43,5 +44,6 @@ def create_routers() -> list[Router]:
         settings.create_router(),
         devices.create_router(),
         device_settings.create_router(),
+        device_trading.create_router(),
         fallback.create_router(),
     ]

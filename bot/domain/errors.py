@@ -59,6 +59,22 @@ class ErrorCode(StrEnum):
     UNKNOWN_INSTRUCTION = "unknown_instruction"
     UNKNOWN_SIGNAL = "unknown_signal"
     REPORT_CONFLICT = "report_conflict"
+    # devices: trade management (protocol v1.1)
+    RISK_PERCENT_INVALID = "risk_percent_invalid"  # max
+    MONEY_INVALID = "money_invalid"
+    MAX_LOTS_INVALID = "max_lots_invalid"  # min, max (Decimal)
+    TP_SHARES_COUNT = "tp_shares_count"  # max
+    TP_SHARE_INVALID = "tp_share_invalid"  # item
+    TP_SHARES_SUM = "tp_shares_sum"  # total
+    BREAKEVEN_INVALID = "breakeven_invalid"  # max_tp, max
+    TRAILING_INVALID = "trailing_invalid"  # max
+    POINTS_INVALID = "points_invalid"  # max
+    POSITIONS_INVALID = "positions_invalid"  # max
+    SYMBOL_INVALID = "symbol_invalid"  # item
+    SYMBOLS_TOO_MANY = "symbols_too_many"  # limit
+    HOURS_INVALID = "hours_invalid"
+    HOURS_ORDER = "hours_order"
+    CLOSE_ALL_NEEDS_UPDATE = "close_all_needs_update"
 
 
 class AppError(Exception):

@@ -37,6 +37,8 @@ from db.repositories.signals import CHUNK, chunks
 
 @dataclass(frozen=True, slots=True)
 class PendingRow:
+    """A pending instruction; a close_all (no signal) has signal id "" and its own issue time."""
+
     instruction: Instruction
     signal_public_id: str
     signal_issued_at: datetime
@@ -182,9 +184,10 @@ class InstructionRepository:
     async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
         """The device's unreported instructions, oldest first; opens only while their
         signal is open and unexpired and the device is not paused (age is the caller's)."""
+        # An outer join: close_all belongs to no signal.
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
-            .join(Signal, Signal.id == Instruction.signal_id)
+            .outerjoin(Signal, Signal.id == Instruction.signal_id)
             .join(Device, Device.id == Instruction.device_id)
             .where(
                 Instruction.device_id == device_pk,
@@ -194,14 +197,17 @@ class InstructionRepository:
             .order_by(Instruction.id)
         )
         rows = (await self.session.execute(query)).all()
-        return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
+        return [
+            PendingRow(row[0], str(row[1] or ""), row[2] or row[0].issued_at, int(row[3]))
+            for row in rows
+        ]
 
     async def idle_devices(self, now: datetime) -> set[int]:
         """Active devices for which :meth:`pending` finds nothing, in one query (an open
         past the device's max age still counts as pending here: the caller's check)."""
         has_pending = (
             select(Instruction.id)
-            .join(Signal, Signal.id == Instruction.signal_id)
+            .outerjoin(Signal, Signal.id == Instruction.signal_id)
             .where(
                 Instruction.device_id == Device.id,
                 Instruction.state == "pending",

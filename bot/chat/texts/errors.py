@@ -10,6 +10,7 @@ from bot.chat.i18n import Text
 from bot.chat.texts.devices import format_lot
 from bot.chat.texts.payouts import state_name
 from bot.chat.texts.signals import SYNTAX_PROBLEMS, syntax_problem
+from bot.chat.texts.trading import TRADE_MESSAGES
 from bot.domain.errors import AppError, ErrorCode
 from bot.domain.signal_syntax import SignalSyntaxError
 
@@ -80,6 +81,7 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.SIGNAL_NOT_FOUND: Text("There is no such signal."),
     ErrorCode.SIGNAL_NOT_OPEN: Text("This signal is {state}; it cannot be changed any more."),
     ErrorCode.SIGNAL_INVALID: Text("The signal is not valid: {listing}."),
+    **TRADE_MESSAGES,
 }
 # Errors worded per kind of problem (every kind has its sentence).
 BY_PROBLEM = {ErrorCode.SIGNAL_SYNTAX: SYNTAX_PROBLEMS}

@@ -121,6 +121,11 @@ SETTINGS_LINES = (
         Text("Error notifications"),
         Text("a message when a device reports an error"),
     ),
+    (
+        "notify_closes",
+        Text("Close notifications"),
+        Text("a message when a position closes (take profit, stop loss, Close all, by hand)"),
+    ),
 )
 SETTING_ON = Text("on")
 SETTING_OFF = Text("off")
