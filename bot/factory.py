@@ -39,6 +39,7 @@ from bot.chat.tell import Tell
 from bot.chat.user_cache import UserCache
 from bot.config import Settings
 from bot.container import Container, Services
+from bot.domain.devices import DeviceTools
 from bot.domain.signals import SignalService
 from bot.domain.subscriptions import active_subscribers
 from bot.execution.device_activity import DeviceActivity
@@ -132,6 +133,8 @@ def _services(
     broadcast = create_broadcast(redis_url, prefix)
     device_hub = DeviceHub(broadcast)
     metrics.watch_long_polls(lambda: device_hub.waiting)
+    device_keys = DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast)
+    device_activity = DeviceActivity(sessionmaker)
     return Services(
         settings=settings,
         engine=engine,
@@ -149,10 +152,11 @@ def _services(
         ),
         reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox),
         broadcast=broadcast,
-        device_keys=DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast),
+        device_keys=device_keys,
         device_hub=device_hub,
         nonces=create_nonce_store(redis_url, prefix),
-        device_activity=DeviceActivity(sessionmaker),
+        device_activity=device_activity,
+        device_tools=DeviceTools(settings, clock, device_keys, device_hub, device_activity),
         metrics=metrics,
         rate_limiter=create_rate_limiter(settings, clock),
         update_log=UpdateLog(metrics),
@@ -189,7 +193,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
     services = {field.name: getattr(container, field.name) for field in fields(container)}
     services.pop("bot")  # feed_update passes the bot of each update
     services["admin_ids"] = container.admin_ids
-    dp = Dispatcher(storage=create_storage(settings), **services, container=container, tell=tell)
+    dp = Dispatcher(storage=create_storage(settings), **services, tell=tell)
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
     # Order matters: the log sees every outcome; the inbox mark and a throttled update

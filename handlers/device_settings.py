@@ -25,9 +25,8 @@ from bot.chat.filters import Is
 from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import DevicesSettings
-from bot.container import Container
 from bot.domain import trade_settings as trade
-from bot.domain.devices import DeviceDTO, DeviceService
+from bot.domain.devices import DeviceDTO, DeviceService, DeviceTools
 from bot.domain.errors import InvalidInputError, NotFoundError
 from bot.domain.trade_settings import TradeView, trade_view
 from bot.domain.users import UserDTO
@@ -248,11 +247,11 @@ async def show_screen(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.get(user.id, callback_data.device)
     await tell.show(session, query, *await screen(callback_data.action, device, service))
 
@@ -262,11 +261,11 @@ async def ask_value(
     callback_data: DeviceCb,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.get(user.id, callback_data.device)
     field = FIELDS[callback_data.action]
     await state.set_state(field.state)
@@ -278,13 +277,13 @@ async def got_value(
     message: Message,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     field = FIELDS_BY_STATE[str(await state.get_state())]
     device_pk = int((await state.get_data())["device"])
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     try:
         device = await field.setter(service, user.id, device_pk, message.text or "")
     except InvalidInputError as exc:
@@ -304,11 +303,11 @@ async def value_not_text(
     message: Message,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
 ) -> None:
     field = FIELDS_BY_STATE[str(await state.get_state())]
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     try:
         device = await service.get(user.id, int((await state.get_data())["device"]))
     except NotFoundError:
@@ -322,12 +321,12 @@ async def pause_or_resume(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     paused = callback_data.action is DeviceAction.PAUSE
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.set_paused(user.id, callback_data.device, paused)
     callback_answer.text = (
         str(texts.DEVICE_PAUSED_TOAST) if paused else str(texts.DEVICE_RESUMED_TOAST)
@@ -339,11 +338,11 @@ async def confirm(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    device = await DeviceService(session, device_tools).get(user.id, callback_data.device)
     if callback_data.action is DeviceAction.ROTATE:
         question, action = texts.CONFIRM_ROTATE, DeviceAction.ROTATE_CONFIRM
     else:
@@ -361,11 +360,11 @@ async def rotate_key(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device, credentials = await service.rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
@@ -378,11 +377,11 @@ async def revoke(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.revoke(user.id, callback_data.device)
     text, markup = await list_view(service, user)
     revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))

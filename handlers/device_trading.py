@@ -15,9 +15,8 @@ from bot.chat import keyboards, texts
 from bot.chat.callbacks import DeviceAction, DeviceCb
 from bot.chat.device_screens import screen
 from bot.chat.tell import Tell
-from bot.container import Container
 from bot.domain import trade_settings as trade
-from bot.domain.devices import DeviceService, issue_close_all
+from bot.domain.devices import DeviceService, DeviceTools, issue_close_all
 from bot.domain.trade_settings import Press, trade_view
 from bot.domain.users import UserDTO
 
@@ -35,12 +34,12 @@ async def choose_mode(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     press, shown = MODES[callback_data.action]
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await press(service, user.id, callback_data.device)
     callback_answer.text = str(texts.DEVICE_UPDATED)
     await tell.show(session, query, *await screen(shown, device, service))
@@ -50,11 +49,11 @@ async def ask_close_all(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    device = await DeviceService(session, device_tools).get(user.id, callback_data.device)
     view = await trade_view(session, device)
     if not view.is_v11:
         text = texts.CLOSE_ALL_NEEDS_UPDATE.format(name=html.quote(device.name))
@@ -70,17 +69,17 @@ async def close_all(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     await issue_close_all(
         session,
         owner_id=user.id,
         device_pk=callback_data.device,
         now=service.now(),
-        wake=container.device_hub.notify,
+        wake=device_tools.device_hub.notify,
     )
     device = await service.get(user.id, callback_data.device)
     callback_answer.text = str(texts.CLOSE_ALL_SENT_TOAST)

@@ -193,7 +193,8 @@ def parse_affix(text: str) -> str:
 
 
 class DeviceServices(Protocol):
-    """The long-lived services a DeviceService works with (the container has them)."""
+    """The long-lived services a DeviceService works with (:class:`DeviceTools` has
+    them, and so has the container)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -205,6 +206,18 @@ class DeviceServices(Protocol):
     def device_hub(self) -> DeviceHub: ...
     @property
     def device_activity(self) -> DeviceActivity: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTools:
+    """What DeviceService needs, as one typed dependency: handlers take it by name
+    (``device_tools``) and make a DeviceService on the update's session."""
+
+    settings: Settings
+    clock: Clock
+    device_keys: DeviceKeyring
+    device_hub: DeviceHub
+    device_activity: DeviceActivity
 
 
 class DeviceService:
