@@ -388,12 +388,20 @@ async def revoke(
     await tell.show(session, query, f"{revoked}\n\n{text}", markup)
 
 
+def create_input_router() -> Router:
+    """A typed setting: after every command's router, so that a command sent meanwhile
+    still reaches its own handler."""
+    router = Router(name=f"{__name__}.input")
+    router.message.register(got_value, StateFilter(EditDevice), Is(F.text))
+    router.message.register(value_not_text, StateFilter(EditDevice))
+    return router
+
+
 def create_router() -> Router:
+    """The device screens' buttons (taken early: their callback data is theirs alone)."""
     router = Router(name=__name__)
     router.callback_query.register(show_screen, DeviceCb.filter(F.action.in_(SCREENS)))
     router.callback_query.register(ask_value, DeviceCb.filter(F.action.in_(FIELDS)))
-    router.message.register(got_value, StateFilter(EditDevice), Is(F.text))
-    router.message.register(value_not_text, StateFilter(EditDevice))
     router.callback_query.register(
         pause_or_resume, DeviceCb.filter(F.action.in_({DeviceAction.PAUSE, DeviceAction.RESUME}))
     )

@@ -170,14 +170,23 @@ def send_secret(
 
 
 def create_router() -> Router:
+    """/devices and the list's buttons: taken early (handlers/__init__.py), nothing here
+    could take another feature's message."""
     router = Router(name=__name__)
     router.message.register(cmd_devices, Command("devices"))
     router.callback_query.register(show_list, DevicesCb.filter(F.action == DevicesAction.LIST))
     router.callback_query.register(start_adding, DevicesCb.filter(F.action == DevicesAction.ADD))
-    router.message.register(got_name, StateFilter(AddDevice.name), Is(F.text))
-    router.message.register(name_not_text, StateFilter(AddDevice.name))
-    router.message.register(platform_not_pressed, StateFilter(AddDevice.platform))
     router.callback_query.register(
         got_platform, DevicePlatformCb.filter(), StateFilter(AddDevice.platform)
     )
+    return router
+
+
+def create_input_router() -> Router:
+    """What the owner types while adding a device: after every command's router, so that
+    a command sent meanwhile still reaches its own handler."""
+    router = Router(name=f"{__name__}.input")
+    router.message.register(got_name, StateFilter(AddDevice.name), Is(F.text))
+    router.message.register(name_not_text, StateFilter(AddDevice.name))
+    router.message.register(platform_not_pressed, StateFilter(AddDevice.platform))
     return router

@@ -11,6 +11,9 @@ from aiogram.types import Message, Update
 
 from bot.chat.filters import Is
 from bot.infra.updatelog import UpdateTrace
+from handlers.device_settings import EditDevice
+from handlers.devices import AddDevice
+from handlers.payouts import PayoutForm
 from tests.fake_bot_api import message_update
 
 
@@ -27,6 +30,34 @@ from tests.fake_bot_api import message_update
 async def test_a_command_reaches_its_own_router(
     dp: Dispatcher, bot: Bot, text: str, module: str
 ) -> None:
+    update = Update.model_validate({"update_id": 1, **message_update(4242, text)})
+    trace = UpdateTrace.of(update)
+    await dp.feed_update(bot, update, trace=trace)
+    assert trace.handler.partition(":")[0] == module
+
+
+@pytest.mark.parametrize(
+    ("state", "text", "module"),
+    [
+        # A command sent mid-flow reaches its own router, wherever the flow's router is.
+        (AddDevice.name, "/stats", "handlers.stats"),
+        (AddDevice.name, "/payout", "handlers.payouts"),
+        (AddDevice.platform, "/settings", "handlers.settings"),
+        (EditDevice.lot_size, "/stats", "handlers.stats"),
+        (PayoutForm.amount, "/devices", "handlers.devices"),
+        (AddDevice.name, "/devices", "handlers.devices"),
+        (AddDevice.name, "/cancel", "handlers.common"),
+        # What is typed in a flow's state is the flow's.
+        (AddDevice.name, "Office MT5", "handlers.devices"),
+        (AddDevice.name, "/no_such_command", "handlers.devices"),
+        (EditDevice.lot_size, "0.2", "handlers.device_settings"),
+        (PayoutForm.amount, "12", "handlers.payouts"),
+    ],
+)
+async def test_in_a_flow_a_command_still_reaches_its_router(
+    dp: Dispatcher, bot: Bot, state: State, text: str, module: str
+) -> None:
+    await dp.fsm.get_context(bot, chat_id=4242, user_id=4242).set_state(state)
     update = Update.model_validate({"update_id": 1, **message_update(4242, text)})
     trace = UpdateTrace.of(update)
     await dp.feed_update(bot, update, trace=trace)

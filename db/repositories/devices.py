@@ -19,9 +19,28 @@ _ACTIVE_FOR_OWNER = (
 )
 _DEVICES = cast(Table, Device.__table__)
 # The same rows as plain tuples: for a list that is only shown, ORM objects (identity
-# map, instance state) cost more than the query.
+# map, instance state) cost more than the query. Only the columns of a device's summary
+# (bot/domain/devices.py DeviceDTO): its trade settings are read where they are shown,
+# and converting their JSON and decimals for every list would cost more than the rest.
+LIST_COLUMNS = (
+    "id",
+    "public_id",
+    "owner_id",
+    "name",
+    "platform",
+    "key_version",
+    "paused",
+    "lot_size",
+    "symbol_map",
+    "symbol_prefix",
+    "symbol_suffix",
+    "max_signal_age",
+    "created_at",
+    "key_rotated_at",
+    "last_seen_at",
+)
 _ACTIVE_ROWS_FOR_OWNER = (
-    select(_DEVICES)
+    select(*(_DEVICES.c[name] for name in LIST_COLUMNS))
     .where(_DEVICES.c.owner_id == bindparam("owner_id"), _DEVICES.c.revoked_at.is_(None))
     .order_by(_DEVICES.c.created_at, _DEVICES.c.id)
 )
