@@ -42,6 +42,7 @@ from bot.container import Container, Services
 from bot.domain.signals import SignalService
 from bot.domain.subscriptions import active_subscribers
 from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_health import DeviceHealth
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
 from bot.execution.nonces import create_nonce_store
@@ -129,6 +130,7 @@ def _services(
     publisher = SignalPublisher(outbox, sessionmaker, device_lines=device_lines)
     broadcast = create_broadcast(redis_url, prefix)
     device_hub = DeviceHub(broadcast)
+    activity = DeviceActivity(sessionmaker)
     metrics.watch_long_polls(lambda: device_hub.waiting)
     return Services(
         settings=settings,
@@ -150,7 +152,8 @@ def _services(
         device_keys=DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast),
         device_hub=device_hub,
         nonces=create_nonce_store(redis_url, prefix),
-        device_activity=DeviceActivity(sessionmaker),
+        device_activity=activity,
+        device_health=DeviceHealth(settings, sessionmaker, clock, outbox=outbox, activity=activity),
         metrics=metrics,
         rate_limiter=create_rate_limiter(settings, clock),
         update_log=UpdateLog(metrics),
