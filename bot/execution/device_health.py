@@ -107,7 +107,8 @@ def _went_away(alert: ActiveAlert, seen: datetime | None, window_start: datetime
     if cause is Cause.NEVER_SEEN:
         return seen is not None
     if cause is Cause.OFFLINE:
-        return seen is not None and seen > alert.raised_at
+        # Raised only for a device silent for a while: a request at the raise is new.
+        return seen is not None and seen >= alert.raised_at
     last_at = _last_at(alert)
     return last_at is None or last_at < window_start or (seen is not None and seen > last_at)
 
@@ -213,7 +214,8 @@ class DeviceHealth:
         for key, old in tallies.items():
             new = self._tallies.get(key)
             if new is None:
-                self._tallies[key] = old
+                if len(self._tallies) < MAX_TALLIES:
+                    self._tallies[key] = old
             else:
                 new.count += old.count
                 new.first_at = min(new.first_at, old.first_at)

@@ -136,12 +136,22 @@ class DeviceAlertRepository:
             statement = dialect_insert(self.session, _ALERTS).on_conflict_do_nothing()
             await self.session.execute(statement, rows)
 
+    async def _active_devices(self, device_ids: Iterable[int]) -> set[int]:
+        found: set[int] = set()
+        for part in chunks(sorted(set(device_ids))):
+            query = select(Device.id).where(Device.id.in_(part), Device.revoked_at.is_(None))
+            found.update(int(pk) for pk in (await self.session.scalars(query)).all())
+        return found
+
     # --- counted causes (bad signatures, stale clocks) ---
 
     async def add_counts(
         self, cause: str, tallies: Sequence[Tally], window_start: datetime
     ) -> None:
         """Add each device's count to its row's window (a window gone stale starts anew)."""
+        # A device revoked (or deleted) since it was counted is not alerted.
+        active = await self._active_devices(t.device_id for t in tallies)
+        tallies = [t for t in tallies if t.device_id in active]
         if not tallies:
             return
         await self._ensure_rows(cause, (t.device_id for t in tallies))
@@ -319,7 +329,7 @@ class DeviceAlertRepository:
         )
         signals: dict[int, set[int]] = {}
         last_seen: dict[int, datetime] = {}
-        rows = (await self.session.execute(query)).tuples().all()
+        rows = (await self.session.execute(query)).all()
         for device_id, pk, signal_id, action, issued_at, max_age, seen in rows:
             if action == "open" and now - issued_at > timedelta(seconds=max_age):
                 continue  # too old for this device: never served
