@@ -465,10 +465,20 @@ async def test_the_sweep_runs_with_the_app_and_waits_out_a_restart(
     assert len(alerts(fake_api, "has not connected yet")) == 1
 
 
-async def test_counting_is_bounded(container: Container, clock: FakeClock) -> None:
+async def test_counting_is_bounded(
+    container: Container, clock: FakeClock, fake_api: FakeBotAPI
+) -> None:
+    """A flood of refused requests for ever more devices costs bounded memory; a device
+    counted before the bound was reached keeps being counted."""
+    device, _ = await add_device(container)
     health = container.device_health
-    for pk in range(MAX_TALLIES + 500):
-        health.bad_signature(pk + 1_000_000, clock.now)
-    health.bad_signature(1_000_000, clock.now)
-    assert await health.sweep() == 0  # none of them exists: nothing stored, nothing told
-    assert await alert_rows(container) == {}
+    health.bad_signature(device.pk, clock.now)
+    for pk in range(1_000_000, 1_000_000 + MAX_TALLIES + 500):
+        health.bad_signature(pk, clock.now)  # ids of no device: the cache would not name them
+    assert health.counted == MAX_TALLIES
+    health.bad_signature(device.pk, clock.now)
+    health.bad_signature(device.pk, clock.now)
+    assert await sweep(container) == 1  # the others are of no device: nothing stored
+    assert alerts(fake_api, "wrong signature") != []
+    assert list(await alert_rows(container)) == [(device.pk, Cause.BAD_SIGNATURE)]
+    assert health.counted == 0

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 # only existing devices are counted, so this bounds memory even against a flood.
 MAX_TALLIES = 10_000
 # At shutdown a sweep under way gets this long to finish before it is cancelled.
-CLOSE_GRACE_S = 0.25
+CLOSE_GRACE_S = 0.1
 
 
 class Cause(StrEnum):
@@ -143,6 +143,11 @@ class DeviceHealth:
     @property
     def config(self) -> DeviceHealthSettings:
         return self.settings.device_health
+
+    @property
+    def counted(self) -> int:
+        """(Device, cause) pairs counted since the last sweep: at most :data:`MAX_TALLIES`."""
+        return len(self._tallies)
 
     # --- counting, on the side server's hot path: memory only ---
 
