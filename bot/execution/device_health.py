@@ -242,7 +242,7 @@ class DeviceHealth:
         repeat_cutoff = now - timedelta(minutes=cfg.repeat_after_minutes)
         for cause in COUNTED:
             counted = [
-                Tally(pk, t.count, t.first_at, t.last_at, {"last_at": _iso(t.last_at), **t.detail})
+                Tally(pk, t.count, t.first_at, {"last_at": _iso(t.last_at), **t.detail})
                 for (pk, c), t in sorted(tallies.items(), key=lambda item: item[0])
                 if c is cause
             ]
@@ -284,25 +284,24 @@ class DeviceHealth:
         repeat_cutoff: datetime,
     ) -> list[_Told]:
         cfg = self.config
+        causes = (
+            (Cause.BAD_SIGNATURE, cfg.bad_signature_count, NoticeCode.DEVICE_BAD_SIGNATURE),
+            (Cause.STALE_CLOCK, cfg.stale_clock_count, NoticeCode.DEVICE_CLOCK_SKEW),
+        )
         told: list[_Told] = []
-        for pk, count, _detail in await repo.raise_counted(
-            Cause.BAD_SIGNATURE,
-            threshold=cfg.bad_signature_count,
-            window_start=window_start,
-            now=now,
-            repeat_cutoff=repeat_cutoff,
-        ):
-            params = {"count": count, "minutes": cfg.window_minutes}
-            told.append(_Told(pk, NoticeCode.DEVICE_BAD_SIGNATURE, params))
-        for pk, _count, detail in await repo.raise_counted(
-            Cause.STALE_CLOCK,
-            threshold=cfg.stale_clock_count,
-            window_start=window_start,
-            now=now,
-            repeat_cutoff=repeat_cutoff,
-        ):
-            params = {"skew": int(detail["skew_s"]), "limit": int(detail["limit_s"])}
-            told.append(_Told(pk, NoticeCode.DEVICE_CLOCK_SKEW, params))
+        for cause, threshold, code in causes:
+            for pk, count, detail in await repo.raise_counted(
+                cause,
+                threshold=threshold,
+                window_start=window_start,
+                now=now,
+                repeat_cutoff=repeat_cutoff,
+            ):
+                if cause is Cause.BAD_SIGNATURE:
+                    params = {"count": count, "minutes": cfg.window_minutes}
+                else:  # how far off the latest stale request was
+                    params = {"skew": int(detail["skew_s"]), "limit": int(detail["limit_s"])}
+                told.append(_Told(pk, code, params))
         return told
 
     async def _raise_timed(

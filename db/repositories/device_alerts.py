@@ -37,12 +37,12 @@ _ALERTS = cast(Table, DeviceAlert.__table__)
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Occurrences of a counted cause on one device, as one process saw them."""
+    """Occurrences of a counted cause on one device, as one process saw them; ``detail``
+    replaces the row's (the latest occurrence's figures)."""
 
     device_id: int
     count: int
     first_at: datetime
-    last_at: datetime
     detail: dict[str, Any]
 
 
