@@ -240,15 +240,16 @@ class DeviceHealth:
         cfg = self.config
         window_start = now - timedelta(minutes=cfg.window_minutes)
         repeat_cutoff = now - timedelta(minutes=cfg.repeat_after_minutes)
+        counted: dict[Cause, list[int]] = {}
         for cause in COUNTED:
-            counted = [
+            batch = [
                 Tally(pk, t.count, t.first_at, {"last_at": _iso(t.last_at), **t.detail})
                 for (pk, c), t in sorted(tallies.items(), key=lambda item: item[0])
                 if c is cause
             ]
-            await repo.add_counts(cause, counted, window_start)
+            counted[cause] = await repo.add_counts(cause, batch, window_start)
         told = await self._clear(repo, now, window_start)
-        told += await self._raise_counted(repo, now, window_start, repeat_cutoff)
+        told += await self._raise_counted(repo, counted, now, window_start, repeat_cutoff)
         told += await self._raise_timed(repo, now, repeat_cutoff)
         return told
 
@@ -279,10 +280,12 @@ class DeviceHealth:
     async def _raise_counted(
         self,
         repo: DeviceAlertRepository,
+        counted: dict[Cause, list[int]],
         now: datetime,
         window_start: datetime,
         repeat_cutoff: datetime,
     ) -> list[_Told]:
+        """Tell the devices just counted whose count reached its threshold in the window."""
         cfg = self.config
         causes = (
             (Cause.BAD_SIGNATURE, cfg.bad_signature_count, NoticeCode.DEVICE_BAD_SIGNATURE),
@@ -292,6 +295,7 @@ class DeviceHealth:
         for cause, threshold, code in causes:
             for pk, count, detail in await repo.raise_counted(
                 cause,
+                counted[cause],
                 threshold=threshold,
                 window_start=window_start,
                 now=now,

@@ -147,13 +147,13 @@ class DeviceAlertRepository:
 
     async def add_counts(
         self, cause: str, tallies: Sequence[Tally], window_start: datetime
-    ) -> None:
-        """Add each device's count to its row's window (a window gone stale starts anew)."""
-        # A device revoked (or deleted) since it was counted is not alerted.
+    ) -> list[int]:
+        """Add each device's count to its row's window (a window gone stale starts anew);
+        return the devices counted (one revoked or deleted since it was counted is not)."""
         active = await self._active_devices(t.device_id for t in tallies)
         tallies = [t for t in tallies if t.device_id in active]
         if not tallies:
-            return
+            return []
         await self._ensure_rows(cause, (t.device_id for t in tallies))
         params = [
             {
@@ -167,35 +167,40 @@ class DeviceAlertRepository:
             for t in tallies
         ]
         await self.session.execute(_ADD_COUNT, params)
+        return [t.device_id for t in tallies]
 
     async def raise_counted(
         self,
         cause: str,
+        device_ids: Sequence[int],
         *,
         threshold: int,
         window_start: datetime,
         now: datetime,
         repeat_cutoff: datetime,
     ) -> list[tuple[int, int, dict[str, Any]]]:
-        """Mark told the devices whose count reached ``threshold`` within the window;
-        (device, count, detail) of those this transaction marked."""
-        statement = (
-            update(_ALERTS)
-            .where(
-                _ALERTS.c.cause == cause,
-                _ALERTS.c.count >= threshold,
-                _ALERTS.c.first_at >= window_start,
-                _claimable(repeat_cutoff),
-                _device_not_revoked(),
+        """Of ``device_ids`` (the rows this transaction just counted into, and so holds),
+        mark told those whose count reached ``threshold`` within the window; (device,
+        count, detail) of those this transaction marked. A count that another instance
+        took over the threshold is raised by that instance, which counted it too."""
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for part in chunks(sorted(set(device_ids))):
+            statement = (
+                update(_ALERTS)
+                .where(
+                    _ALERTS.c.cause == cause,
+                    _ALERTS.c.device_id.in_(part),
+                    _ALERTS.c.count >= threshold,
+                    _ALERTS.c.first_at >= window_start,
+                    _claimable(repeat_cutoff),
+                    _device_not_revoked(),
+                )
+                .values(raised_at=now, cleared_at=None)
+                .returning(_ALERTS.c.device_id, _ALERTS.c.count, _ALERTS.c.detail)
             )
-            .values(raised_at=now, cleared_at=None)
-            .returning(_ALERTS.c.device_id, _ALERTS.c.count, _ALERTS.c.detail)
-        )
-        rows = (await self.session.execute(statement)).all()
-        return sorted(
-            ((int(pk), int(count), dict(detail or {})) for pk, count, detail in rows),
-            key=lambda row: row[0],
-        )
+            for pk, count, detail in (await self.session.execute(statement)).all():
+                found.append((int(pk), int(count), dict(detail or {})))
+        return sorted(found, key=lambda row: row[0])
 
     # --- any cause ---
 
