@@ -449,6 +449,7 @@ async def test_two_instances_tell_each_cause_once(
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
+    # Only the test that starts the app sweeps by itself; the others call sweep().
     return {"device_health": {"sweep_seconds": 0.02}}
 
 

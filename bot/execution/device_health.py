@@ -179,6 +179,8 @@ class DeviceHealth:
     async def sweep(self) -> int:
         """One pass in one transaction (see the module docstring); returns how many
         notices it queued. On a failure nothing is told and the counts are kept."""
+        if not self.config.enabled:
+            return 0
         now = self.clock()
         tallies, self._tallies = self._tallies, {}
         if self._dropped:
@@ -311,52 +313,64 @@ class DeviceHealth:
     async def _raise_timed(
         self, repo: DeviceAlertRepository, now: datetime, repeat_cutoff: datetime
     ) -> list[_Told]:
-        cfg = self.config
-        told: list[_Told] = []
-
-        never_seen = timedelta(minutes=cfg.never_seen_minutes)
-        if self._judged(now, never_seen):
-            added = {
-                pk: created_at
-                for pk, created_at in await repo.never_seen(now - never_seen)
-                if self._seen(pk, None) is None  # this process saw it since the last flush
-            }
-            details: dict[int, dict[str, Any]] = {
-                pk: {"created_at": _iso(at)} for pk, at in added.items()
-            }
-            url = self.settings.server.public_url
-            for pk in await repo.claim(
-                Cause.NEVER_SEEN, details, now=now, repeat_cutoff=repeat_cutoff
-            ):
-                params = {"server_url": url, "minutes": _minutes(now - added[pk])}
-                told.append(_Told(pk, NoticeCode.DEVICE_NEVER_SEEN, params))
-
-        offline = timedelta(seconds=cfg.offline_seconds)
-        if self._judged(now, offline):
-            away: dict[int, tuple[datetime, int]] = {}
-            for pk, (stored, waiting) in (
-                await repo.waiting_while_away(now - offline, now)
-            ).items():
-                seen = self._seen(pk, stored)
-                if seen is not None and now - seen >= offline:
-                    away[pk] = (seen, waiting)
-            details = {
-                pk: {"last_seen_at": _iso(seen), "waiting": waiting}
-                for pk, (seen, waiting) in away.items()
-            }
-            for pk in await repo.claim(
-                Cause.OFFLINE, details, now=now, repeat_cutoff=repeat_cutoff
-            ):
-                seen, waiting = away[pk]
-                params = {"minutes": _minutes(now - seen), "waiting": waiting}
-                told.append(_Told(pk, NoticeCode.DEVICE_OFFLINE, params))
-
+        told = await self._raise_never_seen(repo, now, repeat_cutoff)
+        told += await self._raise_offline(repo, now, repeat_cutoff)
         disabled: dict[int, dict[str, Any]] = {pk: {} for pk in await repo.trade_disabled()}
         for pk in await repo.claim(
             Cause.TRADE_DISABLED, disabled, now=now, repeat_cutoff=repeat_cutoff
         ):
             told.append(_Told(pk, NoticeCode.DEVICE_TRADE_DISABLED, {}))
         return told
+
+    async def _raise_never_seen(
+        self, repo: DeviceAlertRepository, now: datetime, repeat_cutoff: datetime
+    ) -> list[_Told]:
+        never_seen = timedelta(minutes=self.config.never_seen_minutes)
+        if not self._judged(now, never_seen):
+            return []
+        added = {
+            pk: created_at
+            for pk, created_at in await repo.never_seen(now - never_seen)
+            if self._seen(pk, None) is None  # this process saw it since the last flush
+        }
+        details: dict[int, dict[str, Any]] = {
+            pk: {"created_at": _iso(at)} for pk, at in added.items()
+        }
+        url = self.settings.server.public_url
+        return [
+            _Told(
+                pk,
+                NoticeCode.DEVICE_NEVER_SEEN,
+                {"server_url": url, "minutes": _minutes(now - added[pk])},
+            )
+            for pk in await repo.claim(
+                Cause.NEVER_SEEN, details, now=now, repeat_cutoff=repeat_cutoff
+            )
+        ]
+
+    async def _raise_offline(
+        self, repo: DeviceAlertRepository, now: datetime, repeat_cutoff: datetime
+    ) -> list[_Told]:
+        offline = timedelta(seconds=self.config.offline_seconds)
+        if not self._judged(now, offline):
+            return []
+        away: dict[int, tuple[datetime, int]] = {}
+        for pk, (stored, waiting) in (await repo.waiting_while_away(now - offline, now)).items():
+            seen = self._seen(pk, stored)
+            if seen is not None and now - seen >= offline:
+                away[pk] = (seen, waiting)
+        details: dict[int, dict[str, Any]] = {
+            pk: {"last_seen_at": _iso(seen), "waiting": waiting}
+            for pk, (seen, waiting) in away.items()
+        }
+        return [
+            _Told(
+                pk,
+                NoticeCode.DEVICE_OFFLINE,
+                {"minutes": _minutes(now - away[pk][0]), "waiting": away[pk][1]},
+            )
+            for pk in await repo.claim(Cause.OFFLINE, details, now=now, repeat_cutoff=repeat_cutoff)
+        ]
 
     # --- life cycle ---
 
