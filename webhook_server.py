@@ -19,6 +19,7 @@ from bot.web.errors import MAX_BODY_BYTES, error_middleware, json_error
 from bot.web.keys import (
     CLOCK,
     DEVICE_ACTIVITY,
+    DEVICE_HEALTH,
     DEVICE_HUB,
     DEVICE_KEYS,
     ENGINE,
@@ -82,6 +83,7 @@ def create_app(services: Services, *, intake: WebhookIntake | None = None) -> we
     app[DEVICE_KEYS] = services.device_keys
     app[NONCES] = services.nonces
     app[DEVICE_ACTIVITY] = services.device_activity
+    app[DEVICE_HEALTH] = services.device_health
     app[DEVICE_HUB] = services.device_hub
     app[SHUTDOWN_GATE] = gate
     if intake is not None:

@@ -156,6 +156,24 @@ class DevicesSettings(Section):
         return self
 
 
+class DeviceHealthSettings(Section):
+    """Health alerts told to a device's owner (bot/execution/device_health.py)."""
+
+    enabled: bool = True
+    # How often the sweep looks at the devices (and stores what the side server counted).
+    sweep_seconds: float = Field(default=15.0, gt=0, le=600)
+    # A device added this long ago that never made a signed request.
+    never_seen_minutes: int = Field(default=10, ge=1, le=7 * 24 * 60)
+    # A device with instructions waiting and no signed request for this long.
+    offline_seconds: int = Field(default=120, ge=30, le=86_400)
+    # This many refused requests of one device within window_minutes raise the alert.
+    bad_signature_count: int = Field(default=3, ge=1, le=10_000)
+    stale_clock_count: int = Field(default=3, ge=1, le=10_000)
+    window_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # A cause that cleared and came back is told again only this long after it was last told.
+    repeat_after_minutes: int = Field(default=60, ge=0, le=30 * 24 * 60)
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -328,6 +346,7 @@ class Settings(BaseSettings):
     inbox: InboxSettings = InboxSettings()
     redis: RedisSettings = RedisSettings()
     devices: DevicesSettings = DevicesSettings()
+    device_health: DeviceHealthSettings = DeviceHealthSettings()
     logging: LoggingSettings = LoggingSettings()
     checkout: CheckoutSettings = CheckoutSettings()
     affiliates: AffiliatesSettings = AffiliatesSettings()

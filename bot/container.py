@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.domain.devices import DeviceTools
 from bot.domain.signals import SignalService, SubscriberCheck
 from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_health import DeviceHealth
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
 from bot.execution.nonces import NonceStore
@@ -65,6 +66,8 @@ class Services:
     device_activity: DeviceActivity
     # What the owner's device screens work with (DeviceService on the update's session).
     device_tools: DeviceTools
+    # Health alerts to owners: refused requests counted, a periodic sweep tells.
+    device_health: DeviceHealth
     # Protection and observability: per-user buckets, the update log, Prometheus metrics.
     metrics: Metrics
     rate_limiter: RateLimiter
@@ -76,12 +79,14 @@ class Services:
         return frozenset(self.settings.telegram.admin_ids)
 
     async def start(self) -> None:
-        """Connect what needs connecting (Redis) before serving."""
+        """Connect what needs connecting (Redis) before serving; start the health sweep."""
         await self.broadcast.start()
+        await self.device_health.start()
 
     async def stop_background(self, within: float) -> int:
         """Finish storing the reports under way; returns how many sends were cut short
         (none: nothing is sent from here). ``within`` bounds the sends of a Container."""
+        await self.device_health.close()
         await self.reports.close()
         return 0
 
@@ -111,6 +116,7 @@ class Container(Services):
         """Let messages being sent get their answers for up to ``within`` s, then stop;
         what was not sent stays in the outbox for the next run. Returns how many sends
         were cut short."""
+        await self.device_health.close()
         await self.reports.close()
         cut = await self.outbox_worker.close(within)
         await self.blocked_users.drain()

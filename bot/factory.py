@@ -43,6 +43,7 @@ from bot.domain.devices import DeviceTools
 from bot.domain.signals import SignalService
 from bot.domain.subscriptions import active_subscribers
 from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_health import DeviceHealth
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
 from bot.execution.nonces import create_nonce_store
@@ -157,6 +158,9 @@ def _services(
         nonces=create_nonce_store(redis_url, prefix),
         device_activity=device_activity,
         device_tools=DeviceTools(settings, clock, device_keys, device_hub, device_activity),
+        device_health=DeviceHealth(
+            settings, sessionmaker, clock, outbox=outbox, activity=device_activity
+        ),
         metrics=metrics,
         rate_limiter=create_rate_limiter(settings, clock),
         update_log=UpdateLog(metrics),

@@ -48,6 +48,7 @@ _ENV_PREFIXES = (
     "REDIS__",
     "LOGGING__",
     "DEVICES__",
+    "DEVICE_HEALTH__",
     "SIGNALS__",
     "AFFILIATES__",
     "CHECKOUT__",

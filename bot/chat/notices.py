@@ -105,6 +105,22 @@ TEXTS: dict[NoticeCode, Callable[[Params], str]] = {
     ),
     NoticeCode.PAYOUT_PAID: _payout_paid,
     NoticeCode.PAYOUT_CARD: views.payout_card_text,
+    NoticeCode.DEVICE_NEVER_SEEN: lambda p: texts.never_seen_alert(
+        p["device"], p["platform"], p["server_url"], p["minutes"]
+    ),
+    NoticeCode.DEVICE_OFFLINE: lambda p: texts.offline_alert(
+        p["device"], p["platform"], p["minutes"], p["waiting"]
+    ),
+    NoticeCode.DEVICE_BACK_ONLINE: lambda p: texts.back_online_alert(p["device"]),
+    NoticeCode.DEVICE_BAD_SIGNATURE: lambda p: texts.bad_signature_alert(
+        p["device"], p["count"], p["minutes"]
+    ),
+    NoticeCode.DEVICE_CLOCK_SKEW: lambda p: texts.clock_skew_alert(
+        p["device"], p["skew"], p["limit"]
+    ),
+    NoticeCode.DEVICE_TRADE_DISABLED: lambda p: texts.trade_disabled_alert(
+        p["device"], p["platform"]
+    ),
 }
 
 

@@ -40,3 +40,16 @@ class NoticeCode(StrEnum):
     PAYOUT_PAID = "payout_paid"
     # the review card for admins: the fields of bot/chat/views.py payout_card_values
     PAYOUT_CARD = "payout_card"
+    # device health (bot/execution/device_health.py), to the device's owner:
+    # device, platform, server_url, minutes
+    DEVICE_NEVER_SEEN = "device_never_seen"
+    # device, platform, minutes (since its last request), waiting (signals)
+    DEVICE_OFFLINE = "device_offline"
+    # device
+    DEVICE_BACK_ONLINE = "device_back_online"
+    # device, count, minutes (the window)
+    DEVICE_BAD_SIGNATURE = "device_bad_signature"
+    # device, skew (server time - the terminal's, in s), limit (s)
+    DEVICE_CLOCK_SKEW = "device_clock_skew"
+    # device, platform
+    DEVICE_TRADE_DISABLED = "device_trade_disabled"

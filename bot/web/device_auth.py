@@ -10,6 +10,12 @@ The checks run in the contract's order, on the raw body bytes before any JSON pa
    for all three, with the same HMAC work done for an unknown id;
 5. nonce used by this device in the last 600 s → 401 replayed_nonce.
 
+For the owner's health alerts (bot/execution/device_health.py) a stale request is still
+looked up and its signature checked, though it is answered stale_timestamp all the same:
+a wrong signature naming an existing device counts as a bad signature, a right one as a
+stale clock (with how far off it is). Both are counted in memory, never stored per
+request; an unknown id counts nothing.
+
 A view decorated with :func:`signed` finds the device in ``request[DEVICE]`` and the
 body in ``await request.read()`` (aiohttp keeps it). On the hot path (key cached) this
 costs one HMAC, one SHA-256 of the body and no database round trip.
@@ -26,7 +32,7 @@ from aiohttp import web
 
 from bot.execution.device_keys import DeviceIdentity, DeviceKey
 from bot.web.errors import ApiError
-from bot.web.keys import CLOCK, DEVICE_ACTIVITY, DEVICE_KEYS, NONCES
+from bot.web.keys import CLOCK, DEVICE_ACTIVITY, DEVICE_HEALTH, DEVICE_KEYS, NONCES, SETTINGS
 from bot.web.signing import MAX_CLOCK_SKEW_S, BadHeader, canonical_string, parse_headers
 
 DEVICE: web.RequestKey[DeviceIdentity] = web.RequestKey("device", DeviceIdentity)
@@ -54,20 +60,25 @@ async def authenticate(request: web.Request) -> DeviceIdentity:
     app = request.app
     now = app[CLOCK]()
     server_time = now.timestamp()
-    if abs(server_time - headers.unix_time) > MAX_CLOCK_SKEW_S:
-        raise ApiError(
-            401,
-            "stale_timestamp",
-            f"X-Timestamp is more than {MAX_CLOCK_SKEW_S} s away from the server time "
-            f"({int(server_time)}); sign with TimeGMT() and check the computer's clock.",
-        )
+    stale = abs(server_time - headers.unix_time) > MAX_CLOCK_SKEW_S
+    if stale and not app[SETTINGS].device_health.enabled:
+        raise _stale_timestamp(server_time)
 
     found = await app[DEVICE_KEYS].lookup(headers.device_id)
     canonical = canonical_string(
         request.method, request.raw_path, headers.timestamp, headers.nonce, body
     )
     expected = (found or _DECOY).signature(canonical)
-    if not hmac.compare_digest(expected, headers.signature) or found is None:
+    valid = hmac.compare_digest(expected, headers.signature) and found is not None
+    if found is not None and not valid:
+        # Counted for the owner's alert (memory only); the answer stays the same for all.
+        app[DEVICE_HEALTH].bad_signature(found.device.pk, now)
+    if stale:
+        if found is not None and valid:
+            skew = int(server_time) - headers.unix_time
+            app[DEVICE_HEALTH].stale_clock(found.device.pk, now, skew, MAX_CLOCK_SKEW_S)
+        raise _stale_timestamp(server_time)
+    if found is None or not valid:
         raise ApiError(401, "invalid_signature", INVALID_SIGNATURE_MESSAGE)
 
     device = found.device
@@ -79,6 +90,15 @@ async def authenticate(request: web.Request) -> DeviceIdentity:
         )
     app[DEVICE_ACTIVITY].seen(device.pk, now)
     return device
+
+
+def _stale_timestamp(server_time: float) -> ApiError:
+    return ApiError(
+        401,
+        "stale_timestamp",
+        f"X-Timestamp is more than {MAX_CLOCK_SKEW_S} s away from the server time "
+        f"({int(server_time)}); sign with TimeGMT() and check the computer's clock.",
+    )
 
 
 def signed(handler: Handler) -> Handler:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.signals import SignalService
 from bot.execution.device_activity import DeviceActivity
+from bot.execution.device_health import DeviceHealth
 from bot.execution.device_hub import DeviceHub
 from bot.execution.device_keys import DeviceKeyring
 from bot.execution.nonces import NonceStore
@@ -35,6 +36,8 @@ REPORTS: web.AppKey[ReportDesk] = web.AppKey("reports", ReportDesk)
 DEVICE_KEYS: web.AppKey[DeviceKeyring] = web.AppKey("device_keys", DeviceKeyring)
 NONCES: web.AppKey[NonceStore] = web.AppKey("nonces", NonceStore)
 DEVICE_ACTIVITY: web.AppKey[DeviceActivity] = web.AppKey("device_activity", DeviceActivity)
+# Refused requests of existing devices, counted for their owners' health alerts.
+DEVICE_HEALTH: web.AppKey[DeviceHealth] = web.AppKey("device_health", DeviceHealth)
 # The long polls' wake-ups (bot/web/ea.py).
 DEVICE_HUB: web.AppKey[DeviceHub] = web.AppKey("device_hub", DeviceHub)
 # Only in webhook mode: Telegram's updates (bot/web/telegram.py).

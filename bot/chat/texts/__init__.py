@@ -9,6 +9,7 @@ from bot.chat.texts.checkout import *  # noqa: F403
 from bot.chat.texts.common import *  # noqa: F403
 from bot.chat.texts.devices import *  # noqa: F403
 from bot.chat.texts.errors import *  # noqa: F403
+from bot.chat.texts.health import *  # noqa: F403
 from bot.chat.texts.notices import *  # noqa: F403
 from bot.chat.texts.payouts import *  # noqa: F403
 from bot.chat.texts.referrals import *  # noqa: F403
