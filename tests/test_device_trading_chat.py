@@ -406,6 +406,21 @@ async def test_mode_buttons(chat: Chat, container: Container) -> None:
     assert (await row_of(container, device)).trailing_start == "at_open"
 
 
+async def test_the_device_list_says_how_each_device_sizes(chat: Chat, container: Container) -> None:
+    fixed, _ = await add_device(container, name="Office")
+    risky, _ = await add_device(container, name="Laptop")
+    await chat.press(OWNER_ID, press_data(DeviceAction.RISK_EQUITY, risky.pk))
+    await chat.send(OWNER_ID, "1.5")
+    [listing] = await chat.send(OWNER_ID, "/devices")
+    office, laptop = (line for line in listing.splitlines() if " · " in line)
+    assert office.startswith("<b>Office</b>") and office.endswith("lot 0.01")
+    assert laptop.startswith("<b>Laptop</b>") and laptop.endswith("risk 1.5% of the equity")
+    await chat.press(OWNER_ID, press_data(DeviceAction.RISK_MONEY, fixed.pk))
+    await chat.send(OWNER_ID, "50")
+    [listing] = await chat.send(OWNER_ID, "/devices", language_code="ru")
+    assert "риск 50.00 на сделку" in listing and "риск 1.5% от средств" in listing
+
+
 async def test_device_screen_groups_the_settings(chat: Chat, container: Container) -> None:
     device, _ = await add_device(container, name="Office")
     calls = await chat.press(OWNER_ID, press_data(DeviceAction.MENU, device.pk))

@@ -82,6 +82,13 @@ class DeviceDTO:
     created_at: datetime
     key_rotated_at: datetime | None
     last_seen_at: datetime | None
+    # How it sizes (the list shows it; the rest of the trade settings are read where
+    # they are shown): fixed (lot_size), risk_percent (of risk_of) or risk_money (in
+    # hundredths of the account currency).
+    sizing_mode: str = "fixed"
+    risk_percent: Decimal | None = None
+    risk_of: str = "balance"
+    risk_money_minor: int | None = None
 
     @classmethod
     def from_model(cls, device: Device | Row[Any], *, last_seen_at: datetime | None) -> DeviceDTO:
@@ -102,6 +109,10 @@ class DeviceDTO:
             created_at=device.created_at,
             key_rotated_at=device.key_rotated_at,
             last_seen_at=last_seen_at,
+            sizing_mode=device.sizing_mode,
+            risk_percent=device.risk_percent,
+            risk_of=device.risk_of,
+            risk_money_minor=device.risk_money_minor,
         )
 
     def map_symbol(self, symbol: str) -> str:

@@ -38,6 +38,10 @@ LIST_COLUMNS = (
     "created_at",
     "key_rotated_at",
     "last_seen_at",
+    "sizing_mode",
+    "risk_percent",
+    "risk_of",
+    "risk_money_minor",
 )
 _ACTIVE_ROWS_FOR_OWNER = (
     select(*(_DEVICES.c[name] for name in LIST_COLUMNS))

@@ -9,6 +9,7 @@ from aiogram import html
 
 from bot.chat.i18n import Text
 from bot.domain.devices import Credentials, DeviceDTO
+from bot.domain.trade_settings import RiskOf, SizingMode
 
 PREVIEW_SYMBOLS = ("EURUSD", "XAUUSD")
 
@@ -145,6 +146,9 @@ AGO_MINUTES = Text("{n} min ago")
 AGO_HOURS = Text("{n} h ago")
 AGO_DAYS = Text("{n} days ago")
 LOT = Text("lot {lot}")
+LIST_RISK_BALANCE = Text("risk {percent}% of the balance")
+LIST_RISK_EQUITY = Text("risk {percent}% of the equity")
+LIST_RISK_MONEY = Text("risk {amount} per trade")
 SECONDS = Text("{n} s")
 KEY_ROTATED_AT = Text("rotated {at} UTC")
 KEY_SINCE = Text("since {at} UTC")
@@ -186,8 +190,20 @@ def device_summary_line(device: DeviceDTO, now: datetime, online_window: int) ->
     ]
     if device.paused:
         parts.append(str(DEVICE_PAUSED))
-    parts.append(LOT.format(lot=format_lot(device.lot_size)))
+    parts.append(size_summary(device))
     return " · ".join(parts)
+
+
+def size_summary(device: DeviceDTO) -> str:
+    """How the device sizes its trades, in a few words (a risk mode falls back to the lot
+    size where it has no figure yet, as the server does)."""
+    if device.sizing_mode == SizingMode.RISK_PERCENT and device.risk_percent is not None:
+        template = LIST_RISK_BALANCE if device.risk_of == RiskOf.BALANCE else LIST_RISK_EQUITY
+        return template.format(percent=f"{device.risk_percent.normalize():f}")
+    if device.sizing_mode == SizingMode.RISK_MONEY and device.risk_money_minor is not None:
+        amount = (Decimal(device.risk_money_minor) / 100).quantize(Decimal("0.01"))
+        return LIST_RISK_MONEY.format(amount=f"{amount:f}")
+    return LOT.format(lot=format_lot(device.lot_size))
 
 
 def device_list(devices: list[DeviceDTO], now: datetime, *, limit: int, online_window: int) -> str:
