@@ -13,7 +13,17 @@ from aiohttp.test_utils import TestClient
 from bot.container import Container
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient
-from tests.loop_support import approve, device_ea, instructions, publish, report, report_id
+from tests.fake_bot_api import FakeBotAPI
+from tests.loop_support import (
+    approve,
+    device_ea,
+    fill_body,
+    instructions,
+    publish,
+    report,
+    report_id,
+    settle,
+)
 from tests.signals_support import add_users
 from tests.wire_support import send_state, set_device, state_body
 from webhook_server import create_app
@@ -177,3 +187,85 @@ async def test_followups_of_a_v11_device_are_the_v1_shapes(
         "issued_at",
     }
     assert set(close) == {"id", "signal_id", "action", "symbol", "fraction", "issued_at"}
+
+
+async def test_the_worked_example_of_docs_ea_protocol(
+    container: Container, device: tuple[EAClient, int], fake_api: FakeBotAPI
+) -> None:
+    """docs/ea-protocol.md section 7's worked example, figure for figure."""
+    ea, pk = device
+    await set_device(
+        container,
+        pk,
+        sizing_mode="risk_percent",
+        risk_percent=Decimal(1),
+        tp_mode="split",
+        breakeven_after_leg=0,
+        max_spread_points=30,
+    )
+    outcome = await publish(
+        container,
+        order_type="limit",
+        entry="1.085",
+        stop_loss="1.08",
+        take_profit=["1.09", "1.095"],
+    )
+    await settle(container)
+    assert (
+        "• Demo: 1 % of 10,000.00 USD → about 0.2 lots, 2 take profits split"
+        in (fake_api.sent("sendMessage", OWNER)[-1].params["text"])
+    )
+    await approve(container, outcome, OWNER)
+    [opened] = await instructions(ea)
+    shown = {
+        k: v for k, v in opened.items() if k not in {"id", "signal_id", "issued_at", "expires_at"}
+    }
+    assert shown == {
+        "action": "open",
+        "symbol": "EURUSD",
+        "side": "buy",
+        "order_type": "limit",
+        "entry": "1.085",
+        "stop_loss": "1.08",
+        "take_profit": ["1.09", "1.095"],
+        "volume": "0.2",
+        "comment": None,
+        "sizing": {"mode": "risk_percent", "percent": "1", "of": "balance"},
+        "legs": [{"take_profit": "1.09", "share": "0.5"}, {"take_profit": "1.095", "share": "0.5"}],
+        "management": {"breakeven": {"after_leg": 0, "offset_points": 0}},
+    }
+    for leg, ticket in ((0, 5012345), (1, 5012346)):
+        fill = fill_body(opened["id"], ticket=ticket, price="1.085", volume="0.1", leg=leg)
+        assert (await report(ea, "fill", fill)).status == 201
+    closed = {
+        "report_id": report_id(),
+        "instruction_id": opened["id"],
+        "leg": 0,
+        "ticket": 5012345,
+        "event": "closed",
+        "reason": "tp",
+        "price": "1.09",
+        "volume": "0.1",
+        "profit": "50.00",
+    }
+    moved = {
+        "report_id": report_id(),
+        "instruction_id": opened["id"],
+        "leg": 1,
+        "ticket": 5012346,
+        "event": "sl_moved",
+        "stop_loss": "1.085",
+    }
+    for body in (closed, moved):
+        assert (await ea.post_json("/api/v1/exec/event", body)).status == 201
+    await settle(container)
+    told = [c.params["text"] for c in fake_api.sent("sendMessage", OWNER)]
+    assert (
+        "📕 <b>Demo</b>: EURUSD buy closed (take profit), 0.1 @ <code>1.09</code>, "
+        "result +50.00 USD"
+    ) in told
+    assert (
+        fake_api.last("editMessageText", OWNER)
+        .params["text"]
+        .endswith("• Demo: filled 0.1 @ <code>1.085</code> · TP1 hit +50.00 USD, SL → breakeven")
+    )
