@@ -107,6 +107,7 @@ class SettingsToggle(StrEnum):
     AUTO_APPROVE = "a"
     NOTIFY_FILLS = "f"
     NOTIFY_ERRORS = "e"
+    NOTIFY_CLOSES = "c"
 
 
 class SettingsCb(CallbackData, prefix="set"):

@@ -233,6 +233,7 @@ def settings_keyboard(values: dict[str, bool]) -> InlineKeyboardMarkup:
         "auto_approve": SettingsToggle.AUTO_APPROVE,
         "notify_fills": SettingsToggle.NOTIFY_FILLS,
         "notify_errors": SettingsToggle.NOTIFY_ERRORS,
+        "notify_closes": SettingsToggle.NOTIFY_CLOSES,
     }
     return InlineKeyboardMarkup(
         inline_keyboard=[

@@ -225,6 +225,7 @@ class UserSettingsRepository:
                 "auto_approve": False,
                 "notify_fills": True,
                 "notify_errors": True,
+                "notify_closes": True,
                 "updated_at": now,
             },
         )

@@ -133,6 +133,11 @@ SETTINGS_LINES = (
         Text("Error notifications"),
         Text("a message when a device reports an error"),
     ),
+    (
+        "notify_closes",
+        Text("Close notifications"),
+        Text("a message when a position of a device closes (take profit, stop loss, by hand)"),
+    ),
 )
 SETTING_ON = Text("on")
 SETTING_OFF = Text("off")
