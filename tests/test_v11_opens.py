@@ -267,5 +267,5 @@ async def test_the_worked_example_of_docs_ea_protocol(
     assert (
         fake_api.last("editMessageText", OWNER)
         .params["text"]
-        .endswith("• Demo: filled 0.1 @ <code>1.085</code> · TP1 hit +50.00 USD, SL → breakeven")
+        .endswith("• Demo: filled 0.2 @ <code>1.085</code> · TP1 hit +50.00 USD, SL → breakeven")
     )

@@ -281,6 +281,9 @@ def _advance(line: DeviceLine, row: ReportRow) -> DeviceLine:
                 if line.state != "waiting"
                 else DeviceLine(line.name, "acked", ticket=row.ticket)
             )
+        if line.state == "filled" and line.volume is not None and row.volume is not None:
+            # Another leg of a v1.1 open: the volume adds up, the first price stays.
+            return replace(line, volume=line.volume + row.volume)
         return DeviceLine(
             line.name, "filled", ticket=row.ticket, price=row.price, volume=row.volume
         )
