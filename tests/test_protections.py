@@ -27,7 +27,7 @@ from tests.loop_support import (
     stored_instructions,
 )
 from tests.signals_support import add_users
-from tests.wire_support import position, send_state, set_device, state_body
+from tests.wire_support import owner_device, position, send_state, set_device, state_body
 from webhook_server import create_app
 
 OWNER = 3801
@@ -42,11 +42,7 @@ LOSS_NOTICE = (
 async def device(
     container: Container, aiohttp_client: Any, clock: FakeClock
 ) -> tuple[EAClient, int]:
-    server: TestClient[Any, Any] = await aiohttp_client(create_app(container))
-    await add_users(container.sessionmaker, [OWNER], clock.now)
-    dto, ea = await device_ea(container, server, clock, OWNER, "Demo")
-    await send_state(ea)
-    return ea, dto.pk
+    return await owner_device(container, aiohttp_client, clock, OWNER)
 
 
 async def approved(container: Container, **fields: Any) -> None:

@@ -45,6 +45,23 @@ def new_instruction_id() -> str:
     return f"ins_{secrets.token_urlsafe(12)}"
 
 
+# The columns an instruction row leaves NULL unless its action sets them.
+_NULLABLE = (
+    *("signal_id", "symbol", "side", "order_type", "entry", "stop_loss", "take_profit"),
+    *("volume", "fraction", "comment", "expires_at", "skip_reason"),
+    *("sizing", "legs", "management", "guards"),
+)
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    """An instruction row: every column an action does not set is NULL (one INSERT of many
+    rows needs the same keys in each)."""
+    row: dict[str, Any] = dict.fromkeys(_NULLABLE)
+    row.update(public_id=new_instruction_id(), state="pending")
+    row.update(values)
+    return row
+
+
 def _wake_after_commit(session: AsyncSession, wake: DeviceWaker | None, pks: Iterable[int]) -> None:
     targets = sorted(set(pks))
     if wake is None or not targets:
@@ -88,30 +105,24 @@ async def issue_opens(
         skip, trip = await check_open(session, device, v11, signal.symbol, now)
         if trip is not None:
             trips.append(trip_notice(trip))
-        row: dict[str, Any] = {
-            "public_id": new_instruction_id(),
-            "signal_id": signal.id,
-            "device_id": device.id,
-            "action": "open",
-            "symbol": symbol,
-            "side": signal.side,
-            "order_type": signal.order_type,
-            "entry": signal.entry,
-            "stop_loss": signal.stop_loss,
-            "take_profit": list(signal.take_profit),
-            "volume": device.lot_size,
-            "fraction": None,
-            "comment": signal.comment,
-            "issued_at": now,
+        row = _row(
+            signal_id=signal.id,
+            device_id=device.id,
+            action="open",
+            symbol=symbol,
+            side=signal.side,
+            order_type=signal.order_type,
+            entry=signal.entry,
+            stop_loss=signal.stop_loss,
+            take_profit=list(signal.take_profit),
+            volume=device.lot_size,
+            comment=signal.comment,
+            issued_at=now,
             # The EA may skip it after this: the approval window or the device's max age.
-            "expires_at": min(signal.expires_at, signal.issued_at + max_age),
-            "state": "pending" if skip is None else "skipped",
-            "skip_reason": None if skip is None else skip.value,
-            "sizing": None,
-            "legs": None,
-            "management": None,
-            "guards": None,
-        }
+            expires_at=min(signal.expires_at, signal.issued_at + max_age),
+            state="pending" if skip is None else "skipped",
+            skip_reason=None if skip is None else skip.value,
+        )
         if v11 is not None:
             plan = plan_open(device, v11, signal, symbol)
             row.update(
@@ -143,29 +154,16 @@ async def issue_followups(
     repo = InstructionRepository(session)
     modify = action == "modify"
     rows: list[dict[str, Any]] = [
-        {
-            "public_id": new_instruction_id(),
-            "signal_id": signal.id,
-            "device_id": device_pk,
-            "action": action,
-            "symbol": symbol,
-            "side": None,
-            "order_type": None,
-            "entry": None,
-            "stop_loss": signal.stop_loss if modify else None,
-            "take_profit": list(signal.take_profit) if modify else None,
-            "volume": None,
-            "fraction": fraction if action == "close" else None,
-            "comment": None,
-            "issued_at": now,
-            "expires_at": None,
-            "state": "pending",
-            "skip_reason": None,
-            "sizing": None,
-            "legs": None,
-            "management": None,
-            "guards": None,
-        }
+        _row(
+            signal_id=signal.id,
+            device_id=device_pk,
+            action=action,
+            symbol=symbol,
+            stop_loss=signal.stop_loss if modify else None,
+            take_profit=list(signal.take_profit) if modify else None,
+            fraction=fraction if action == "close" else None,
+            issued_at=now,
+        )
         for device_pk, symbol in await repo.opened(signal.id)
     ]
     await repo.add(rows)
@@ -204,33 +202,7 @@ async def issue_close_all(
     state = await DeviceStateRepository(session).get(device.id)
     if state is None or state.protocol != PROTOCOL_V11:
         raise DeviceNotV11Error(device.name)
-    public_id = new_instruction_id()
-    await InstructionRepository(session).add(
-        [
-            {
-                "public_id": public_id,
-                "signal_id": None,
-                "device_id": device.id,
-                "action": "close_all",
-                "symbol": None,
-                "side": None,
-                "order_type": None,
-                "entry": None,
-                "stop_loss": None,
-                "take_profit": None,
-                "volume": None,
-                "fraction": None,
-                "comment": None,
-                "issued_at": now,
-                "expires_at": None,
-                "state": "pending",
-                "skip_reason": None,
-                "sizing": None,
-                "legs": None,
-                "management": None,
-                "guards": None,
-            }
-        ]
-    )
+    row = _row(device_id=device.id, action="close_all", issued_at=now)
+    await InstructionRepository(session).add([row])
     _wake_after_commit(session, wake, [device.id])
-    return CloseAllIssued(public_id, device.id, device.name)
+    return CloseAllIssued(row["public_id"], device.id, device.name)
