@@ -150,6 +150,7 @@ def _services(
             publisher=publisher,
             subscriber_check=active_subscribers,
             wake_device=device_hub.notify,
+            notices=outbox.notice_many,
         ),
         reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox),
         broadcast=broadcast,

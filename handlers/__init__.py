@@ -24,6 +24,7 @@ from handlers import (
     errors,
     fallback,
     payouts,
+    protections,
     referrals,
     settings,
     signals,
@@ -54,6 +55,7 @@ def create_routers() -> list[Router]:
         payouts.create_router(),
         signals_admin.create_router(),
         settings.create_router(),
+        protections.create_router(),
         # Typed input of the device flows: after every command.
         devices.create_input_router(),
         device_settings.create_input_router(),

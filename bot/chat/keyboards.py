@@ -23,6 +23,8 @@ from bot.chat.callbacks import (
     PayoutReviewAction,
     PayoutReviewCallback,
     PlanCallback,
+    ProtectionAction,
+    ProtectionCb,
     SettingsCb,
     SettingsToggle,
     SignalDraftCb,
@@ -428,3 +430,11 @@ def device_back(device: DeviceDTO) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     _back_button(builder, device)
     return builder.as_markup()
+
+
+def loss_limit_resume(device_pk: int) -> InlineKeyboardMarkup:
+    """The Resume button under a tripped daily loss limit's notice."""
+    data = ProtectionCb(action=ProtectionAction.RESUME, device_pk=device_pk)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_cb_button(str(texts.BUTTON_RESUME_TODAY), data)]]
+    )

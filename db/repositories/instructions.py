@@ -17,7 +17,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,16 +31,17 @@ from db.models import (
     Signal,
     UserSettings,
 )
+from db.repositories.common import stored_report_ids
 from db.repositories.signals import CHUNK, chunks
 
 
 @dataclass(frozen=True, slots=True)
 class PendingRow:
-    """A pending instruction; a close_all (no signal) has signal id "" and its own issue time."""
+    """A pending instruction; the signal's id and time are None for close_all."""
 
     instruction: Instruction
-    signal_public_id: str
-    signal_issued_at: datetime
+    signal_public_id: str | None
+    signal_issued_at: datetime | None
     max_signal_age: int
 
 
@@ -52,10 +52,10 @@ class ReportTarget:
 
     instruction_pk: int
     device_pk: int
-    signal_pk: int
+    signal_pk: int | None  # None: close_all (and symbol, side)
     action: str
-    symbol: str
-    side: str
+    symbol: str | None
+    side: str | None
     device_name: str
     owner_id: int
     approval_id: int | None
@@ -81,6 +81,11 @@ class ReportRow:
     profit: Decimal | None
     code: int | None
     message: str | None
+    instruction_pk: int
+    state: str
+    skip_reason: str | None
+    side: str | None
+    management: dict[str, Any] | None
 
 
 def _servable(now: datetime) -> ColumnElement[bool]:
@@ -124,7 +129,7 @@ _REPORT_LOOKUP = (
         ExecutionRecord.public_id.label("record_id"),
         ExecutionRecord.content_hash,
     )
-    .join(Signal, Signal.id == Instruction.signal_id)
+    .outerjoin(Signal, Signal.id == Instruction.signal_id)
     .join(Device, Device.id == Instruction.device_id)
     .outerjoin(
         Approval,
@@ -197,10 +202,7 @@ class InstructionRepository:
             .order_by(Instruction.id)
         )
         rows = (await self.session.execute(query)).all()
-        return [
-            PendingRow(row[0], str(row[1] or ""), row[2] or row[0].issued_at, int(row[3]))
-            for row in rows
-        ]
+        return [PendingRow(row[0], row[1], row[2], int(row[3])) for row in rows]
 
     async def idle_devices(self, now: datetime) -> set[int]:
         """Active devices for which :meth:`pending` finds nothing, in one query (an open
@@ -243,10 +245,10 @@ class InstructionRepository:
                     targets[str(row.public_id)] = ReportTarget(
                         instruction_pk=int(row.instruction_pk),
                         device_pk=int(row.device_pk),
-                        signal_pk=int(row.signal_pk),
+                        signal_pk=row.signal_pk,
                         action=str(row.action),
-                        symbol=str(row.symbol),
-                        side=str(row.side),
+                        symbol=row.symbol,
+                        side=row.side,
                         device_name=str(row.device_name),
                         owner_id=int(row.owner_id),
                         approval_id=row.approval_id,
@@ -262,17 +264,7 @@ class InstructionRepository:
         self, keys: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[str, str]]:
         """(device pk, report_id) → (record public id, content hash) of stored records."""
-        found: dict[tuple[int, str], tuple[str, str]] = {}
-        for part in chunks(sorted(keys)):
-            query = select(
-                ExecutionRecord.device_id,
-                ExecutionRecord.report_id,
-                ExecutionRecord.public_id,
-                ExecutionRecord.content_hash,
-            ).where(tuple_(ExecutionRecord.device_id, ExecutionRecord.report_id).in_(part))
-            for row in (await self.session.execute(query)).all():
-                found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
-        return found
+        return await stored_report_ids(self.session, ExecutionRecord, keys)
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
         """One INSERT executed for many rows (Core: no ORM bulk-insert bookkeeping)."""
@@ -331,6 +323,11 @@ class InstructionRepository:
                     ExecutionRecord.profit,
                     ExecutionRecord.code,
                     ExecutionRecord.message,
+                    Instruction.id,
+                    Instruction.state,
+                    Instruction.skip_reason,
+                    Instruction.side,
+                    Instruction.management,
                 )
                 .join(Device, Device.id == Instruction.device_id)
                 .outerjoin(ExecutionRecord, ExecutionRecord.instruction_id == Instruction.id)

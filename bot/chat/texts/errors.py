@@ -37,6 +37,9 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.DEVICE_LIMIT_REACHED: Text(
         "You have {limit} devices, the most allowed. Revoke one in its settings to add another."
     ),
+    ErrorCode.LOSS_LIMIT_NOT_TRIPPED: Text(
+        "The daily loss limit of this device is not holding anything today."
+    ),
     ErrorCode.PAYOUT_BELOW_MINIMUM: Text("Payouts start at {minimum}."),
     ErrorCode.PAYOUT_ABOVE_BALANCE: Text("That is more than your available balance ({balance})."),
     ErrorCode.PAYOUT_METHOD_GONE: Text(
