@@ -34,6 +34,7 @@ int main() {
     double seconds = std::atof(env("SB_RUN_SECONDS", "60").c_str());
 
     sim_load();
+    sim_tick();  // what the trade server did while the terminal was off
     int rc = OnInit();
     std::printf("harness: OnInit returned %d\n", rc);
     std::fflush(stdout);
