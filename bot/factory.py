@@ -144,6 +144,7 @@ def _services(
             publisher=publisher,
             subscriber_check=active_subscribers,
             wake_device=device_hub.notify,
+            notices=outbox.notice_many,
         ),
         reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox, publisher=publisher),
         broadcast=broadcast,

@@ -493,7 +493,8 @@ class ExecutionRecord(Base):
     instruction_id: Mapped[int] = mapped_column(
         ForeignKey("instructions.id", ondelete="CASCADE"), index=True
     )
-    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    # NULL for a report on close_all, which belongs to no signal.
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
     ticket: Mapped[int | None] = mapped_column(BigInteger)
     price: Mapped[Decimal | None] = mapped_column(PRICE)
     volume: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))

@@ -22,6 +22,7 @@ from tests.loop_support import approve, device_ea, fill_body, publish, report_id
 from tests.openapi_support import DOCUMENT, Exchange, documented_operations, problems, recording
 from tests.signals_support import AUTH, add_users
 from tests.webhook_support import WEBHOOK_OVERRIDES
+from tests.wire_support import position, state_body
 from webhook_server import create_app
 
 OWNER = 3401
@@ -137,6 +138,7 @@ async def _device_calls(container: Container, client: TestClient[Any, Any], ea: 
     await ea.post_json("/api/v1/exec/ack", ack | {"message": "other"})  # 409
     fill = fill_body(opened["id"], executed_at="2026-01-01T12:00:00+02:00", profit="-1.5")
     assert (await ea.post_json("/api/v1/exec/fill", fill)).status == 201
+    await _v11_calls(ea, opened["id"])
     public_id = outcome.signal.public_id
     for path, change in (("modify", {"stop_loss": "1.07"}), ("close", {"fraction": "0.5"})):
         await client.post(f"/api/v1/signals/{public_id}/{path}", json=change, headers=AUTH)
@@ -154,6 +156,25 @@ async def _device_calls(container: Container, client: TestClient[Any, Any], ea: 
     await ea.request("POST", "/api/v1/exec/ack", b" " * (65 * 1024))  # 413
     await ea.get(f"/api/v1/exec/status/{opened['signal_id']}")
     await ea.get("/api/v1/exec/status/sig_never")  # 404
+
+
+async def _v11_calls(ea: EAClient, open_id: str) -> None:
+    """Protocol v1.1: the device's state and a position event, with their answers."""
+    state = state_body(positions=[position(open_id)])
+    assert (await ea.post_json("/api/v1/ea/state", state)).status == 200
+    await ea.post_json("/api/v1/ea/state", state | {"protocol": "1.0"})  # 422
+    event = {
+        "report_id": report_id(),
+        "instruction_id": open_id,
+        "ticket": 7,
+        "event": "sl_moved",
+        "stop_loss": None,
+    }
+    assert (await ea.post_json("/api/v1/exec/event", event)).status == 201
+    assert (await ea.post_json("/api/v1/exec/event", event)).status == 200
+    await ea.post_json("/api/v1/exec/event", event | {"stop_loss": "1.07"})  # 409
+    await ea.post_json("/api/v1/exec/event", event | {"report_id": report_id(), "leg": -1})
+    await ea.post_json("/api/v1/exec/event", event | {"instruction_id": "ins_nowhere"})  # 404
 
 
 def test_problems_finds_what_departs() -> None:

@@ -154,3 +154,17 @@ class DeviceCb(CallbackData, prefix="dv"):
     action: DeviceAction
     device: int
     version: int = 0
+
+
+# --- protections (protocol v1.1) ---
+
+
+class ProtectionAction(StrEnum):
+    RESUME = "resume"
+
+
+class ProtectionCb(CallbackData, prefix="pt"):
+    """A protection's button on its notice (the daily loss limit's Resume): the device."""
+
+    action: ProtectionAction
+    device_pk: int

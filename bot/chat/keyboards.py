@@ -23,6 +23,8 @@ from bot.chat.callbacks import (
     PayoutReviewAction,
     PayoutReviewCallback,
     PlanCallback,
+    ProtectionAction,
+    ProtectionCb,
     SettingsCb,
     SettingsToggle,
     SignalDraftCb,
@@ -323,3 +325,9 @@ def device_created(device: DeviceDTO) -> InlineKeyboardMarkup:
         text=str(texts.BUTTON_DEVICES), callback_data=DevicesCb(action=DevicesAction.LIST)
     )
     return builder.as_markup()
+
+
+def loss_limit_resume(device_pk: int) -> InlineKeyboardMarkup:
+    """The Resume button under a tripped daily loss limit's notice."""
+    data = ProtectionCb(action=ProtectionAction.RESUME, device_pk=device_pk)
+    return InlineKeyboardMarkup(inline_keyboard=[[_cb_button(str(texts.BUTTON_RESUME), data)]])

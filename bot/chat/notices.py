@@ -48,6 +48,25 @@ def _device_error(p: Params) -> str:
     )
 
 
+def _position_closed(p: Params) -> str:
+    return texts.closed_notice(
+        p["device"],
+        p["symbol"],
+        p["side"],
+        p["reason"],
+        Decimal(p["price"]),
+        Decimal(p["volume"]),
+        Decimal(p["profit"]),
+        p["currency"],
+    )
+
+
+def _loss_limit(p: Params) -> str:
+    return texts.loss_limit_notice(
+        p["device"], Decimal(p["loss"]), Decimal(p["limit"]), p["currency"]
+    )
+
+
 def _refund_done(p: Params) -> str:
     commission = p["commission"]
     line = (
@@ -79,6 +98,8 @@ def _payout_paid(p: Params) -> str:
 TEXTS: dict[NoticeCode, Callable[[Params], str]] = {
     NoticeCode.FILL: _fill,
     NoticeCode.DEVICE_ERROR: _device_error,
+    NoticeCode.POSITION_CLOSED: _position_closed,
+    NoticeCode.LOSS_LIMIT_TRIPPED: _loss_limit,
     NoticeCode.DEAD_LETTER: lambda p: texts.dead_letter_notice(
         p["update_id"], p["user_id"], p["error"], p["attempts"], again=p["again"]
     ),
@@ -122,6 +143,8 @@ def word(code: NoticeCode, params: Params) -> Worded:
     markup = None
     if code is NoticeCode.PAYOUT_CARD:
         markup = keyboards.payout_review(params["id"], params["state"])
+    elif code is NoticeCode.LOSS_LIMIT_TRIPPED:
+        markup = keyboards.loss_limit_resume(params["device_pk"])
     return TEXTS[code](params), markup
 
 

@@ -24,6 +24,9 @@ class ErrorCode(StrEnum):
     PAIRS_TOO_MANY = "pairs_too_many"  # limit
     AFFIX_INVALID = "affix_invalid"
     DEVICE_LIMIT_REACHED = "device_limit_reached"  # limit
+    # protocol v1.1 (bot/execution/issuing.py, protections.py)
+    DEVICE_NOT_V11 = "device_not_v11"  # name
+    LOSS_LIMIT_NOT_TRIPPED = "loss_limit_not_tripped"
     # payouts
     PAYOUT_BELOW_MINIMUM = "payout_below_minimum"  # minimum (minor units)
     PAYOUT_ABOVE_BALANCE = "payout_above_balance"  # balance (minor units)

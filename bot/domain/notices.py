@@ -16,6 +16,11 @@ class NoticeCode(StrEnum):
     FILL = "fill"
     # device, symbol, side, action, code, message
     DEVICE_ERROR = "device_error"
+    # a closed position (EA_PROTOCOL 5.4): device, symbol, side, leg | None, reason, price,
+    # volume, profit (decimal strings), currency | None
+    POSITION_CLOSED = "position_closed"
+    # the daily loss limit stopped opens today: device, device_pk, loss, limit, currency
+    LOSS_LIMIT_TRIPPED = "loss_limit_tripped"
     # admins (bot/intake/inbox.py): update_id, user_id | None, error, attempts, again
     DEAD_LETTER = "dead_letter"
     # update_id

@@ -11,7 +11,7 @@ from db.models import Approval, Signal
 
 SignalState = Literal["open", "cancelled", "closed", "expired"]
 Decision = Literal["pending", "approved", "rejected", "expired", "auto"]
-DeviceState = Literal["waiting", "acked", "filled", "error", "closed"]
+DeviceState = Literal["waiting", "acked", "filled", "error", "closed", "skipped", "preview"]
 # Decisions that send the signal to the user's devices.
 EXECUTING: tuple[Decision, ...] = ("approved", "auto")
 
@@ -91,11 +91,46 @@ class ApprovalDTO:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionResult:
+    """What a v1.1 device reported of its positions on a signal (EA_PROTOCOL 5.4).
+
+    ``closed``: ``reason``, ``leg`` and ``profit``; ``sl_moved`` / ``tp_moved``: ``level``
+    (None: removed), ``breakeven`` when the stop loss went to the position's open price
+    after a take profit, as the device's breakeven setting does."""
+
+    event: str
+    reason: str | None = None
+    leg: int | None = None
+    profit: Decimal | None = None
+    level: Decimal | None = None
+    breakeven: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SizePreview:
+    """How a v1.1 device would size a signal, shown before the owner decides: ``mode`` as
+    sent (fixed, risk_percent, risk_money), with ``percent`` of ``base`` or ``amount``
+    (account currency), ``lots`` (the server's estimate; None when it cannot tell),
+    ``no_stop_loss`` when a risk mode fell back to fixed, and the take profits split."""
+
+    mode: str
+    lots: Decimal | None
+    currency: str | None = None
+    percent: Decimal | None = None
+    base: Decimal | None = None
+    amount: Decimal | None = None
+    no_stop_loss: bool = False
+    legs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceLine:
     """One of the user's devices on one signal, as its latest report left it.
 
     waiting (instruction pending), acked (``ticket`` if given), filled (``price`` and
-    ``volume``), error (``code`` and ``message``), closed (``profit``).
+    ``volume``), error (``code`` and ``message``), closed (``profit``), skipped (a
+    protection refused the open: ``skip_reason``). A v1.1 device adds ``results`` (its
+    position events, ``currency`` the account's), and before the decision ``preview``.
     """
 
     name: str
@@ -106,6 +141,10 @@ class DeviceLine:
     code: int | None = None
     message: str | None = None
     profit: Decimal | None = None
+    skip_reason: str | None = None
+    results: tuple[PositionResult, ...] = ()
+    currency: str | None = None
+    preview: SizePreview | None = None
 
 
 @dataclass(frozen=True, slots=True)

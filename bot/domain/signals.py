@@ -31,7 +31,7 @@ from bot.domain.signal_rules import (
     validate_level_changes,
 )
 from bot.domain.subscriptions import active_subscribers
-from bot.execution.issuing import DeviceWaker, issue_followups, issue_opens
+from bot.execution.issuing import DeviceWaker, NoticeSink, issue_followups, issue_opens
 from bot.infra.clock import Clock
 from db.models import Signal
 from db.repositories.instructions import InstructionRepository
@@ -95,8 +95,11 @@ class SignalService:
         publisher: SignalPublisher | None = None,
         subscriber_check: SubscriberCheck = active_subscribers,
         wake_device: DeviceWaker | None = None,
+        notices: NoticeSink | None = None,
     ) -> None:
         self.settings = settings
+        # The owners' notices of protections (a daily loss limit tripped), in the outbox.
+        self.notices = notices
         self.clock = clock
         self.publisher = publisher
         self.subscriber_check = subscriber_check
@@ -166,7 +169,9 @@ class SignalService:
         ids = await repo.add_approvals(rows)
         auto_approvers = [user_id for user_id, auto in recipients if auto]
         if auto_approvers:
-            await issue_opens(session, signal, auto_approvers, now, self.wake_device)
+            await issue_opens(
+                session, signal, auto_approvers, now, self.wake_device, notices=self.notices
+            )
         approvals = [
             ApprovalDTO(
                 id=ids[user_id],
@@ -366,7 +371,9 @@ class SignalService:
             await session.refresh(approval)
             return DecisionOutcome(False, approval.decision)
         if approve:
-            await issue_opens(session, signal, [user_id], now, self.wake_device)
+            await issue_opens(
+                session, signal, [user_id], now, self.wake_device, notices=self.notices
+            )
         if self.publisher is not None:
             await self.publisher.refresh(session, [approval.id])
         return DecisionOutcome(True, decision)

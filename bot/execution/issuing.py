@@ -1,16 +1,22 @@
-"""Issuing instructions to devices: which device is told what, when (EA_PROTOCOL.md section 3).
+"""Issuing instructions to devices: which device is told what, when (EA_PROTOCOL.md
+sections 3 and 5).
 
 An approval (or auto-approve) gives each of the approver's active, unpaused devices an
 ``open`` with the signal's levels frozen, the symbol through the device's mapping and the
-device's lot size, unless the signal is already older than the device's max age. A
-provider's modify, close or cancel gives a follow-up to every device whose ``open`` was
-acked or filled. Issuers wake the devices' long polls after the commit.
+device's lot size, unless the signal is already older than the device's max age. A v1.1
+device (its last state says protocol 1.1) gets the fields of 5.2 too, frozen from its
+settings (bot/execution/open_plan.py). Before that the device's protections are checked
+(bot/execution/protections.py): an open one refuses is stored ``skipped`` with its reason
+and never served. A provider's modify, close or cancel gives a follow-up to every device
+whose ``open`` was acked or filled. ``close_all`` is the owner's, for one v1.1 device.
+Issuers wake the devices' long polls after the commit.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,12 +24,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.devices import map_symbol
+from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
+from bot.execution.device_state import PROTOCOL_V11
+from bot.execution.open_plan import plan_open
+from bot.execution.protections import check_open, trip_notice
 from db.hooks import after_commit
 from db.models import Signal
+from db.repositories.device_states import DeviceStateRepository
+from db.repositories.devices import DeviceRepository
 from db.repositories.instructions import InstructionRepository
 
 # Wakes the long polls of these devices (DeviceHub.notify for each), after a commit.
 DeviceWaker = Callable[[int], None]
+# Queues owners' notices (chat id, code, params) in the session's transaction
+# (bot/infra/outbox.py Outbox.notice_many).
+NoticeSink = Callable[[AsyncSession, Iterable[tuple[int, str, Mapping[str, Any]]]], Awaitable[None]]
 
 
 def new_instruction_id() -> str:
@@ -48,43 +63,71 @@ async def issue_opens(
     owner_ids: Sequence[int],
     now: datetime,
     wake: DeviceWaker | None,
+    *,
+    notices: NoticeSink | None = None,
 ) -> int:
-    """An ``open`` for each eligible device of the owners; how many were issued."""
+    """An ``open`` for each eligible device of the owners; how many were issued (the
+    skipped ones are stored, not counted)."""
     if signal.state != "open" or now >= signal.expires_at:
         return 0
     repo = InstructionRepository(session)
     age = now - signal.issued_at
+    devices = await repo.executing_devices(owner_ids)
+    states = await DeviceStateRepository(session).for_devices(device.id for device in devices)
     rows: list[dict[str, Any]] = []
-    for device in await repo.executing_devices(owner_ids):
+    trips: list[tuple[int, str, Mapping[str, Any]]] = []
+    for device in devices:
         max_age = timedelta(seconds=device.max_signal_age)
         if age > max_age:
             continue
-        rows.append(
-            {
-                "public_id": new_instruction_id(),
-                "signal_id": signal.id,
-                "device_id": device.id,
-                "action": "open",
-                "symbol": map_symbol(
-                    signal.symbol, device.symbol_map, device.symbol_prefix, device.symbol_suffix
-                ),
-                "side": signal.side,
-                "order_type": signal.order_type,
-                "entry": signal.entry,
-                "stop_loss": signal.stop_loss,
-                "take_profit": list(signal.take_profit),
-                "volume": device.lot_size,
-                "fraction": None,
-                "comment": signal.comment,
-                "issued_at": now,
-                # The EA may skip it after this: the approval window or the device's max age.
-                "expires_at": min(signal.expires_at, signal.issued_at + max_age),
-                "state": "pending",
-            }
+        symbol = map_symbol(
+            signal.symbol, device.symbol_map, device.symbol_prefix, device.symbol_suffix
         )
+        state = states.get(device.id)
+        v11 = state if state is not None and state.protocol == PROTOCOL_V11 else None
+        skip, trip = await check_open(session, device, v11, signal.symbol, now)
+        if trip is not None:
+            trips.append(trip_notice(trip))
+        row: dict[str, Any] = {
+            "public_id": new_instruction_id(),
+            "signal_id": signal.id,
+            "device_id": device.id,
+            "action": "open",
+            "symbol": symbol,
+            "side": signal.side,
+            "order_type": signal.order_type,
+            "entry": signal.entry,
+            "stop_loss": signal.stop_loss,
+            "take_profit": list(signal.take_profit),
+            "volume": device.lot_size,
+            "fraction": None,
+            "comment": signal.comment,
+            "issued_at": now,
+            # The EA may skip it after this: the approval window or the device's max age.
+            "expires_at": min(signal.expires_at, signal.issued_at + max_age),
+            "state": "pending" if skip is None else "skipped",
+            "skip_reason": None if skip is None else skip.value,
+            "sizing": None,
+            "legs": None,
+            "management": None,
+            "guards": None,
+        }
+        if v11 is not None:
+            plan = plan_open(device, v11, signal, symbol)
+            row.update(
+                volume=plan.volume,
+                sizing=plan.sizing,
+                legs=plan.legs,
+                management=plan.management,
+                guards=plan.guards,
+            )
+        rows.append(row)
     await repo.add(rows)
-    _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
-    return len(rows)
+    if trips and notices is not None:
+        await notices(session, trips)
+    issued = [int(row["device_id"]) for row in rows if row["state"] == "pending"]
+    _wake_after_commit(session, wake, issued)
+    return len(issued)
 
 
 async def issue_followups(
@@ -117,9 +160,77 @@ async def issue_followups(
             "issued_at": now,
             "expires_at": None,
             "state": "pending",
+            "skip_reason": None,
+            "sizing": None,
+            "legs": None,
+            "management": None,
+            "guards": None,
         }
         for device_pk, symbol in await repo.opened(signal.id)
     ]
     await repo.add(rows)
     _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
     return len(rows)
+
+
+class DeviceNotV11Error(ConflictError):
+    """close_all needs a device that speaks protocol v1.1 (its last state says so)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(ErrorCode.DEVICE_NOT_V11, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAllIssued:
+    instruction_id: str
+    device_pk: int
+    device_name: str
+
+
+async def issue_close_all(
+    session: AsyncSession,
+    owner_id: int,
+    device_pk: int,
+    now: datetime,
+    wake: DeviceWaker | None,
+) -> CloseAllIssued:
+    """A ``close_all`` (EA_PROTOCOL 5.3) for the owner's v1.1 device, served at its next
+    poll (woken after the commit). Raises NotFoundError (not_available) for a device that
+    is not the owner's or is revoked, DeviceNotV11Error for one that never sent a v1.1
+    state. The caller owns the transaction (and the owner's confirmation)."""
+    device = await DeviceRepository(session).get_active(owner_id, device_pk)
+    if device is None:
+        raise NotFoundError(ErrorCode.NOT_AVAILABLE)
+    state = await DeviceStateRepository(session).get(device.id)
+    if state is None or state.protocol != PROTOCOL_V11:
+        raise DeviceNotV11Error(device.name)
+    public_id = new_instruction_id()
+    await InstructionRepository(session).add(
+        [
+            {
+                "public_id": public_id,
+                "signal_id": None,
+                "device_id": device.id,
+                "action": "close_all",
+                "symbol": None,
+                "side": None,
+                "order_type": None,
+                "entry": None,
+                "stop_loss": None,
+                "take_profit": None,
+                "volume": None,
+                "fraction": None,
+                "comment": None,
+                "issued_at": now,
+                "expires_at": None,
+                "state": "pending",
+                "skip_reason": None,
+                "sizing": None,
+                "legs": None,
+                "management": None,
+                "guards": None,
+            }
+        ]
+    )
+    _wake_after_commit(session, wake, [device.id])
+    return CloseAllIssued(public_id, device.id, device.name)

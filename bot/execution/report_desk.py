@@ -1,11 +1,15 @@
 """The report writer: stores the ack / fill / error reports of devices (EA_PROTOCOL.md
-section 3) and tells the owners.
+section 3) and their position events (5.4), and tells the owners.
 
 :class:`ReportDesk` stores reports idempotently by ``report_id``, with group commits, and
 in the same transaction moves each instruction's state, credits a referrer's commission
 on a fill, and queues in the outbox the refresh of the owner's signal message (each
-device's live state) and the owner's notice of a fill or an error: they are sent after
-the commit, never before.
+device's live state) and the owner's notice of a fill, an error or a closed position:
+they are sent after the commit, never before.
+
+Position events ride the same writer and batches, with the same idempotency rules, in a
+report-id space of their own: an event's ``report_id`` is unique among the device's
+events (an ack and an event may carry the same one; neither is refused nor dropped).
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from bot.domain.notices import NoticeCode
 from bot.domain.signal_rules import decimal_or_none
 from bot.execution.device_keys import DeviceIdentity
-from bot.execution.reports import Report, ReportKind
+from bot.execution.reports import EventKind, PositionEventReport, Report, ReportKind
 from bot.infra.clock import Clock
 from bot.lifecycle import ShuttingDown
 from db.repositories.instructions import InstructionRepository, ReportTarget
+from db.repositories.position_events import EventTarget, PositionEventRepository
 
 if TYPE_CHECKING:
     from bot.domain.publishing import SignalPublisher
@@ -73,20 +78,47 @@ def new_record_id() -> str:
     return f"exe_{secrets.token_urlsafe(12)}"
 
 
-def content_hash(report: Report) -> str:
+def new_event_id() -> str:
+    return f"evt_{secrets.token_urlsafe(12)}"
+
+
+AnyReport = Report | PositionEventReport
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def content_hash(report: AnyReport) -> str:
     """The report's content in a canonical form: equal for a retry of the same report
     (decimals compared by value, times by instant), different for anything else."""
-    canonical = [
-        report.kind.value,
-        report.instruction_id,
-        report.ticket,
-        decimal_or_none(report.price),
-        decimal_or_none(report.volume),
-        decimal_or_none(report.profit),
-        None if report.executed_at is None else report.executed_at.astimezone(UTC).isoformat(),
-        report.code,
-        report.message,
-    ]
+    canonical: list[object]
+    if isinstance(report, PositionEventReport):
+        canonical = [
+            f"event:{report.event.value}",
+            report.instruction_id,
+            report.ticket,
+            report.leg,
+            report.reason,
+            decimal_or_none(report.price),
+            decimal_or_none(report.volume),
+            decimal_or_none(report.profit),
+            decimal_or_none(report.stop_loss),
+            decimal_or_none(report.take_profit),
+            _instant(report.executed_at),
+        ]
+    else:
+        canonical = [
+            report.kind.value,
+            report.instruction_id,
+            report.ticket,
+            decimal_or_none(report.price),
+            decimal_or_none(report.volume),
+            decimal_or_none(report.profit),
+            _instant(report.executed_at),
+            report.code,
+            report.message,
+        ]
     encoded = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -102,7 +134,7 @@ class _Stored:
 @dataclass(slots=True)
 class _Queued:
     device: DeviceIdentity
-    report: Report
+    report: AnyReport
     digest: str
     future: asyncio.Future[ReportReceipt]
 
@@ -150,9 +182,10 @@ class ReportDesk:
         """Reports taken but not answered yet."""
         return len(self._waiting)
 
-    async def record(self, device: DeviceIdentity, report: Report) -> ReportReceipt:
-        """Store ``report`` once; a retry gets the same id, other content a 409, an
-        instruction not addressed to ``device`` a 404."""
+    async def record(self, device: DeviceIdentity, report: AnyReport) -> ReportReceipt:
+        """Store ``report`` (or a position event) once; a retry gets the same id, other
+        content a 409, an instruction not addressed to ``device`` (for an event: not one
+        of its opens) a 404."""
         if self._closing:
             raise ShuttingDown
         future: asyncio.Future[ReportReceipt] = asyncio.get_running_loop().create_future()
@@ -204,6 +237,21 @@ class ReportDesk:
             return await self._store(session, batch)
 
     async def _store(self, session: AsyncSession, batch: Sequence[_Queued]) -> list[Outcome]:
+        """Reports and events of one batch, each answered in its place."""
+        reports = [index for index, item in enumerate(batch) if isinstance(item.report, Report)]
+        if len(reports) == len(batch):
+            return await self._store_reports(session, batch)
+        events = [index for index in range(len(batch)) if index not in set(reports)]
+        outcomes: dict[int, Outcome] = {}
+        for indexes, store in ((reports, self._store_reports), (events, self._store_events)):
+            if indexes:
+                done = await store(session, [batch[index] for index in indexes])
+                outcomes.update(zip(indexes, done, strict=True))
+        return [outcomes[index] for index in range(len(batch))]
+
+    async def _store_reports(
+        self, session: AsyncSession, batch: Sequence[_Queued]
+    ) -> list[Outcome]:
         repo = InstructionRepository(session)
         targets, known = await repo.report_lookup(
             [(item.report.instruction_id, item.report.report_id) for item in batch]
@@ -225,6 +273,7 @@ class ReportDesk:
         outcomes: list[Outcome] = []
         for item in batch:
             device, report = item.device, item.report
+            assert isinstance(report, Report)
             key = (device.pk, report.report_id)
             if key in known:
                 outcomes.append(_receipt(*known[key], item.digest))
@@ -249,6 +298,46 @@ class ReportDesk:
             await repo.add_records(rows)
             await repo.set_states(states)
             await self._announce(session, stored)
+        return outcomes
+
+    async def _store_events(self, session: AsyncSession, batch: Sequence[_Queued]) -> list[Outcome]:
+        """Position events: an ``open`` of the reporting device, once per report_id."""
+        repo = PositionEventRepository(session)
+        targets = await repo.targets({item.report.instruction_id for item in batch})
+        known = await repo.by_report_id({(item.device.pk, item.report.report_id) for item in batch})
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        stored: list[tuple[EventTarget, PositionEventReport]] = []
+        outcomes: list[Outcome] = []
+        for item in batch:
+            device, event = item.device, item.report
+            assert isinstance(event, PositionEventReport)
+            key = (device.pk, event.report_id)
+            if key in known:
+                outcomes.append(_receipt(*known[key], item.digest))
+                continue
+            target = targets.get(event.instruction_id)
+            if target is None or target.device_pk != device.pk or target.action != "open":
+                outcomes.append(
+                    UnknownInstructionError(
+                        f"Instruction {event.instruction_id} is unknown, not addressed to "
+                        "this device, or not an open."
+                    )
+                )
+                continue
+            public_id = new_event_id()
+            known[key] = (public_id, item.digest)
+            rows.append(_event_row(public_id, target, event, item.digest, now))
+            stored.append((target, event))
+            outcomes.append(ReportReceipt(public_id, duplicate=False))
+        if rows:
+            await repo.add(rows)
+            if self.publisher is not None:
+                approvals = {t.approval_id for t, _ in stored if t.approval_id is not None}
+                await self.publisher.refresh(session, approvals)
+            if self.outbox is not None:
+                notices = [notice for t, e in stored if (notice := _close_notice(t, e))]
+                await self.outbox.notice_many(session, notices)
         return outcomes
 
     async def _credit(
@@ -356,13 +445,60 @@ def _record_row(
     }
 
 
+def _event_row(
+    public_id: str, target: EventTarget, event: PositionEventReport, digest: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "public_id": public_id,
+        "device_id": target.device_pk,
+        "report_id": event.report_id,
+        "instruction_id": target.instruction_pk,
+        "signal_id": target.signal_pk,
+        "leg": event.leg,
+        "ticket": event.ticket,
+        "event": event.event.value,
+        "reason": event.reason,
+        "price": event.price,
+        "volume": event.volume,
+        "profit": event.profit,
+        "stop_loss": event.stop_loss,
+        "take_profit": event.take_profit,
+        "executed_at": event.executed_at or now,
+        "received_at": now,
+        "content_hash": digest,
+    }
+
+
+def _close_notice(
+    target: EventTarget, event: PositionEventReport
+) -> tuple[int, str, dict[str, Any]] | None:
+    """The owner's notice of a closed position (unless switched off); worded when sent."""
+    if event.event is not EventKind.CLOSED or not target.notify_closes:
+        return None
+    return (
+        target.owner_id,
+        NoticeCode.POSITION_CLOSED,
+        {
+            "device": target.device_name,
+            "symbol": target.symbol,
+            "side": target.side,
+            "leg": event.leg,
+            "reason": event.reason,
+            "price": decimal_or_none(event.price),
+            "volume": decimal_or_none(event.volume),
+            "profit": decimal_or_none(event.profit),
+            "currency": target.currency,
+        },
+    )
+
+
 def _notice(target: ReportTarget, report: Report) -> tuple[int, str, dict[str, Any]] | None:
     """The owner's notice of a fill or an error (code and values), or None (an ack, or
     switched off); the chat layer words it when it is sent."""
     what = {
         "device": target.device_name,
-        "symbol": target.symbol,
-        "side": target.side,
+        "symbol": target.symbol or "",  # close_all has neither
+        "side": target.side or "",
         "action": target.action,
     }
     if report.kind is ReportKind.FILL and target.notify_fills:

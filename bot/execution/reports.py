@@ -96,7 +96,7 @@ def parse_report(kind: ReportKind, payload: Any) -> Report:
     return Report(kind=kind, **values)
 
 
-def _match(pattern: re.Pattern[str]) -> Any:
+def match_parser(pattern: re.Pattern[str]) -> Any:
     def parse(raw: Any) -> str | None:
         # fullmatch: "$" alone would take a trailing newline.
         return raw if isinstance(raw, str) and pattern.fullmatch(raw) else None
@@ -104,7 +104,7 @@ def _match(pattern: re.Pattern[str]) -> Any:
     return parse
 
 
-def _integer(low: int, high: int) -> Any:
+def integer_parser(low: int, high: int) -> Any:
     def parse(raw: Any) -> int | None:
         if isinstance(raw, bool) or not isinstance(raw, int):
             return None
@@ -113,7 +113,7 @@ def _integer(low: int, high: int) -> Any:
     return parse
 
 
-def _decimal(*, positive: bool, whole: int, places: int) -> Any:
+def decimal_parser(*, positive: bool, whole: int, places: int) -> Any:
     """A decimal string that its column holds exactly: at most ``whole`` digits before the
     point and ``places`` after it (PostgreSQL refuses more whole digits and rounds more
     places; SQLite would keep either, so the two would store different reports)."""
@@ -133,7 +133,7 @@ def _decimal(*, positive: bool, whole: int, places: int) -> Any:
     return parse
 
 
-def _aware_time(raw: Any) -> datetime | None:
+def aware_time(raw: Any) -> datetime | None:
     if not isinstance(raw, str):
         return None
     try:
@@ -145,19 +145,115 @@ def _aware_time(raw: Any) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
-def _message(raw: Any) -> str | None:
+def message_parser(raw: Any) -> str | None:
     return raw if isinstance(raw, str) and len(raw) <= MAX_MESSAGE_CHARS else None
 
 
 _PARSERS: dict[str, Any] = {
-    "report_id": _match(REPORT_ID_RE),
-    "instruction_id": _match(RECORD_ID_RE),
-    "ticket": _integer(0, MAX_TICKET),
+    "report_id": match_parser(REPORT_ID_RE),
+    "instruction_id": match_parser(RECORD_ID_RE),
+    "ticket": integer_parser(0, MAX_TICKET),
     # Within db/models.py's ExecutionRecord columns: Numeric(20, 10), (18, 8) and (20, 8).
-    "price": _decimal(positive=True, whole=10, places=10),
-    "volume": _decimal(positive=True, whole=10, places=8),
-    "profit": _decimal(positive=False, whole=12, places=8),
-    "executed_at": _aware_time,
-    "code": _integer(*INT_RANGE),
-    "message": _message,
+    "price": decimal_parser(positive=True, whole=10, places=10),
+    "volume": decimal_parser(positive=True, whole=10, places=8),
+    "profit": decimal_parser(positive=False, whole=12, places=8),
+    "executed_at": aware_time,
+    "code": integer_parser(*INT_RANGE),
+    "message": message_parser,
 }
+
+
+# --- position events (EA_PROTOCOL 5.4) ---
+
+
+class EventKind(StrEnum):
+    CLOSED = "closed"
+    SL_MOVED = "sl_moved"
+    TP_MOVED = "tp_moved"
+
+
+CLOSE_REASONS = ("tp", "sl", "stop_out", "manual", "close_all", "expert")
+MAX_LEG = 9
+
+
+@dataclass(frozen=True, slots=True)
+class PositionEventReport:
+    """``POST /api/v1/exec/event``: what became of one position of an ``open``.
+
+    ``stop_loss`` / ``take_profit`` of a move may be None: the level was removed."""
+
+    report_id: str
+    instruction_id: str
+    ticket: int
+    event: EventKind
+    leg: int | None = None
+    reason: str | None = None
+    price: Decimal | None = None
+    volume: Decimal | None = None
+    profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    executed_at: datetime | None = None
+
+
+_EVENT_REQUIRED: dict[EventKind, tuple[str, ...]] = {
+    EventKind.CLOSED: ("reason", "price", "volume", "profit"),
+    EventKind.SL_MOVED: (),
+    EventKind.TP_MOVED: (),
+}
+# A move names its new level, null when it was removed: the key must be there.
+_EVENT_LEVEL = {EventKind.SL_MOVED: "stop_loss", EventKind.TP_MOVED: "take_profit"}
+_EVENT_PARSERS: dict[str, Any] = {
+    "report_id": _PARSERS["report_id"],
+    "instruction_id": _PARSERS["instruction_id"],
+    "ticket": _PARSERS["ticket"],
+    "leg": integer_parser(0, MAX_LEG),
+    "reason": lambda raw: raw if raw in CLOSE_REASONS else None,
+    "price": _PARSERS["price"],
+    "volume": _PARSERS["volume"],
+    "profit": _PARSERS["profit"],
+    "stop_loss": _PARSERS["price"],
+    "take_profit": _PARSERS["price"],
+    "executed_at": aware_time,
+}
+_EVENT_PROBLEMS = {
+    **_PROBLEMS,
+    "leg": f"must be a whole number from 0 to {MAX_LEG}",
+    "reason": f"must be one of {', '.join(CLOSE_REASONS)}",
+    "stop_loss": _PROBLEMS["price"],
+    "take_profit": _PROBLEMS["price"],
+    "event": f"must be one of {', '.join(kind.value for kind in EventKind)}",
+}
+
+
+def parse_event(payload: Any) -> PositionEventReport:
+    """Check a decoded event body; raise :class:`InvalidReport` naming every bad field."""
+    if not isinstance(payload, dict):
+        raise InvalidReport({"body": "must be a JSON object"})
+    problems: dict[str, str] = {}
+    raw_event = payload.get("event")
+    event = EventKind(raw_event) if raw_event in tuple(EventKind) else None
+    if event is None:
+        problems["event"] = "is required" if raw_event is None else _EVENT_PROBLEMS["event"]
+    required = {"report_id", "instruction_id", "ticket"}
+    if event is not None:
+        required.update(_EVENT_REQUIRED[event])
+    values: dict[str, Any] = {}
+    for name, parse in _EVENT_PARSERS.items():
+        raw = payload.get(name)
+        if raw is None:
+            if name in required:
+                problems[name] = "is required"
+            continue
+        value = parse(raw)
+        if value is None:
+            problems[name] = _EVENT_PROBLEMS[name]
+        else:
+            values[name] = value
+    level = _EVENT_LEVEL.get(event) if event is not None else None
+    if level is not None and level not in payload:
+        problems.setdefault(level, "is required (null when it was removed)")
+    if problems:
+        raise InvalidReport(problems)
+    assert event is not None
+    return PositionEventReport(event=event, **values)

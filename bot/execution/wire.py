@@ -10,6 +10,7 @@ older than the device's max age (checked again at every delivery).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,11 +18,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import ErrorCode, NotFoundError
-from bot.domain.signal_dto import DeviceLine
+from bot.domain.signal_dto import DeviceLine, PositionResult
 from bot.domain.signal_rules import decimal_or_none, format_decimal, wire_time
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.reports import ReportKind
+from db.repositories.device_states import DeviceStateRepository
 from db.repositories.instructions import InstructionRepository, ReportRow
+from db.repositories.position_events import PositionEventRepository
+
+# Closed positions shown on a device's line at most (the latest), e.g. one per leg.
+MAX_SHOWN_CLOSES = 10
 
 
 class UnknownSignalError(NotFoundError):
@@ -39,8 +45,10 @@ async def pending_instructions(
     served: list[dict[str, Any]] = []
     for row in await InstructionRepository(session).pending(device.pk, now):
         instruction = row.instruction
-        if instruction.action == "open" and now - row.signal_issued_at > timedelta(
-            seconds=row.max_signal_age
+        if (
+            instruction.action == "open"
+            and row.signal_issued_at is not None
+            and now - row.signal_issued_at > timedelta(seconds=row.max_signal_age)
         ):
             continue
         served.append(_wire(instruction, row.signal_public_id))
@@ -53,7 +61,13 @@ async def idle_devices(session: AsyncSession, now: datetime) -> set[int]:
     return await InstructionRepository(session).idle_devices(now)
 
 
-def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
+def _wire(instruction: Any, signal_public_id: str | None) -> dict[str, Any]:
+    if instruction.action == "close_all":  # 5.3: no signal, no symbol
+        return {
+            "id": instruction.public_id,
+            "action": "close_all",
+            "issued_at": wire_time(instruction.issued_at),
+        }
     head: dict[str, Any] = {
         "id": instruction.public_id,
         "signal_id": signal_public_id,
@@ -72,6 +86,11 @@ def _wire(instruction: Any, signal_public_id: str) -> dict[str, Any]:
             issued_at=wire_time(instruction.issued_at),
             expires_at=wire_time(instruction.expires_at),
         )
+        if instruction.sizing is not None:  # a v1.1 open (5.2); a v1 device's has none
+            head["sizing"] = instruction.sizing
+            for name in ("legs", "management", "guards"):
+                if getattr(instruction, name) is not None:
+                    head[name] = getattr(instruction, name)
     elif instruction.action == "modify":
         head.update(
             stop_loss=decimal_or_none(instruction.stop_loss),
@@ -120,23 +139,93 @@ async def device_lines(
     session: AsyncSession, pairs: Sequence[tuple[int, int]]
 ) -> Mapping[tuple[int, int], Sequence[DeviceLine]]:
     """Each (user, signal): one line per device of the user that was sent the signal,
-    with the state its reports left it in (SignalPublisher's ``device_lines`` loader)."""
+    with the state its reports left it in and, for a v1.1 device, what its position
+    events said (SignalPublisher's ``device_lines`` loader)."""
     lines: dict[tuple[int, int], dict[int, DeviceLine]] = {}
     rows = await InstructionRepository(session).report_rows(pairs)
     # Reports in the order they arrived, across each device's instructions.
     rows.sort(key=lambda row: (row.device_pk, row.record_pk or 0))
+    opens: dict[int, ReportRow] = {}
+    fill_prices: dict[int, Decimal] = {}
     for row in rows:
         devices = lines.setdefault((row.owner_id, row.signal_pk), {})
         current = devices.get(row.device_pk)
         if current is None:
             current = DeviceLine(name=row.device_name, state="waiting")
         devices[row.device_pk] = _advance(current, row)
+        if row.action == "open":
+            opens.setdefault(row.instruction_pk, row)
+            if row.kind == ReportKind.FILL and row.price is not None:
+                fill_prices.setdefault(row.instruction_pk, row.price)
+    if opens:
+        await _add_results(session, lines, opens, fill_prices)
     return {key: list(devices.values()) for key, devices in lines.items()}
+
+
+async def _add_results(
+    session: AsyncSession,
+    lines: dict[tuple[int, int], dict[int, DeviceLine]],
+    opens: Mapping[int, ReportRow],
+    fill_prices: Mapping[int, Decimal],
+) -> None:
+    """Each v1.1 device's position events on its line: every close, the latest moves."""
+    signal_pks = sorted({row.signal_pk for row in opens.values()})
+    events = await PositionEventRepository(session).for_signals(signal_pks)
+    if not events:
+        return
+    currencies = {
+        pk: state.currency
+        for pk, state in (
+            await DeviceStateRepository(session).for_devices(e.device_id for e in events)
+        ).items()
+    }
+    results: dict[tuple[int, int, int], list[PositionResult]] = {}
+    for event in events:
+        row = opens.get(event.instruction_id)
+        if row is None:
+            continue
+        found = results.setdefault((row.owner_id, row.signal_pk, row.device_pk), [])
+        result = _result(event, row, fill_prices, found)
+        if result.event != "closed":  # only the latest level of each kind is shown
+            found[:] = [r for r in found if r.event != result.event]
+        found.append(result)
+    for (owner_id, signal_pk, device_pk), found in results.items():
+        line = lines[(owner_id, signal_pk)][device_pk]
+        closes = [r for r in found if r.event == "closed"][-MAX_SHOWN_CLOSES:]
+        shown = tuple(r for r in found if r.event != "closed" or r in closes)
+        lines[(owner_id, signal_pk)][device_pk] = replace(
+            line, results=shown, currency=currencies.get(device_pk)
+        )
+
+
+def _result(
+    event: Any,
+    row: ReportRow,
+    fill_prices: Mapping[int, Decimal],
+    earlier: Sequence[PositionResult],
+) -> PositionResult:
+    if event.event == "closed":
+        return PositionResult("closed", reason=event.reason, leg=event.leg, profit=event.profit)
+    if event.event == "tp_moved":
+        return PositionResult("tp_moved", level=event.take_profit)
+    level = event.stop_loss
+    opened_at = fill_prices.get(event.instruction_id)
+    breakeven = bool(
+        level is not None
+        and opened_at is not None
+        and row.management
+        and "breakeven" in row.management
+        and any(r.event == "closed" and r.reason == "tp" for r in earlier)
+        and (level >= opened_at if row.side == "buy" else level <= opened_at)
+    )
+    return PositionResult("sl_moved", level=level, breakeven=breakeven)
 
 
 def _advance(line: DeviceLine, row: ReportRow) -> DeviceLine:
     """The line after one more report (acks of follow-ups change nothing shown)."""
     if row.kind is None:
+        if row.action == "open" and row.state == "skipped":
+            return DeviceLine(line.name, "skipped", skip_reason=row.skip_reason)
         return line
     if row.kind == ReportKind.ERROR:
         return DeviceLine(line.name, "error", code=row.code, message=row.message)

@@ -1,4 +1,5 @@
-"""The device endpoints of EA_PROTOCOL.md section 3: instructions (long poll) and reports."""
+"""The device endpoints of EA_PROTOCOL.md sections 3 and 5: instructions (long poll),
+reports, the device's state and position events."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.execution.device_state import InvalidState, parse_state, poll_wait, store_state
 from bot.execution.report_desk import ReportConflictError, UnknownInstructionError
-from bot.execution.reports import RECORD_ID_RE, InvalidReport, ReportKind, parse_report
+from bot.execution.reports import (
+    RECORD_ID_RE,
+    InvalidReport,
+    ReportKind,
+    parse_event,
+    parse_report,
+)
 from bot.execution.wire import (
     UnknownSignalError,
     idle_devices,
@@ -67,11 +75,14 @@ def _json_body(body: bytes) -> Any:
     return parsed.value
 
 
-def _report_view(kind: ReportKind) -> Handler:
+def _report_view(kind: ReportKind | None) -> Handler:
+    """The view of one report kind, or of position events (5.4) for ``None``."""
+
     @signed
     async def post_report(request: web.Request) -> web.Response:
         try:
-            report = parse_report(kind, _json_body(await request.read()))
+            body = _json_body(await request.read())
+            report = parse_event(body) if kind is None else parse_report(kind, body)
         except InvalidReport as exc:
             raise ApiError(
                 422, "invalid_request", "The report has invalid fields.", fields=exc.fields
@@ -87,8 +98,34 @@ def _report_view(kind: ReportKind) -> Handler:
             status=200 if receipt.duplicate else 201,
         )
 
-    post_report.__name__ = f"post_{kind.value}"
+    post_report.__name__ = f"post_{'event' if kind is None else kind.value}"
     return post_report
+
+
+@signed
+async def post_state(request: web.Request) -> web.Response:
+    """5.1: keep the device's latest state; suggest the ``wait`` of its next polls."""
+    app = request.app
+    device = request[DEVICE]
+    try:
+        state = parse_state(_json_body(await request.read()))
+    except InvalidState as exc:
+        raise ApiError(
+            422, "invalid_request", "The state has invalid fields.", fields=exc.fields
+        ) from None
+    now = app[CLOCK]()
+    async with app[SESSIONMAKER].begin() as session:
+        await store_state(session, device.pk, state, now)
+
+    async def pending() -> list[dict[str, Any]]:
+        async with app[SESSIONMAKER].begin() as session:
+            return await pending_instructions(session, device, app[CLOCK]())
+
+    # Known idle (the usual case): no read at all; else one read, as a poll would do.
+    work = await app[DEVICE_HUB].poll(device.pk, pending, 0)
+    return web.json_response(
+        {"server_time": int(now.timestamp()), "poll_wait": poll_wait(bool(work))}
+    )
 
 
 @signed
@@ -132,8 +169,10 @@ async def _device_hub(app: web.Application) -> Any:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/ea/instructions", get_instructions, allow_head=False)
+    app.router.add_post("/api/v1/ea/state", post_state)
     for kind in ReportKind:
         app.router.add_post(f"/api/v1/exec/{kind.value}", _report_view(kind))
+    app.router.add_post("/api/v1/exec/event", _report_view(None))
     app.router.add_get("/api/v1/exec/status/{signal_id}", get_status, allow_head=False)
     app.on_shutdown.append(_release_polls)
     app.cleanup_ctx.append(_device_activity)

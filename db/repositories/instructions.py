@@ -37,9 +37,11 @@ from db.repositories.signals import CHUNK, chunks
 
 @dataclass(frozen=True, slots=True)
 class PendingRow:
+    """A pending instruction; the signal's id and time are None for close_all."""
+
     instruction: Instruction
-    signal_public_id: str
-    signal_issued_at: datetime
+    signal_public_id: str | None
+    signal_issued_at: datetime | None
     max_signal_age: int
 
 
@@ -50,10 +52,10 @@ class ReportTarget:
 
     instruction_pk: int
     device_pk: int
-    signal_pk: int
+    signal_pk: int | None  # None: close_all (and symbol, side)
     action: str
-    symbol: str
-    side: str
+    symbol: str | None
+    side: str | None
     device_name: str
     owner_id: int
     approval_id: int | None
@@ -79,6 +81,11 @@ class ReportRow:
     profit: Decimal | None
     code: int | None
     message: str | None
+    instruction_pk: int
+    state: str
+    skip_reason: str | None
+    side: str | None
+    management: dict[str, Any] | None
 
 
 def _servable(now: datetime) -> ColumnElement[bool]:
@@ -122,7 +129,7 @@ _REPORT_LOOKUP = (
         ExecutionRecord.public_id.label("record_id"),
         ExecutionRecord.content_hash,
     )
-    .join(Signal, Signal.id == Instruction.signal_id)
+    .outerjoin(Signal, Signal.id == Instruction.signal_id)
     .join(Device, Device.id == Instruction.device_id)
     .outerjoin(
         Approval,
@@ -184,7 +191,7 @@ class InstructionRepository:
         signal is open and unexpired and the device is not paused (age is the caller's)."""
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
-            .join(Signal, Signal.id == Instruction.signal_id)
+            .outerjoin(Signal, Signal.id == Instruction.signal_id)
             .join(Device, Device.id == Instruction.device_id)
             .where(
                 Instruction.device_id == device_pk,
@@ -194,14 +201,14 @@ class InstructionRepository:
             .order_by(Instruction.id)
         )
         rows = (await self.session.execute(query)).all()
-        return [PendingRow(row[0], str(row[1]), row[2], int(row[3])) for row in rows]
+        return [PendingRow(row[0], row[1], row[2], int(row[3])) for row in rows]
 
     async def idle_devices(self, now: datetime) -> set[int]:
         """Active devices for which :meth:`pending` finds nothing, in one query (an open
         past the device's max age still counts as pending here: the caller's check)."""
         has_pending = (
             select(Instruction.id)
-            .join(Signal, Signal.id == Instruction.signal_id)
+            .outerjoin(Signal, Signal.id == Instruction.signal_id)
             .where(
                 Instruction.device_id == Device.id,
                 Instruction.state == "pending",
@@ -237,10 +244,10 @@ class InstructionRepository:
                     targets[str(row.public_id)] = ReportTarget(
                         instruction_pk=int(row.instruction_pk),
                         device_pk=int(row.device_pk),
-                        signal_pk=int(row.signal_pk),
+                        signal_pk=row.signal_pk,
                         action=str(row.action),
-                        symbol=str(row.symbol),
-                        side=str(row.side),
+                        symbol=row.symbol,
+                        side=row.side,
                         device_name=str(row.device_name),
                         owner_id=int(row.owner_id),
                         approval_id=row.approval_id,
@@ -325,6 +332,11 @@ class InstructionRepository:
                     ExecutionRecord.profit,
                     ExecutionRecord.code,
                     ExecutionRecord.message,
+                    Instruction.id,
+                    Instruction.state,
+                    Instruction.skip_reason,
+                    Instruction.side,
+                    Instruction.management,
                 )
                 .join(Device, Device.id == Instruction.device_id)
                 .outerjoin(ExecutionRecord, ExecutionRecord.instruction_id == Instruction.id)

@@ -34,6 +34,13 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.DEVICE_LIMIT_REACHED: Text(
         "You have {limit} devices, the most allowed. Revoke one in its settings to add another."
     ),
+    ErrorCode.DEVICE_NOT_V11: Text(
+        "<b>{name}</b> runs an EA that does not report its state (protocol 1.1), so it "
+        "cannot close all; update the EA and let it connect once."
+    ),
+    ErrorCode.LOSS_LIMIT_NOT_TRIPPED: Text(
+        "The daily loss limit of this device is not holding anything today."
+    ),
     ErrorCode.PAYOUT_BELOW_MINIMUM: Text("Payouts start at {minimum}."),
     ErrorCode.PAYOUT_ABOVE_BALANCE: Text("That is more than your available balance ({balance})."),
     ErrorCode.PAYOUT_METHOD_GONE: Text(

@@ -10,7 +10,20 @@ from aiogram import html
 
 from bot.chat.i18n import Plural, Text
 from bot.chat.texts.common import when
-from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalCounts, SignalDTO
+from bot.chat.texts.trade import (
+    close_result,
+    size_preview,
+    skipped,
+    stop_moved,
+    take_profit_moved,
+)
+from bot.domain.signal_dto import (
+    ApprovalDTO,
+    DeviceLine,
+    PositionResult,
+    SignalCounts,
+    SignalDTO,
+)
 from bot.domain.signal_rules import format_decimal
 
 SIDE_MARK = {"buy": "🟢", "sell": "🔴"}
@@ -189,7 +202,28 @@ def signal_state_lines(signal: SignalDTO) -> list[str]:
     return lines
 
 
+def result_text(result: PositionResult, currency: str | None) -> str:
+    """One position event on a device's line (EA_PROTOCOL 5.4)."""
+    if result.event == "closed":
+        return close_result(result.reason, result.leg, result.profit, currency)
+    if result.event == "sl_moved":
+        return stop_moved(result.level, breakeven=result.breakeven)
+    return take_profit_moved(result.level)
+
+
 def device_line(device: DeviceLine) -> str:
+    name = html.quote(device.name)
+    if device.state == "skipped":
+        return f"• {name}: {skipped(device.skip_reason)}"
+    if device.state == "preview" and device.preview is not None:
+        return f"• {name}: {size_preview(device.preview)}"
+    line = _report_line(device)
+    if device.results:
+        line += " · " + ", ".join(result_text(r, device.currency) for r in device.results)
+    return line
+
+
+def _report_line(device: DeviceLine) -> str:
     name = html.quote(device.name)
     word = DEVICE_STATE_WORDS[device.state]
     detail = ""
