@@ -407,13 +407,16 @@ private:
       SbLogError("state", "HTTP " + IntegerToString(status) + " " + SbErrorCode(response) + ": " + SbErrorMessage(response));
      }
 
-   //--- the wait of the next poll: PollWaitSeconds, shorter when the server says so, and
-   //--- short while a stop is managed (WebRequest blocks the EA's only thread meanwhile)
+   //--- the wait of the next poll: PollWaitSeconds, shorter when the server says so (its
+   //--- 0, "something is pending", counts for one poll), and short while a stop is managed
+   //--- (WebRequest blocks the EA's only thread meanwhile)
    int               PollWait(void)
      {
       int wait = m_wait;
       if(m_server_wait >= 0 && m_server_wait < wait)
          wait = m_server_wait;
+      if(m_server_wait == 0)
+         m_server_wait = -1;
       for(int h = 0; h < ArraySize(m_journal.holdings); h++)
          if(m_journal.holdings[h].Managed() && wait > SB_MANAGED_WAIT_S)
             wait = SB_MANAGED_WAIT_S;
