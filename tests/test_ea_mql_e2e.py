@@ -851,3 +851,86 @@ async def test_a_stop_loss_hit_while_the_ea_was_stopped_is_reported_exactly_once
     )
     state = await stored_state(container, device.pk)
     assert state is not None and state.positions == []
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_legs_open_once_across_a_kill_and_are_modified_and_closed_per_leg(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.40")
+    await set_device(container, device.pk, tp_mode="split", tp_shares=["0.5", "0.25", "0.25"])
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    run = await v11_started(container, terminal, device)
+    assert await run.stop() == 0
+    outcome = await publish(container, stop_loss="1.08", take_profit=["1.095", "1.1", "1.105"])
+    await approve(container, outcome, OWNER)
+    signal = outcome.signal.public_id
+    [opened] = await stored_instructions(container)
+
+    # Killed right after the first leg's trade call: the restart finds it by its comment
+    # and opens only the other two.
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert len(own(terminal.tickets())) == 1
+    run = await terminal.start()
+    await until(lambda: _count(fills_of(container, opened.public_id), 3), run)
+    assert "the open was done before the EA stopped" in run.output
+    legs = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    assert [(t.volume, t.tp) for t in legs] == [(0.2, 1.095), (0.1, 1.1), (0.1, 1.105)]
+
+    # modify: the stop loss to every leg, take_profit[i] to leg i (leg 2 keeps its own).
+    await provider(
+        server, signal, "modify", {"stop_loss": "1.083", "take_profit": ["1.096", "1.101"]}
+    )
+    await until(lambda: has_record(container, ("modify", "fill")), run)
+    legs = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    assert [(t.sl, t.tp) for t in legs] == [(1.083, 1.096), (1.083, 1.101), (1.083, 1.105)]
+
+    # close half: half of each leg, each leg's part its own fill.
+    terminal.market.set("EURUSD", "1.09000", "1.09012")
+    await provider(server, signal, "close", {"fraction": "0.5"})
+    first_close = await _instruction(container, "close")
+    await until(lambda: _count(fills_of(container, first_close), 3), run)
+    parts = await fills_of(container, first_close)
+    assert {rid: r.volume for rid, r in parts.items()} == {
+        f"fill0-{first_close}": Decimal("0.1"),
+        f"fill1-{first_close}": Decimal("0.05"),
+        f"fill2-{first_close}": Decimal("0.05"),
+    }
+    assert sum(t.volume for t in own(terminal.tickets())) == pytest.approx(0.2)
+    await provider(server, signal, "close", {"fraction": "1"})
+    await until(lambda: not own(terminal.tickets()), run)
+    assert await run.stop() == 0, run.output
+    # Every close was the server's: no closed events.
+    assert await events_of(container, "closed") == []
+    assert "ALERT" not in terminal.output
+
+
+async def _instruction(container: Container, action: str) -> str:
+    """The public id of the first instruction of action."""
+    return next(i.public_id for i in await stored_instructions(container) if i.action == action)
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_closes_by_hand_and_by_stop_out_are_reported_with_their_reason(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    path = terminal.workdir / "path.txt"
+    run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path))
+    for _ in range(2):
+        await approve(container, await publish(container, stop_loss="1.08"), OWNER)
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    manual, stopped = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    path.write_text(f"EURUSD 1.08600 1.08612\nclose {manual.ticket}\nstopout {stopped.ticket}\n")
+    await until(lambda: _count(events_of(container, "closed"), 2), run)
+    assert await run.stop() == 0, run.output
+    closed = sorted(await events_of(container, "closed"), key=lambda e: e.ticket)
+    assert [(e.ticket, e.reason, e.price, e.profit) for e in closed] == [
+        (manual.ticket, "manual", Decimal("1.086"), Decimal("8.8")),
+        (stopped.ticket, "stop_out", Decimal("1.086"), Decimal("8.8")),
+    ]
+    assert all(e.leg is None for e in closed)

@@ -468,6 +468,7 @@ private:
    //--- are none and refuse is set, error 90007 (the v1 messages) and false
    bool              OwnHoldings(const int e, int &list[], const bool refuse)
      {
+      WatchPlaced();  // a pending order that just filled is a position of the signal now
       ArrayResize(list, 0);
       string signal_id = m_journal.entries[e].signal_id;
       int o = m_journal.FindOpen(signal_id);
@@ -500,8 +501,6 @@ private:
             gone = "ticket #" + IntegerToString(ticket) + " of signal " + signal_id + " is no longer open (closed by stop loss, take profit or by hand?)";
             continue;
            }
-         if(kind == SB_TICKET_POSITION && m_journal.holdings[h].kind == SB_TICKET_ORDER)
-            continue;  // a pending order that just filled: WatchPlaced reports it first
          m_journal.holdings[h].ticket = info.ticket;
          m_journal.holdings[h].volume = info.volume;
          ArrayResize(list, ArraySize(list) + 1);
