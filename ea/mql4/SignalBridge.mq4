@@ -6,7 +6,7 @@
 //| Setup: see ea/README.md.                                         |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Executes the signals you approve in the SignalBridge bot."
 #property description "Tools -> Options -> Expert Advisors -> Allow WebRequest for listed URL: add the server's URL."
 #property strict

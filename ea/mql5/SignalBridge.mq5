@@ -6,7 +6,7 @@
 //| Setup: see ea/README.md.                                         |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Executes the signals you approve in the SignalBridge bot."
 #property description "Tools -> Options -> Expert Advisors -> Allow WebRequest for listed URL: add the server's URL."
 
@@ -39,6 +39,8 @@ void OnTimer()
    g_engine.Tick();
   }
 
+//--- a fill, a close at the stop loss or take profit, a deleted order: the EA looks at its
+//--- positions at once (the timer would find it within half a second)
 void OnTradeTransaction(const MqlTradeTransaction &trans, const MqlTradeRequest &request, const MqlTradeResult &result)
   {
    if(trans.type == TRADE_TRANSACTION_ORDER_DELETE || trans.type == TRADE_TRANSACTION_DEAL_ADD)

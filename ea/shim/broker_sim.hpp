@@ -360,9 +360,10 @@ inline string sim_currency() {
     return currency ? currency : "USD";
 }
 
-// Pending orders whose price the market reached become positions (the harness calls this
-// before every OnTimer, as a real terminal's trade server works between the EA's events).
-inline void sim_tick() {
+// Pending orders whose price the market reached become positions, stop losses and take
+// profits the price went beyond close (the harness calls this before every OnTimer, as a
+// real terminal's trade server works between the EA's events); true when something changed.
+inline bool sim_tick() {
     sim_load();
     sim_load_market();
     bool changed = sim_path_step();
@@ -391,6 +392,7 @@ inline void sim_tick() {
         changed = true;
     }
     if (changed) sim_save();
+    return changed;
 }
 
 inline bool sim_volume_ok(const SimSymbol &s, double volume) {

@@ -44,6 +44,14 @@ static void dump_journal(SbJournal &journal) {
                     DoubleToString(e.price, 8).c_str(), DoubleToString(e.stop_loss, 8).c_str(),
                     DoubleToString(e.take_profit, 8).c_str(), (long)e.updated, (long)e.trading_since);
     }
+    for (int i = 0; i < ArraySize(journal.outbox); i++) {
+        SbOutgoing &r = journal.outbox[i];
+        std::printf("R %s %s %s %s\n", r.report_id.c_str(), r.kind.c_str(), r.instruction_id.c_str(),
+                    show(r.body).c_str());
+    }
+}
+
+static void dump_holdings(SbJournal &journal) {
     for (int i = 0; i < ArraySize(journal.holdings); i++) {
         SbHolding &h = journal.holdings[i];
         std::printf("H %s %s %d %s %s %s %d %ld %s %s %s %s %s %d %d %d %d %d %d %d\n", h.instruction_id.c_str(),
@@ -51,11 +59,6 @@ static void dump_journal(SbJournal &journal) {
                     show(h.comment).c_str(), DoubleToString(h.volume, 8).c_str(), DoubleToString(h.price, 8).c_str(),
                     DoubleToString(h.stop_loss, 8).c_str(), DoubleToString(h.take_profit, 8).c_str(), h.be_after_leg,
                     h.be_offset, h.trail_distance, h.trail_step, h.trail_after_be, h.be_armed, h.be_done);
-    }
-    for (int i = 0; i < ArraySize(journal.outbox); i++) {
-        SbOutgoing &r = journal.outbox[i];
-        std::printf("R %s %s %s %s\n", r.report_id.c_str(), r.kind.c_str(), r.instruction_id.c_str(),
-                    show(r.body).c_str());
     }
 }
 
@@ -219,6 +222,13 @@ int main(int argc, char **argv) {
         }
         if (!journal.Save(TimeGMT())) return 1;
         dump_journal(journal);
+    } else if (cmd == "journal-holdings" && a.size() == 2) {
+        SbJournal journal;
+        if (!journal.Open(a[1])) {
+            std::printf("open-error %s\n", journal.Error().c_str());
+            return 1;
+        }
+        dump_holdings(journal);
     } else if (cmd == "journal-dump" && a.size() == 2) {
         SbJournal journal;
         if (!journal.Open(a[1])) {
