@@ -15,6 +15,7 @@ from handlers import (
     errors,
     fallback,
     payouts,
+    protections,
     referrals,
     settings,
     signals,
@@ -43,5 +44,6 @@ def create_routers() -> list[Router]:
         settings.create_router(),
         devices.create_router(),
         device_settings.create_router(),
+        protections.create_router(),
         fallback.create_router(),
     ]

@@ -29,7 +29,7 @@ from tests.loop_support import (
     settle,
 )
 from tests.signals_support import add_users
-from tests.wire_support import send_state, stored_events
+from tests.wire_support import send_state, set_device, stored_events
 from webhook_server import create_app
 
 OWNER, OTHER = 3501, 3502
@@ -212,3 +212,33 @@ async def test_close_notices_follow_the_owners_switch(
     assert (await ea.post_json(EVENT, closed(instruction["id"]))).status == 201
     await settle(container)
     assert len(fake_api.sent("sendMessage", OWNER)) == before
+
+
+async def test_the_message_shows_each_devices_results(
+    container: Container, server: TestClient[Any, Any], clock: FakeClock, fake_api: FakeBotAPI
+) -> None:
+    device, ea = await device_ea(container, server, clock, OWNER, "Demo")
+    await send_state(ea)
+    await set_device(container, device.pk, tp_mode="split", breakeven_after_leg=0)
+    instruction = await opened(container, ea)
+    assert instruction["management"] == {"breakeven": {"after_leg": 0, "offset_points": 0}}
+    base = {"instruction_id": instruction["id"], "ticket": 5012345}
+    for body in (
+        closed(instruction["id"], leg=0),
+        dict(base, report_id=report_id(), leg=1, event="sl_moved", stop_loss="1.08512"),
+    ):
+        assert (await ea.post_json(EVENT, body)).status == 201
+    await settle(container)
+    shown = fake_api.last("editMessageText", OWNER).params["text"]
+    assert shown.endswith(
+        "• Demo: filled 0.1 @ <code>1.08512</code> · TP1 hit +12.50 USD, SL → breakeven"
+    )
+    stop = closed(instruction["id"], leg=1, reason="sl", price="1.08512", profit="-8.20")
+    assert (await ea.post_json(EVENT, stop)).status == 201
+    manual = closed(instruction["id"], leg=None, reason="manual", profit="0")
+    assert (await ea.post_json(EVENT, manual)).status == 201
+    await settle(container)
+    shown = fake_api.last("editMessageText", OWNER).params["text"]
+    assert shown.endswith(
+        " · TP1 hit +12.50 USD, SL → breakeven, stopped out −8.20 USD, closed by you +0.00 USD"
+    )

@@ -47,6 +47,7 @@ CREATE_FIELDS = frozenset(
         "expires_in",
         "comment",
         "client_id",
+        "price",
     }
 )
 MODIFY_FIELDS = frozenset({"stop_loss", "take_profit"})
@@ -74,6 +75,8 @@ class SignalDraft:
     expires_in: int
     comment: str | None
     client_id: str | None = None
+    # The market price when the provider made the signal (EA_PROTOCOL 5.6), if sent.
+    reference_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +285,7 @@ def validate_new_signal(data: Mapping[str, Any], rules: SignalsSettings) -> Sign
     elif order_type == "market" and data.get("entry") is not None:
         errors.add("entry", "a market order takes no entry; use order_type limit or stop")
     stop_loss = _price_field(data, "stop_loss", errors)
+    reference_price = _price_field(data, "price", errors)
     take_profit = _take_profits(data, errors)
     if side and not ({"entry", "stop_loss", "take_profit"} & errors.fields.keys()):
         _check_levels(side, entry, stop_loss, take_profit, errors)
@@ -306,6 +310,7 @@ def validate_new_signal(data: Mapping[str, Any], rules: SignalsSettings) -> Sign
         expires_in=expires_in,
         comment=comment,
         client_id=client_id,
+        reference_price=reference_price,
     )
 
 

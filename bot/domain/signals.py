@@ -150,6 +150,7 @@ class SignalService:
                 state="open",
                 closed_fraction=Decimal(0),
                 client_id=draft.client_id,
+                reference_price=draft.reference_price,
                 source=source,
                 created_by_id=created_by_id,
             )

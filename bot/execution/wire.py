@@ -17,14 +17,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.devices import map_symbol
 from bot.domain.errors import ErrorCode, NotFoundError
 from bot.domain.signal_dto import DeviceLine, PositionResult
 from bot.domain.signal_rules import decimal_or_none, format_decimal, wire_time
 from bot.execution.device_keys import DeviceIdentity
+from bot.execution.device_state import PROTOCOL_V11
+from bot.execution.open_plan import plan_open
 from bot.execution.reports import ReportKind
 from db.repositories.device_states import DeviceStateRepository
 from db.repositories.instructions import InstructionRepository, ReportRow
 from db.repositories.position_events import PositionEventRepository
+from db.repositories.signals import SignalRepository
 
 # Closed positions shown on a device's line at most (the latest), e.g. one per leg.
 MAX_SHOWN_CLOSES = 10
@@ -159,7 +163,48 @@ async def device_lines(
                 fill_prices.setdefault(row.instruction_pk, row.price)
     if opens:
         await _add_results(session, lines, opens, fill_prices)
+    await _add_previews(session, lines, [pair for pair in pairs if pair not in lines])
     return {key: list(devices.values()) for key, devices in lines.items()}
+
+
+async def _add_previews(
+    session: AsyncSession,
+    lines: dict[tuple[int, int], dict[int, DeviceLine]],
+    undecided: Sequence[tuple[int, int]],
+) -> None:
+    """For a user none of whose devices was sent the signal yet: how each of their v1.1
+    devices would size it (shown while the approval is open: bot/chat/texts/signals.py)."""
+    if not undecided:
+        return
+    devices = await InstructionRepository(session).executing_devices(
+        sorted({owner for owner, _ in undecided})
+    )
+    if not devices:
+        return
+    states = await DeviceStateRepository(session).for_devices(device.id for device in devices)
+    by_owner: dict[int, list[Any]] = {}
+    for device in devices:
+        state = states.get(device.id)
+        if state is not None and state.protocol == PROTOCOL_V11:
+            by_owner.setdefault(device.owner_id, []).append(device)
+    wanted = [(owner, signal_pk) for owner, signal_pk in undecided if owner in by_owner]
+    if not wanted:
+        return
+    signals = {
+        signal.id: signal for signal in await SignalRepository(session).many(pk for _, pk in wanted)
+    }
+    for owner, signal_pk in wanted:
+        signal = signals.get(signal_pk)
+        if signal is None:
+            continue
+        for device in by_owner[owner]:
+            symbol = map_symbol(
+                signal.symbol, device.symbol_map, device.symbol_prefix, device.symbol_suffix
+            )
+            plan = plan_open(device, states[device.id], signal, symbol)
+            lines.setdefault((owner, signal_pk), {})[device.id] = DeviceLine(
+                device.name, "preview", preview=plan.preview
+            )
 
 
 async def _add_results(

@@ -48,6 +48,14 @@ class SignalRepository:
             query = query.with_for_update()
         return (await self.session.scalars(query)).first()
 
+    async def many(self, signal_ids: Iterable[int]) -> list[Signal]:
+        found: list[Signal] = []
+        for part in chunks(sorted(set(signal_ids))):
+            found.extend(
+                (await self.session.scalars(select(Signal).where(Signal.id.in_(part)))).all()
+            )
+        return found
+
     async def by_public_id(self, public_id: str, *, lock: bool = False) -> Signal | None:
         query = select(Signal).where(Signal.public_id == public_id)
         if lock:

@@ -248,8 +248,11 @@ def approval_text(signal: SignalDTO, approval: ApprovalDTO, devices: Sequence[De
     elif signal.is_open:
         status.append(str(PENDING_LINE))
     parts.append("\n".join(status))
-    if devices:
-        parts.append("\n".join(device_line(device) for device in devices))
+    # Size previews only while the owner can still decide (protocol v1.1 devices).
+    deciding = approval.is_pending and signal.is_open
+    shown = [device for device in devices if device.state != "preview" or deciding]
+    if shown:
+        parts.append("\n".join(device_line(device) for device in shown))
     return "\n\n".join(part for part in parts if part)
 
 
