@@ -23,7 +23,7 @@ from sqlalchemy import update
 from bot.container import Container
 from bot.domain.devices import Credentials, DeviceDTO, Platform
 from bot.execution.issuing import issue_close_all
-from db.models import ExecutionRecord, Instruction, PositionEvent, Signal
+from db.models import ExecutionRecord, Instruction, PositionEvent
 from tests.conftest import FakeClock
 from tests.devices_support import add_device
 from tests.ea_mql_support import EARun, Market, Ticket, broker_tickets, compile_all, live
@@ -768,15 +768,8 @@ async def test_guards_refuse_and_close_all_closes_only_its_own(
     await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
     terminal.market.set("EURUSD", "1.08500", "1.08512")
     # The provider's price was 1.08000: the market is 512 points away from it.
-    far = await publish(container, symbol="EURUSD")
-    near = await publish(container, symbol="EURUSD")
-    async with container.sessionmaker.begin() as session:
-        for outcome, price in ((far, "1.08000"), (near, "1.08510")):
-            await session.execute(
-                update(Signal)
-                .where(Signal.id == outcome.signal.id)
-                .values(reference_price=Decimal(price))
-            )
+    far = await publish(container, symbol="EURUSD", price="1.08000")
+    near = await publish(container, symbol="EURUSD", price="1.08510")
     await approve(container, far, OWNER)
     await approve(container, near, OWNER)
     limit = await publish(
