@@ -941,3 +941,25 @@ def test_a_journal_of_ea_1_0_gets_its_holdings(unit: Path, tmp_path: Path) -> No
     ]
     # the pending order's step became "done": WatchPlaced follows holdings now
     assert [line.split(" ")[5] for line in out.splitlines() if line.startswith("E ")] == ["3", "3"]
+
+
+def test_an_open_ea_1_0_was_making_is_planned_for_reconcile(unit: Path, tmp_path: Path) -> None:
+    """Stopped mid-open by EA 1.0, started as 1.1: the open's one position is planned, so the
+    restart looks for it by its comment and never opens it twice."""
+    fields = ["E", "ins_9", "sig_9", "open", "EURUSD.m", "2", "0", "0", "sb:ins_9"]
+    figures = ["0.10000000", "0.00000000", "1767225600", "1767225600", "0.00000000"]
+    entry = "\t".join([*fields, *figures, "0.00000000", "0.00000000"])
+    (tmp_path / f"SignalBridge_{DEVICE}.journal").write_text(f"SBJ1\t3\n{entry}\nEND\t1\n")
+    [holding] = [
+        line.split(" ") for line in journal(unit, tmp_path, "journal-holdings", DEVICE).splitlines()
+    ]
+    assert (holding[1], holding[3], holding[7], holding[9], holding[10]) == (
+        "ins_9",
+        "-1",
+        "0",
+        '"sb:ins_9"',
+        "0.10000000",
+    )
+    # still an open under way (step 2): Reconcile finishes it
+    [line] = journal(unit, tmp_path, "journal-dump", DEVICE).splitlines()
+    assert line.split(" ")[5] == "2"

@@ -686,6 +686,24 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
         t.ticket for t in legs
     ]
     await until(lambda: _state_positions(container, device.pk, 3), run)
+    state = await stored_state(container, device.pk)
+    assert state is not None
+    assert sorted((p["leg"], p["ticket"], p["volume"]) for p in state.positions) == [
+        (0, legs[0].ticket, "0.2"),
+        (1, legs[1].ticket, "0.12"),
+        (2, legs[2].ticket, "0.08"),
+    ]
+    assert {p["instruction_id"] for p in state.positions} == {opened.public_id}
+    assert state.symbols == [
+        {
+            "name": "EURUSD",
+            "tick_size": "0.00001",
+            "tick_value": "0.5",
+            "volume_min": "0.01",
+            "volume_step": "0.01",
+            "volume_max": "100",
+        }
+    ]
 
     # The market rises through the first take profit: the broker closes leg 0 there, the EA
     # reports it and moves the other legs to breakeven, then trails them; the dip does not
@@ -927,3 +945,22 @@ async def test_closes_by_hand_and_by_stop_out_are_reported_with_their_reason(
         (stopped.ticket, "stop_out", Decimal("1.086"), Decimal("8.8")),
     ]
     assert all(e.leg is None for e in closed)
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_risk_too_small_for_the_minimum_lot_opens_nothing(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    # 2.00 USD at a stop loss 512 points away: 0.0039 lots, below the minimum 0.01.
+    await set_device(container, device.pk, sizing_mode="risk_money", risk_money_minor=200)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    run = await v11_started(container, terminal, device)
+    await approve(container, await publish(container, stop_loss="1.08"), OWNER)
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
+    assert await run.stop() == 0
+    [error] = [r for r in await stored_records(container) if r.kind == "error"]
+    assert error.code == 90003
+    assert "risk 2 USD at the stop loss 1.08 from 1.08512" in str(error.message)
+    assert "below the symbol's minimum 0.01; not opened" in str(error.message)
+    assert terminal.tickets() == []

@@ -4,6 +4,8 @@
 //| to this MetaTrader 4 terminal. This file only wires the inputs   |
 //| and events; the logic is in Include/SignalBridge/*.mqh.          |
 //| Setup: see ea/README.md.                                         |
+//| Compiled and run on Linux by the tests (ea/shim) except: the     |
+//| #property lines, the word input, MetaTrader's runtime itself.    |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
 #property version   "1.10"

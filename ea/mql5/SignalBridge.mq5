@@ -4,6 +4,9 @@
 //| to this MetaTrader 5 terminal. This file only wires the inputs   |
 //| and events; the logic is in Include/SignalBridge/*.mqh.          |
 //| Setup: see ea/README.md.                                         |
+//| Compiled and run on Linux by the tests (ea/shim) except: the     |
+//| #property lines, the word input, MetaTrader's runtime itself,    |
+//| and what a real OnTradeTransaction carries (the EA reads none).  |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
 #property version   "1.10"

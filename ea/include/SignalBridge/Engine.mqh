@@ -34,6 +34,8 @@
 #define SB_SL_EVENT_EVERY_S 10       // one sl_moved per position per this many seconds
 #define SB_MANAGED_WAIT_S 1          // the longest poll wait while a stop is managed
 #define SB_MANAGE_PAUSE_MS 10000     // after a refused stop move, before the next try
+#define SB_STATE_MAX_POSITIONS 200   // what the server takes in one state
+#define SB_STATE_MAX_SYMBOLS 100
 //--- after a restart, how long the terminal may take to show a trade the EA was making
 //--- when it stopped, before the EA concludes there is none
 #ifndef SB_RECONCILE_GRACE_S
@@ -319,10 +321,12 @@ private:
       if(account.server != "")
          figures.Str("server", account.server);
       string positions = "";
+      int count = 0;
       for(int h = 0; h < ArraySize(m_journal.holdings); h++)
         {
-         if(m_journal.holdings[h].kind != SB_TICKET_POSITION || m_journal.holdings[h].side == "")
+         if(m_journal.holdings[h].kind != SB_TICKET_POSITION || m_journal.holdings[h].side == "" || count >= SB_STATE_MAX_POSITIONS)
             continue;
+         count++;
          int digits = SbSymbolDigits(m_journal.holdings[h].symbol);
          SbJsonObject position;
          position.Int("ticket", m_journal.holdings[h].ticket);
@@ -342,11 +346,14 @@ private:
       string names[];
       TradedSymbols(names);
       string symbols = "";
-      for(int i = 0; i < ArraySize(names); i++)
+      count = 0;
+      for(int i = 0; i < ArraySize(names) && count < SB_STATE_MAX_SYMBOLS; i++)
         {
          SbSymbolData data;
-         if(!SbBrokerSymbol(names[i], data) || data.tick_size <= 0 || data.volume_step <= 0)
+         if(!SbBrokerSymbol(names[i], data) || data.tick_size <= 0 || data.tick_value <= 0 || data.volume_min <= 0 ||
+            data.volume_step <= 0 || data.volume_max <= 0)
             continue;
+         count++;
          SbJsonObject symbol;
          symbol.Str("name", names[i]);
          symbol.Str("tick_size", SbDecimal(data.tick_size, 10));
