@@ -617,6 +617,16 @@ async def v11_started(
     return run
 
 
+async def eurusd_terminal(
+    container: Container, terminal_of: Any, platform: Platform, lot_size: str = "0.10"
+) -> tuple[DeviceDTO, Terminal]:
+    """A terminal with EURUSD at 1.08500 / 1.08512 and a device of lot_size lots."""
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size=lot_size)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    return device, terminal
+
+
 async def events_of(container: Container, event: str) -> list[PositionEvent]:
     await settle(container)
     return [e for e in await stored_events(container) if e.event == event]
@@ -654,7 +664,8 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
     # A tick worth 0.5 of the account's currency (a quote currency other than the account's).
     terminal.market.set("EURUSD", "1.08500", "1.08512", tick=("0.00001", "0.5"))
     path = terminal.workdir / "path.txt"
-    run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path))
+    run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path), SB_POLL_WAIT="3")
+    await until(lambda: "instructions?wait=3 -> 200" in run.output, run)
     state = await stored_state(container, device.pk)
     assert state is not None
     assert (state.protocol, state.platform, state.currency, state.balance) == (
@@ -686,6 +697,11 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
         t.ticket for t in legs
     ]
     await until(lambda: _state_positions(container, device.pk, 3), run)
+    # While trailing stops are to be managed, polls wait at most 1 s, not PollWaitSeconds.
+    managed_from = len(run.output)
+    await until(lambda: run.output.count("instructions?wait=", managed_from) >= 3, run)
+    waits = re.findall(r"instructions\?wait=(\d+)", run.output[managed_from:])
+    assert set(waits) <= {"0", "1"}, waits
     state = await stored_state(container, device.pk)
     assert state is not None
     assert sorted((p["leg"], p["ticket"], p["volume"]) for p in state.positions) == [
@@ -750,6 +766,8 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
     # The market falls back: the trailing stop closes the other two legs at 1.091.
     terminal.market.set("EURUSD", "1.09050", "1.09062", tick=("0.00001", "0.5"))
     await until(lambda: _count(events_of(container, "closed"), 3), run)
+    idle_from = len(run.output)
+    await until(lambda: "instructions?wait=3 -> 200" in run.output[idle_from:], run)
     assert await run.stop() == 0, run.output
     closed = await events_of(container, "closed")
     assert [(e.leg, e.reason, e.price, e.volume, e.profit) for e in closed] == [
@@ -827,9 +845,7 @@ async def test_guards_refuse_and_close_all_closes_only_its_own(
 async def test_a_stop_loss_hit_while_the_ea_was_stopped_is_reported_exactly_once(
     platform: Platform, container: Container, terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.10")
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
     run = await v11_started(container, terminal, device)
     await approve(container, await publish(container, stop_loss="1.08", take_profit=["1.1"]), OWNER)
     await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
@@ -868,10 +884,8 @@ async def test_a_stop_loss_hit_while_the_ea_was_stopped_is_reported_exactly_once
 async def test_legs_open_once_across_a_kill_and_are_modified_and_closed_per_leg(
     platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.40")
+    device, terminal = await eurusd_terminal(container, terminal_of, platform, lot_size="0.40")
     await set_device(container, device.pk, tp_mode="split", tp_shares=["0.5", "0.25", "0.25"])
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
     run = await v11_started(container, terminal, device)
     assert await run.stop() == 0
     outcome = await publish(container, stop_loss="1.08", take_profit=["1.095", "1.1", "1.105"])
@@ -927,9 +941,7 @@ async def _instruction(container: Container, action: str) -> str:
 async def test_closes_by_hand_and_by_stop_out_are_reported_with_their_reason(
     platform: Platform, container: Container, terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
-    await configure(container, device, lot_size="0.10")
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
     path = terminal.workdir / "path.txt"
     run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path))
     for _ in range(2):
@@ -951,10 +963,9 @@ async def test_closes_by_hand_and_by_stop_out_are_reported_with_their_reason(
 async def test_a_risk_too_small_for_the_minimum_lot_opens_nothing(
     platform: Platform, container: Container, terminal_of: Any
 ) -> None:
-    device, terminal = await terminal_of(platform)
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
     # 2.00 USD at a stop loss 512 points away: 0.0039 lots, below the minimum 0.01.
     await set_device(container, device.pk, sizing_mode="risk_money", risk_money_minor=200)
-    terminal.market.set("EURUSD", "1.08500", "1.08512")
     run = await v11_started(container, terminal, device)
     await approve(container, await publish(container, stop_loss="1.08"), OWNER)
     await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)

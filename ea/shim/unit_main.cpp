@@ -222,20 +222,16 @@ int main(int argc, char **argv) {
         }
         if (!journal.Save(TimeGMT())) return 1;
         dump_journal(journal);
-    } else if (cmd == "journal-holdings" && a.size() == 2) {
+    } else if ((cmd == "journal-dump" || cmd == "journal-holdings") && a.size() == 2) {
         SbJournal journal;
         if (!journal.Open(a[1])) {
             std::printf("open-error %s\n", journal.Error().c_str());
             return 1;
         }
-        dump_holdings(journal);
-    } else if (cmd == "journal-dump" && a.size() == 2) {
-        SbJournal journal;
-        if (!journal.Open(a[1])) {
-            std::printf("open-error %s\n", journal.Error().c_str());
-            return 1;
-        }
-        dump_journal(journal);
+        if (cmd == "journal-dump")
+            dump_journal(journal);
+        else
+            dump_holdings(journal);
     } else {
         std::fprintf(stderr, "unknown command\n");
         return 2;
