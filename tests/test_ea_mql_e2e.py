@@ -664,7 +664,9 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
     # A tick worth 0.5 of the account's currency (a quote currency other than the account's).
     terminal.market.set("EURUSD", "1.08500", "1.08512", tick=("0.00001", "0.5"))
     path = terminal.workdir / "path.txt"
-    run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path), SB_POLL_WAIT="3")
+    run = await v11_started(
+        container, terminal, device, SB_PRICE_PATH=str(path), SB_POLL_WAIT="3", SB_RUN_SECONDS="300"
+    )
     await until(lambda: "instructions?wait=3 -> 200" in run.output, run)
     state = await stored_state(container, device.pk)
     assert state is not None
@@ -733,7 +735,7 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
         "EURUSD 1.09400 1.09412\n"
         "EURUSD 1.09420 1.09432\n"
     )
-    await until(lambda: run.output.count("1.08900000 -> 1.09100000") == 2, run)
+    await until(lambda: run.output.count("1.08900000 -> 1.09100000") == 2, run, timeout=40)
     moves = STOP_MOVE.findall(run.output)
     for leg in legs[1:]:
         assert [
@@ -755,7 +757,7 @@ async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
     )
     # One sl_moved per position per 10 s, with the latest level: the first at once, then
     # the level the stop reached meanwhile.
-    await until(lambda: _count(events_of(container, "sl_moved"), 4), run, timeout=30)
+    await until(lambda: _count(events_of(container, "sl_moved"), 4), run, timeout=45)
     moved = await events_of(container, "sl_moved")
     for leg in legs[1:]:
         mine = [e for e in moved if e.ticket == leg.ticket]
