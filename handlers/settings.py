@@ -1,4 +1,4 @@
-"""/settings: auto-approve, fill and error notifications, each a toggle button."""
+"""/settings: auto-approve, fill, error and close notifications, each a toggle button."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ _NAMES: dict[SettingsToggle, SettingName] = {
     SettingsToggle.AUTO_APPROVE: "auto_approve",
     SettingsToggle.NOTIFY_FILLS: "notify_fills",
     SettingsToggle.NOTIFY_ERRORS: "notify_errors",
+    SettingsToggle.NOTIFY_CLOSES: "notify_closes",
 }
 
 

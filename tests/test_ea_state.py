@@ -7,15 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from bot.container import Container
 from tests.conftest import FakeClock
 from tests.devices_support import EAClient, error_of
-from tests.loop_support import approve, device_ea, publish
-from tests.signals_support import add_users
-from tests.wire_support import position, send_state, state_body, stored_state
-from webhook_server import create_app
+from tests.loop_support import approve, publish
+from tests.wire_support import owner_device, position, send_state, state_body, stored_state
 
 OWNER = 3401
 STATE = "/api/v1/ea/state"
@@ -25,10 +22,7 @@ STATE = "/api/v1/ea/state"
 async def device(
     container: Container, aiohttp_client: Any, clock: FakeClock
 ) -> tuple[EAClient, int]:
-    server: TestClient[Any, Any] = await aiohttp_client(create_app(container))
-    await add_users(container.sessionmaker, [OWNER], clock.now)
-    dto, client = await device_ea(container, server, clock, OWNER)
-    return client, dto.pk
+    return await owner_device(container, aiohttp_client, clock, OWNER, v11=False)
 
 
 async def test_state_is_stored_and_replaced(

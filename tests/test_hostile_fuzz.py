@@ -27,6 +27,7 @@ from tests.devices_support import EAClient, new_nonce
 from tests.loop_support import approve, device_ea, publish
 from tests.raw_http import exchange, http_request
 from tests.signals_support import PROVIDER_TOKEN, add_users
+from tests.wire_support import position, state_body
 from webhook_server import create_app
 
 SEED = 20261201
@@ -124,6 +125,14 @@ def _targets(instruction_id: str, signal_id: str) -> list[Target]:
         Target("POST", "/api/v1/exec/fill", fill, True),
         Target("POST", "/api/v1/exec/error", {**report, "code": 1, "message": "m"}, True),
         Target("GET", "/api/v1/ea/instructions?wait=0", None, True),
+        # Protocol v1.1: the device's state, and a position event.
+        Target("POST", "/api/v1/ea/state", state_body(positions=[position(instruction_id)]), True),
+        Target(
+            "POST",
+            "/api/v1/exec/event",
+            {**fill, "event": "closed", "reason": "tp", "profit": "1"},
+            True,
+        ),
         Target("GET", f"/api/v1/exec/status/{signal_id}", None, True),
     ]
 

@@ -12,10 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from bot.chat.callbacks import SettingsCb, SettingsToggle
 from bot.container import Container
-from db.models import Signal
-from db.repositories.signals import UserSettingsRepository
-from tests.conftest import FakeClock
+from bot.domain.user_settings import toggle
+from db.models import Signal, UserSettings
+from tests.conftest import Chat, FakeClock
 from tests.devices_support import EAClient, error_of
 from tests.fake_bot_api import FakeBotAPI
 from tests.loop_support import (
@@ -205,8 +206,7 @@ async def test_close_notices_follow_the_owners_switch(
     container: Container, ea: EAClient, fake_api: FakeBotAPI, clock: FakeClock
 ) -> None:
     async with container.sessionmaker.begin() as session:
-        row = await UserSettingsRepository(session).get_or_create(OWNER, clock.now)
-        row.notify_closes = False
+        assert not (await toggle(session, OWNER, "notify_closes", clock.now)).notify_closes
     instruction = await opened(container, ea)
     before = len(fake_api.sent("sendMessage", OWNER))
     assert (await ea.post_json(EVENT, closed(instruction["id"]))).status == 201
@@ -242,3 +242,16 @@ async def test_the_message_shows_each_devices_results(
     assert shown.endswith(
         " · TP1 hit +12.50 USD, SL → breakeven, stopped out −8.20 USD, closed by you +0.00 USD"
     )
+
+
+async def test_close_notifications_switch_in_settings(
+    server: TestClient[Any, Any], container: Container, chat: Chat, fake_api: FakeBotAPI
+) -> None:
+    [text] = await chat.send(OWNER, "/settings")
+    assert "Close notifications</b>: on" in text
+    calls = await chat.press(OWNER, SettingsCb(toggle=SettingsToggle.NOTIFY_CLOSES).pack())
+    [answer] = [c for c in calls if c.method == "answerCallbackQuery"]
+    assert answer.params["text"] == "Close notifications: off."
+    async with container.sessionmaker() as session:
+        row = await session.get(UserSettings, OWNER)
+        assert row is not None and row.notify_closes is False

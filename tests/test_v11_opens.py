@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from bot.container import Container
 from tests.conftest import FakeClock
@@ -16,7 +15,6 @@ from tests.devices_support import EAClient
 from tests.fake_bot_api import FakeBotAPI
 from tests.loop_support import (
     approve,
-    device_ea,
     fill_body,
     instructions,
     publish,
@@ -24,9 +22,7 @@ from tests.loop_support import (
     report_id,
     settle,
 )
-from tests.signals_support import add_users
-from tests.wire_support import send_state, set_device, state_body
-from webhook_server import create_app
+from tests.wire_support import owner_device, send_state, set_device, state_body
 
 OWNER = 3701
 
@@ -35,11 +31,7 @@ OWNER = 3701
 async def device(
     container: Container, aiohttp_client: Any, clock: FakeClock
 ) -> tuple[EAClient, int]:
-    server: TestClient[Any, Any] = await aiohttp_client(create_app(container))
-    await add_users(container.sessionmaker, [OWNER], clock.now)
-    dto, ea = await device_ea(container, server, clock, OWNER, "Demo")
-    await send_state(ea)
-    return ea, dto.pk
+    return await owner_device(container, aiohttp_client, clock, OWNER)
 
 
 async def open_of(container: Container, ea: EAClient, **signal: Any) -> dict[str, Any]:
@@ -267,5 +259,5 @@ async def test_the_worked_example_of_docs_ea_protocol(
     assert (
         fake_api.last("editMessageText", OWNER)
         .params["text"]
-        .endswith("• Demo: filled 0.1 @ <code>1.085</code> · TP1 hit +50.00 USD, SL → breakeven")
+        .endswith("• Demo: filled 0.2 @ <code>1.085</code> · TP1 hit +50.00 USD, SL → breakeven")
     )

@@ -5,11 +5,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from bot.container import Container
 from db.models import Device, DeviceState, PositionEvent
+from tests.conftest import FakeClock
 from tests.devices_support import EAClient
+from tests.loop_support import device_ea
+from tests.signals_support import add_users
+from webhook_server import create_app
 
 EURUSD = {
     "name": "EURUSD",
@@ -58,6 +63,25 @@ def position(instruction_id: str, **changes: Any) -> dict[str, Any]:
     }
     item.update(changes)
     return item
+
+
+async def owner_device(
+    container: Container,
+    aiohttp_client: Any,
+    clock: FakeClock,
+    owner_id: int,
+    *,
+    name: str = "Demo",
+    v11: bool = True,
+) -> tuple[EAClient, int]:
+    """The side server, a stored owner and their device's signing client (and pk); with
+    ``v11`` the device has sent a v1.1 state (``state_body()``)."""
+    server: TestClient[Any, Any] = await aiohttp_client(create_app(container))
+    await add_users(container.sessionmaker, [owner_id], clock.now)
+    device, ea = await device_ea(container, server, clock, owner_id, name)
+    if v11:
+        await send_state(ea)
+    return ea, device.pk
 
 
 async def send_state(ea: EAClient, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -107,6 +107,7 @@ class SettingsToggle(StrEnum):
     AUTO_APPROVE = "a"
     NOTIFY_FILLS = "f"
     NOTIFY_ERRORS = "e"
+    NOTIFY_CLOSES = "c"
 
 
 class SettingsCb(CallbackData, prefix="set"):
@@ -146,6 +147,32 @@ class DeviceAction(StrEnum):
     ROTATE_CONFIRM = "rotok"
     REVOKE = "rev"
     REVOKE_CONFIRM = "revok"
+    # trade management (protocol v1.1): a screen per group, its buttons and typed values
+    SIZE = "sz"
+    SIZE_FIXED = "szf"
+    RISK_BALANCE = "rb"
+    RISK_EQUITY = "re"
+    RISK_MONEY = "rm"
+    MAX_LOTS = "ml"
+    TAKE_PROFITS = "tp"
+    TP_FIRST = "tpf"
+    TP_EQUAL = "tpe"
+    TP_SHARES = "tps"
+    STOPS = "st"
+    BREAKEVEN = "be"
+    TRAILING = "tr"
+    TRAILING_START = "trs"
+    GUARDS = "gd"
+    MAX_SPREAD = "msp"
+    MAX_DISTANCE = "mdi"
+    PROTECTIONS = "pt"
+    MAX_POSITIONS = "mop"
+    LOSS_LIMIT = "dll"
+    SYMBOLS_ALLOWED = "sal"
+    SYMBOLS_DENIED = "sdn"
+    HOURS = "hrs"
+    CLOSE_ALL = "ca"
+    CLOSE_ALL_CONFIRM = "caok"
 
 
 class DeviceCb(CallbackData, prefix="dv"):

@@ -1,4 +1,4 @@
-"""Per-user switches (/settings): auto-approve, fill and error notifications."""
+"""Per-user switches (/settings): auto-approve, fill, error and close notifications."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.repositories.signals import UserSettingsRepository
 
-SettingName = Literal["auto_approve", "notify_fills", "notify_errors"]
+SettingName = Literal["auto_approve", "notify_fills", "notify_errors", "notify_closes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,7 @@ class UserPrefs:
     auto_approve: bool = False
     notify_fills: bool = True
     notify_errors: bool = True
+    notify_closes: bool = True
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -27,7 +28,7 @@ async def get_prefs(session: AsyncSession, user_id: int) -> UserPrefs:
     row = await UserSettingsRepository(session).get(user_id)
     if row is None:
         return UserPrefs()
-    return UserPrefs(row.auto_approve, row.notify_fills, row.notify_errors)
+    return UserPrefs(row.auto_approve, row.notify_fills, row.notify_errors, row.notify_closes)
 
 
 async def toggle(
@@ -38,4 +39,4 @@ async def toggle(
     setattr(row, name, not getattr(row, name))
     row.updated_at = now
     await session.flush()
-    return UserPrefs(row.auto_approve, row.notify_fills, row.notify_errors)
+    return UserPrefs(row.auto_approve, row.notify_fills, row.notify_errors, row.notify_closes)

@@ -8,7 +8,8 @@ device (its last state says protocol 1.1) gets the fields of 5.2 too, frozen fro
 settings (bot/execution/open_plan.py). Before that the device's protections are checked
 (bot/execution/protections.py): an open one refuses is stored ``skipped`` with its reason
 and never served. A provider's modify, close or cancel gives a follow-up to every device
-whose ``open`` was acked or filled. ``close_all`` is the owner's, for one v1.1 device.
+whose ``open`` was acked or filled. (``close_all`` is the owner's: bot/domain/devices.py
+``issue_close_all``.)
 Issuers wake the devices' long polls after the commit.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,14 +24,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.devices import map_symbol
-from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from bot.execution.device_state import PROTOCOL_V11
 from bot.execution.open_plan import plan_open
 from bot.execution.protections import check_open, trip_notice
 from db.hooks import after_commit
 from db.models import Signal
 from db.repositories.device_states import DeviceStateRepository
-from db.repositories.devices import DeviceRepository
 from db.repositories.instructions import InstructionRepository
 
 # Wakes the long polls of these devices (DeviceHub.notify for each), after a commit.
@@ -43,6 +41,23 @@ NoticeSink = Callable[[AsyncSession, Iterable[tuple[int, str, Mapping[str, Any]]
 
 def new_instruction_id() -> str:
     return f"ins_{secrets.token_urlsafe(12)}"
+
+
+# The columns an instruction row leaves NULL unless its action sets them.
+_NULLABLE = (
+    *("signal_id", "symbol", "side", "order_type", "entry", "stop_loss", "take_profit"),
+    *("volume", "fraction", "comment", "expires_at", "skip_reason"),
+    *("sizing", "legs", "management", "guards"),
+)
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    """An instruction row: every column an action does not set is NULL (one INSERT of many
+    rows needs the same keys in each)."""
+    row: dict[str, Any] = dict.fromkeys(_NULLABLE)
+    row.update(public_id=new_instruction_id(), state="pending")
+    row.update(values)
+    return row
 
 
 def _wake_after_commit(session: AsyncSession, wake: DeviceWaker | None, pks: Iterable[int]) -> None:
@@ -85,35 +100,30 @@ async def issue_opens(
         )
         state = states.get(device.id)
         v11 = state if state is not None and state.protocol == PROTOCOL_V11 else None
-        skip, trip = await check_open(session, device, v11, signal.symbol, now)
+        plan = plan_open(device, v11, signal, symbol) if v11 is not None else None
+        legs = len(plan.legs) if plan is not None and plan.legs else 1
+        skip, trip = await check_open(session, device, v11, signal.symbol, now, new_positions=legs)
         if trip is not None:
             trips.append(trip_notice(trip))
-        row: dict[str, Any] = {
-            "public_id": new_instruction_id(),
-            "signal_id": signal.id,
-            "device_id": device.id,
-            "action": "open",
-            "symbol": symbol,
-            "side": signal.side,
-            "order_type": signal.order_type,
-            "entry": signal.entry,
-            "stop_loss": signal.stop_loss,
-            "take_profit": list(signal.take_profit),
-            "volume": device.lot_size,
-            "fraction": None,
-            "comment": signal.comment,
-            "issued_at": now,
+        row = _row(
+            signal_id=signal.id,
+            device_id=device.id,
+            action="open",
+            symbol=symbol,
+            side=signal.side,
+            order_type=signal.order_type,
+            entry=signal.entry,
+            stop_loss=signal.stop_loss,
+            take_profit=list(signal.take_profit),
+            volume=device.lot_size,
+            comment=signal.comment,
+            issued_at=now,
             # The EA may skip it after this: the approval window or the device's max age.
-            "expires_at": min(signal.expires_at, signal.issued_at + max_age),
-            "state": "pending" if skip is None else "skipped",
-            "skip_reason": None if skip is None else skip.value,
-            "sizing": None,
-            "legs": None,
-            "management": None,
-            "guards": None,
-        }
-        if v11 is not None:
-            plan = plan_open(device, v11, signal, symbol)
+            expires_at=min(signal.expires_at, signal.issued_at + max_age),
+            state="pending" if skip is None else "skipped",
+            skip_reason=None if skip is None else skip.value,
+        )
+        if plan is not None:
             row.update(
                 volume=plan.volume,
                 sizing=plan.sizing,
@@ -143,94 +153,18 @@ async def issue_followups(
     repo = InstructionRepository(session)
     modify = action == "modify"
     rows: list[dict[str, Any]] = [
-        {
-            "public_id": new_instruction_id(),
-            "signal_id": signal.id,
-            "device_id": device_pk,
-            "action": action,
-            "symbol": symbol,
-            "side": None,
-            "order_type": None,
-            "entry": None,
-            "stop_loss": signal.stop_loss if modify else None,
-            "take_profit": list(signal.take_profit) if modify else None,
-            "volume": None,
-            "fraction": fraction if action == "close" else None,
-            "comment": None,
-            "issued_at": now,
-            "expires_at": None,
-            "state": "pending",
-            "skip_reason": None,
-            "sizing": None,
-            "legs": None,
-            "management": None,
-            "guards": None,
-        }
+        _row(
+            signal_id=signal.id,
+            device_id=device_pk,
+            action=action,
+            symbol=symbol,
+            stop_loss=signal.stop_loss if modify else None,
+            take_profit=list(signal.take_profit) if modify else None,
+            fraction=fraction if action == "close" else None,
+            issued_at=now,
+        )
         for device_pk, symbol in await repo.opened(signal.id)
     ]
     await repo.add(rows)
     _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
     return len(rows)
-
-
-class DeviceNotV11Error(ConflictError):
-    """close_all needs a device that speaks protocol v1.1 (its last state says so)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(ErrorCode.DEVICE_NOT_V11, name=name)
-
-
-@dataclass(frozen=True, slots=True)
-class CloseAllIssued:
-    instruction_id: str
-    device_pk: int
-    device_name: str
-
-
-async def issue_close_all(
-    session: AsyncSession,
-    owner_id: int,
-    device_pk: int,
-    now: datetime,
-    wake: DeviceWaker | None,
-) -> CloseAllIssued:
-    """A ``close_all`` (EA_PROTOCOL 5.3) for the owner's v1.1 device, served at its next
-    poll (woken after the commit). Raises NotFoundError (not_available) for a device that
-    is not the owner's or is revoked, DeviceNotV11Error for one that never sent a v1.1
-    state. The caller owns the transaction (and the owner's confirmation)."""
-    device = await DeviceRepository(session).get_active(owner_id, device_pk)
-    if device is None:
-        raise NotFoundError(ErrorCode.NOT_AVAILABLE)
-    state = await DeviceStateRepository(session).get(device.id)
-    if state is None or state.protocol != PROTOCOL_V11:
-        raise DeviceNotV11Error(device.name)
-    public_id = new_instruction_id()
-    await InstructionRepository(session).add(
-        [
-            {
-                "public_id": public_id,
-                "signal_id": None,
-                "device_id": device.id,
-                "action": "close_all",
-                "symbol": None,
-                "side": None,
-                "order_type": None,
-                "entry": None,
-                "stop_loss": None,
-                "take_profit": None,
-                "volume": None,
-                "fraction": None,
-                "comment": None,
-                "issued_at": now,
-                "expires_at": None,
-                "state": "pending",
-                "skip_reason": None,
-                "sizing": None,
-                "legs": None,
-                "management": None,
-                "guards": None,
-            }
-        ]
-    )
-    _wake_after_commit(session, wake, [device.id])
-    return CloseAllIssued(public_id, device.id, device.name)

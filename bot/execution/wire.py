@@ -176,17 +176,14 @@ async def _add_previews(
     devices would size it (shown while the approval is open: bot/chat/texts/signals.py)."""
     if not undecided:
         return
-    devices = await InstructionRepository(session).executing_devices(
-        sorted({owner for owner, _ in undecided})
-    )
-    if not devices:
+    owners = sorted({owner for owner, _ in undecided})
+    found = await DeviceStateRepository(session).executing_with_state(owners, PROTOCOL_V11)
+    if not found:
         return
-    states = await DeviceStateRepository(session).for_devices(device.id for device in devices)
+    states = {device.id: state for device, state in found}
     by_owner: dict[int, list[Any]] = {}
-    for device in devices:
-        state = states.get(device.id)
-        if state is not None and state.protocol == PROTOCOL_V11:
-            by_owner.setdefault(device.owner_id, []).append(device)
+    for device, _state in found:
+        by_owner.setdefault(device.owner_id, []).append(device)
     wanted = [(owner, signal_pk) for owner, signal_pk in undecided if owner in by_owner]
     if not wanted:
         return
@@ -281,6 +278,9 @@ def _advance(line: DeviceLine, row: ReportRow) -> DeviceLine:
                 if line.state != "waiting"
                 else DeviceLine(line.name, "acked", ticket=row.ticket)
             )
+        if line.state == "filled" and line.volume is not None and row.volume is not None:
+            # Another leg of a v1.1 open: the volume adds up, the first price stays.
+            return replace(line, volume=line.volume + row.volume)
         return DeviceLine(
             line.name, "filled", ticket=row.ticket, price=row.price, volume=row.volume
         )

@@ -63,14 +63,14 @@ async def get_instructions(request: web.Request) -> web.Response:
     )
 
 
-def _json_body(body: bytes) -> Any:
+def _json_body(body: bytes, what: str = "report") -> Any:
     try:
         parsed = parse_json(body)
     except NotJson as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc.reason}.") from None
     if parsed.problems:
         raise ApiError(
-            422, "invalid_request", "The report has invalid fields.", fields=parsed.problems
+            422, "invalid_request", f"The {what} has invalid fields.", fields=parsed.problems
         )
     return parsed.value
 
@@ -108,7 +108,7 @@ async def post_state(request: web.Request) -> web.Response:
     app = request.app
     device = request[DEVICE]
     try:
-        state = parse_state(_json_body(await request.read()))
+        state = parse_state(_json_body(await request.read(), "state"))
     except InvalidState as exc:
         raise ApiError(
             422, "invalid_request", "The state has invalid fields.", fields=exc.fields

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -31,3 +32,20 @@ async def insert_ignoring_conflict(
     statement = dialect_insert(session, table).values(**values).on_conflict_do_nothing()
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def stored_report_ids(
+    session: AsyncSession, model: Any, keys: Iterable[tuple[int, str]], *, chunk: int = 500
+) -> dict[tuple[int, str], tuple[str, str]]:
+    """(device pk, report_id) → (public id, content hash) of what ``model`` (a table of
+    devices' reports: execution records, position events) stored under those keys."""
+    found: dict[tuple[int, str], tuple[str, str]] = {}
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), chunk):
+        part = ordered[start : start + chunk]
+        query = select(model.device_id, model.report_id, model.public_id, model.content_hash).where(
+            tuple_(model.device_id, model.report_id).in_(part)
+        )
+        for row in (await session.execute(query)).all():
+            found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
+    return found

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import DeviceState
+from db.models import Device, DeviceState
 from db.repositories.common import dialect_insert
 from db.repositories.signals import chunks
 
@@ -38,4 +38,25 @@ class DeviceStateRepository:
             query = select(DeviceState).where(DeviceState.device_id.in_(part))
             for state in (await self.session.scalars(query)).all():
                 found[state.device_id] = state
+        return found
+
+    async def executing_with_state(
+        self, owner_ids: Iterable[int], protocol: str
+    ) -> list[tuple[Device, DeviceState]]:
+        """The owners' devices that may be sent an open (not revoked, not paused) whose
+        last state speaks ``protocol``, with that state: one query per chunk of owners."""
+        found: list[tuple[Device, DeviceState]] = []
+        for part in chunks(sorted(set(owner_ids))):
+            query = (
+                select(Device, DeviceState)
+                .join(DeviceState, DeviceState.device_id == Device.id)
+                .where(
+                    Device.owner_id.in_(part),
+                    Device.revoked_at.is_(None),
+                    Device.paused.is_(False),
+                    DeviceState.protocol == protocol,
+                )
+                .order_by(Device.id)
+            )
+            found.extend((row[0], row[1]) for row in (await self.session.execute(query)).all())
         return found

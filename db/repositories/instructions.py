@@ -17,7 +17,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +31,7 @@ from db.models import (
     Signal,
     UserSettings,
 )
+from db.repositories.common import stored_report_ids
 from db.repositories.signals import CHUNK, chunks
 
 
@@ -189,6 +189,7 @@ class InstructionRepository:
     async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
         """The device's unreported instructions, oldest first; opens only while their
         signal is open and unexpired and the device is not paused (age is the caller's)."""
+        # An outer join: close_all belongs to no signal.
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
             .outerjoin(Signal, Signal.id == Instruction.signal_id)
@@ -263,17 +264,7 @@ class InstructionRepository:
         self, keys: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[str, str]]:
         """(device pk, report_id) → (record public id, content hash) of stored records."""
-        found: dict[tuple[int, str], tuple[str, str]] = {}
-        for part in chunks(sorted(keys)):
-            query = select(
-                ExecutionRecord.device_id,
-                ExecutionRecord.report_id,
-                ExecutionRecord.public_id,
-                ExecutionRecord.content_hash,
-            ).where(tuple_(ExecutionRecord.device_id, ExecutionRecord.report_id).in_(part))
-            for row in (await self.session.execute(query)).all():
-                found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
-        return found
+        return await stored_report_ids(self.session, ExecutionRecord, keys)
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
         """One INSERT executed for many rows (Core: no ORM bulk-insert bookkeeping)."""

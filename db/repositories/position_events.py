@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, tuple_
+from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -21,6 +21,7 @@ from db.models import (
     PositionEvent,
     UserSettings,
 )
+from db.repositories.common import stored_report_ids
 from db.repositories.signals import chunks
 
 _INSERT_EVENT = insert(cast(Table, PositionEvent.__table__))
@@ -99,17 +100,7 @@ class PositionEventRepository:
         self, keys: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[str, str]]:
         """(device pk, report_id) → (event public id, content hash) of stored events."""
-        found: dict[tuple[int, str], tuple[str, str]] = {}
-        for part in chunks(sorted(set(keys))):
-            query = select(
-                PositionEvent.device_id,
-                PositionEvent.report_id,
-                PositionEvent.public_id,
-                PositionEvent.content_hash,
-            ).where(tuple_(PositionEvent.device_id, PositionEvent.report_id).in_(part))
-            for row in (await self.session.execute(query)).all():
-                found[(int(row[0]), str(row[1]))] = (str(row[2]), str(row[3]))
-        return found
+        return await stored_report_ids(self.session, PositionEvent, keys)
 
     async def add(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
