@@ -21,8 +21,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.container import Container
-from bot.domain.devices import Credentials, DeviceDTO, Platform
-from bot.execution.issuing import issue_close_all
+from bot.domain.devices import Credentials, DeviceDTO, Platform, issue_close_all
 from db.models import ExecutionRecord, Instruction, PositionEvent
 from tests.conftest import FakeClock
 from tests.devices_support import add_device
@@ -825,7 +824,11 @@ async def test_guards_refuse_and_close_all_closes_only_its_own(
     # order, and leaves the account's other trades alone.
     async with container.sessionmaker.begin() as session:
         await issue_close_all(
-            session, OWNER, device.pk, datetime.now(UTC), container.device_hub.notify
+            session,
+            owner_id=OWNER,
+            device_pk=device.pk,
+            now=container.clock(),
+            wake=container.device_hub.notify,
         )
     await until(lambda: not own(terminal.tickets()), run)
     await until(lambda: _count(events_of(container, "closed"), 1), run)
