@@ -120,8 +120,13 @@ class Market:
         contract: int = 100_000,
         trade_mode: int = 4,
         open_: bool = True,
+        tick: tuple[str, str] | None = None,
     ) -> None:
+        """``tick``: (tick size, tick value in the account's currency); by default the
+        point and contract x point (a symbol quoted in the account's currency)."""
         self.rows[name] = [name, bid, ask, digits, *volume, contract, trade_mode, int(open_)]
+        if tick is not None:
+            self.rows[name].extend(tick)
         text = "".join(" ".join(str(v) for v in row) + "\n" for row in self.rows.values())
         temp = self.path.with_suffix(".tmp")
         temp.write_text(text)

@@ -295,7 +295,7 @@ def without(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 MALFORMED = [
     (without(OPEN, "signal_id"), "signal_id is missing"),
-    ({**OPEN, "action": "close_all"}, "action close_all is not one this EA knows"),
+    ({**OPEN, "action": "reverse"}, "action reverse is not one this EA knows"),
     ({**OPEN, "symbol": ""}, "symbol must be 1-64 characters"),
     ({**OPEN, "symbol": "EUR USD"}, "symbol must not contain spaces"),
     ({**OPEN, "side": "long"}, "side must be buy or sell"),
@@ -687,3 +687,279 @@ def test_shipped_files_use_only_what_mql_has(path: Path) -> None:
         if re.search(pattern, code)
     ]
     assert found == []
+
+
+# --- protocol v1.1 (section 5): the new fields of open, close_all ------------------------
+
+OPEN_V11 = {
+    **OPEN,
+    "sizing": {"mode": "risk_percent", "percent": "1.0", "of": "equity", "max_lots": "2.00"},
+    "legs": [
+        {"take_profit": "1.09500", "share": "0.5"},
+        {"take_profit": "1.10000", "share": "0.3"},
+        {"take_profit": "1.10500", "share": "0.2"},
+    ],
+    "management": {
+        "breakeven": {"after_leg": 0, "offset_points": 10},
+        "trailing": {"distance_points": 200, "step_points": 50, "start": "after_breakeven"},
+    },
+    "guards": {"max_spread_points": 30, "reference_price": "1.08520", "max_distance_points": 50},
+}
+
+
+def test_open_with_every_field_of_section_5_2(unit: Path) -> None:
+    verdict, fields = parse(unit, OPEN_V11)
+    assert verdict == "ok"
+    assert fields["sizing"] == "risk_percent 0.00 1.00 equity 0.00 2.00"
+    assert fields["legs"] == "1.09500@0.5000,1.10000@0.3000,1.10500@0.2000"
+    assert fields["breakeven"] == "0 10"
+    assert fields["trailing"] == "200 50 after_breakeven"
+    assert fields["guards"] == "30 1.08520 50"
+    assert fields["take_profits"] == "1.09500,1.10000"
+
+
+def test_open_without_section_5_2_fields_is_v1(unit: Path) -> None:
+    verdict, fields = parse(unit, OPEN)
+    assert verdict == "ok"
+    assert (fields["sizing"].split()[0], fields["legs"]) == ("0.00", "")
+    assert fields["breakeven"] == "-1 0"
+    assert fields["trailing"] == "0 0 at_open"
+    assert fields["guards"] == "-1 0.00000 -1"
+
+
+@pytest.mark.parametrize(
+    ("sizing", "expected"),
+    [
+        ({"mode": "fixed", "lots": "0.10"}, "fixed 0.10 0.00 balance 0.00 0.00"),
+        ({"mode": "risk_money", "amount": "50.00"}, "risk_money 0.00 0.00 balance 50.00 0.00"),
+        ({"mode": "risk_percent", "percent": "2"}, "risk_percent 0.00 2.00 balance 0.00 0.00"),
+    ],
+)
+def test_sizing_modes(unit: Path, sizing: dict[str, str], expected: str) -> None:
+    verdict, fields = parse(unit, {**OPEN, "sizing": sizing})
+    assert (verdict, fields["sizing"]) == ("ok", expected)
+
+
+def test_management_parts_may_be_absent(unit: Path) -> None:
+    verdict, fields = parse(unit, {**OPEN, "management": {"trailing": {"distance_points": 150}}})
+    assert verdict == "ok"
+    assert (fields["breakeven"], fields["trailing"]) == ("-1 0", "150 0 at_open")
+    verdict, fields = parse(unit, {**OPEN, "guards": {"max_spread_points": 0}, "legs": None})
+    assert (verdict, fields["guards"], fields["legs"]) == ("ok", "0 0.00000 -1", "")
+
+
+MALFORMED_V11 = [
+    ({**OPEN, "sizing": {"mode": "martingale"}}, "sizing.mode must be"),
+    ({**OPEN, "sizing": {"mode": "fixed"}}, "sizing.lots must be a positive decimal string"),
+    ({**OPEN, "sizing": {"mode": "risk_percent", "percent": 1}}, "sizing.percent must be"),
+    ({**OPEN, "sizing": {"mode": "risk_percent", "percent": "150"}}, "at most 100"),
+    ({**OPEN, "sizing": {"mode": "risk_percent", "percent": "1", "of": "margin"}}, "sizing.of"),
+    ({**OPEN, "sizing": {"mode": "risk_money", "amount": "-5"}}, "sizing.amount"),
+    (
+        {**OPEN, "stop_loss": None, "sizing": {"mode": "risk_money", "amount": "5"}},
+        "needs a stop_loss",
+    ),
+    ({**OPEN, "sizing": "fixed"}, "sizing must be an object"),
+    ({**OPEN, "legs": []}, "legs must be a list of 1-10 legs"),
+    ({**OPEN, "legs": [{"take_profit": "1.1", "share": "0.6"}]}, "add up to 1"),
+    ({**OPEN, "legs": [{"take_profit": "1.1"}]}, "legs[0].share must be"),
+    ({**OPEN, "legs": [{"take_profit": 1.1, "share": "1"}]}, "legs[0].take_profit must be"),
+    (
+        {**OPEN, "management": {"breakeven": {"after_leg": -1}}},
+        "management.breakeven.after_leg must be a whole number",
+    ),
+    (
+        {**OPEN, "management": {"trailing": {"distance_points": 0}}},
+        "distance_points must be 1 or more",
+    ),
+    (
+        {**OPEN, "management": {"trailing": {"distance_points": 10, "start": "soon"}}},
+        "management.trailing.start must be at_open or after_breakeven",
+    ),
+    ({**OPEN, "guards": {"max_spread_points": "30"}}, "guards.max_spread_points"),
+    ({**OPEN, "guards": {"reference_price": "abc"}}, "guards.reference_price"),
+    ({"id": "ins_a1", "action": "close_all"}, "issued_at is missing"),
+]
+
+
+@pytest.mark.parametrize(("instruction", "problem"), MALFORMED_V11)
+def test_malformed_v11_fields_are_90008_with_the_reason(
+    unit: Path, instruction: dict[str, Any], problem: str
+) -> None:
+    verdict, _ = parse(unit, instruction)
+    assert verdict.startswith("malformed ") and problem in verdict, verdict
+
+
+def test_close_all_has_no_signal_and_no_symbol(unit: Path) -> None:
+    verdict, fields = parse(
+        unit, {"id": "ins_all1", "action": "close_all", "issued_at": "2026-01-01T00:00:00Z"}
+    )
+    assert verdict == "ok"
+    assert (fields["action"], fields["signal_id"], fields["symbol"]) == ("close_all", "", "")
+
+
+# --- sizing, legs, breakeven and trailing: the arithmetic of 5.2 -------------------------
+
+
+@pytest.mark.parametrize(
+    ("figures", "lots"),
+    [
+        # risk, price, stop loss, tick size, tick value, step, max_lots, volume_max
+        (("100", "1.08500", "1.08000", "0.00001", "1", "0.01", "0", "100"), "0.20000000"),
+        # a tick worth 0.73 (a quote currency other than the account's): more lots
+        (("100", "1.08500", "1.08000", "0.00001", "0.73", "0.01", "0", "100"), "0.27000000"),
+        # gold: tick 0.01 worth 1 per lot, 10 dollars to the stop loss
+        (("100", "2000.00", "1990.00", "0.01", "1", "0.01", "0", "100"), "0.10000000"),
+        # rounded down to the step, never up
+        (("100", "1.08500", "1.08000", "0.00001", "0.73", "0.1", "0", "100"), "0.20000000"),
+        (("10000", "1.08500", "1.08000", "0.00001", "1", "0.01", "2", "100"), "2.00000000"),
+        (("10000", "1.08500", "1.08000", "0.00001", "1", "0.01", "0", "5"), "5.00000000"),
+        (("100", "1.08500", "1.08500", "0.00001", "1", "0.01", "0", "100"), "0.00000000"),
+        (("100", "1.08500", "1.08000", "0", "0", "0.01", "0", "100"), "0.00000000"),
+    ],
+)
+def test_risk_lots_from_tick_size_and_value(
+    unit: Path, figures: tuple[str, ...], lots: str
+) -> None:
+    assert call(unit, "risklots", *figures).strip() == lots
+
+
+@pytest.mark.parametrize(
+    ("volume", "limits", "shares", "expected"),
+    [
+        ("0.10", ("0.01", "0.01"), ["0.5", "0.5"], "2 0.05000000 0.05000000"),
+        # what the rounding leaves goes to the first leg
+        ("0.11", ("0.01", "0.01"), ["0.5", "0.3", "0.2"], "3 0.06000000 0.03000000 0.02000000"),
+        # the last leg cannot have the minimum: dropped, its share to the first
+        ("0.04", ("0.01", "0.01"), ["0.5", "0.3", "0.2"], "2 0.03000000 0.01000000"),
+        ("0.02", ("0.01", "0.01"), ["0.34", "0.33", "0.33"], "1 0.02000000"),
+        ("1", ("0.1", "0.1"), ["0.25", "0.25", "0.5"], "3 0.30000000 0.20000000 0.50000000"),
+    ],
+)
+def test_leg_volumes(
+    unit: Path, volume: str, limits: tuple[str, str], shares: list[str], expected: str
+) -> None:
+    assert call(unit, "legs", volume, *limits, *shares).strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "stop"),
+    [
+        # buy: bid - 200 points lies 300 points above the stop loss: it moves
+        (("buy", "1.09000", "1.09012", "1.08500", "200", "50"), "1.08800000"),
+        # only 49 points above: stays
+        (("buy", "1.09000", "1.09012", "1.08751", "200", "50"), "0.00000000"),
+        # exactly the step: moves
+        (("buy", "1.09000", "1.09012", "1.08750", "200", "50"), "1.08800000"),
+        # below the stop loss already (the price fell): never backwards
+        (("buy", "1.08600", "1.08612", "1.08800", "200", "50"), "0.00000000"),
+        # sell: ask + 200 points, mirrored
+        (("sell", "1.07988", "1.08000", "1.08500", "200", "50"), "1.08200000"),
+        (("sell", "1.08300", "1.08312", "1.08200", "200", "50"), "0.00000000"),
+        # no stop loss yet: one is set
+        (("sell", "1.07988", "1.08000", "0", "200", "50"), "1.08200000"),
+    ],
+)
+def test_trailing_stop(unit: Path, args: tuple[str, ...], stop: str) -> None:
+    assert call(unit, "trail", *args, "0.00001", "5").strip() == stop
+
+
+@pytest.mark.parametrize(
+    ("args", "stop"),
+    [
+        (("buy", "1.08512", "1.08000", "10"), "1.08522000"),
+        (("buy", "1.08512", "1.08600", "10"), "0.00000000"),  # already beyond: stays
+        (("sell", "1.08500", "1.09000", "10"), "1.08490000"),
+        (("sell", "1.08500", "1.08400", "10"), "0.00000000"),
+        (("buy", "1.08512", "0", "0"), "1.08512000"),
+    ],
+)
+def test_breakeven_stop(unit: Path, args: tuple[str, ...], stop: str) -> None:
+    assert call(unit, "breakeven", *args, "0.00001", "5").strip() == stop
+
+
+# --- the journal keeps what the EA holds ---------------------------------------------------
+
+
+def test_holdings_round_trip(unit: Path, tmp_path: Path) -> None:
+    journal(
+        unit,
+        tmp_path,
+        "journal-add",
+        DEVICE,
+        "holding",
+        "ins_1",
+        "sig_1",
+        "2",
+        "1",
+        "5000007",
+        "sb2:ins_1",
+    )
+    journal(
+        unit, tmp_path, "journal-add", DEVICE, "holding", "ins_1", "sig_1", "-1", "2", "5000008", ""
+    )
+    # written, then read back by a new process
+    holdings = [
+        line.split(" ") for line in journal(unit, tmp_path, "journal-holdings", DEVICE).splitlines()
+    ]
+    assert [h[3] for h in holdings] == ["2", "-1"]
+    assert holdings[0][1:10] == [
+        "ins_1",
+        "sig_1",
+        "2",
+        "EURUSD.m",
+        "sell",
+        "limit",
+        "1",
+        "5000007",
+        '"sb2:ins_1"',
+    ]
+    assert holdings[0][10:14] == ["0.30000000", "1.10000000", "1.12000000", "1.05000000"]
+    assert holdings[0][14:] == ["0", "10", "200", "50", "1", "1", "0"]
+    assert (holdings[1][7], holdings[1][8], holdings[1][9]) == ("2", "5000008", '""')
+
+
+def test_a_journal_of_ea_1_0_gets_its_holdings(unit: Path, tmp_path: Path) -> None:
+    """An upgraded EA reads its 1.0 journal: each open's ticket becomes its one holding."""
+    fields = ["E", "ins_1", "sig_1", "open", "EURUSD.m", "3", "5000001", "1", "sb:ins_1"]
+    figures = ["0.10000000", "0.00000000", "1767225600", "1767225600", "1.08512000"]
+    entry = "\t".join([*fields, *figures, "0.00000000", "0.00000000"])
+    pending = (
+        entry.replace("ins_1", "ins_2").replace("sig_1", "sig_2").replace("5000001", "5000002")
+    )
+    pending = pending.replace("\t3\t", "\t4\t", 1).replace("\t1\tsb:", "\t2\tsb:")
+    (tmp_path / f"SignalBridge_{DEVICE}.journal").write_text(
+        f"SBJ1\t7\n{entry}\n{pending}\nEND\t2\n"
+    )
+    out = journal(unit, tmp_path, "journal-dump", DEVICE)
+    holdings = [
+        line.split(" ") for line in journal(unit, tmp_path, "journal-holdings", DEVICE).splitlines()
+    ]
+    assert [(h[1], h[3], h[7], h[8], h[9]) for h in holdings] == [
+        ("ins_1", "-1", "1", "5000001", '"sb:ins_1"'),
+        ("ins_2", "-1", "2", "5000002", '"sb:ins_2"'),
+    ]
+    # the pending order's step became "done": WatchPlaced follows holdings now
+    assert [line.split(" ")[5] for line in out.splitlines() if line.startswith("E ")] == ["3", "3"]
+
+
+def test_an_open_ea_1_0_was_making_is_planned_for_reconcile(unit: Path, tmp_path: Path) -> None:
+    """Stopped mid-open by EA 1.0, started as 1.1: the open's one position is planned, so the
+    restart looks for it by its comment and never opens it twice."""
+    fields = ["E", "ins_9", "sig_9", "open", "EURUSD.m", "2", "0", "0", "sb:ins_9"]
+    figures = ["0.10000000", "0.00000000", "1767225600", "1767225600", "0.00000000"]
+    entry = "\t".join([*fields, *figures, "0.00000000", "0.00000000"])
+    (tmp_path / f"SignalBridge_{DEVICE}.journal").write_text(f"SBJ1\t3\n{entry}\nEND\t1\n")
+    [holding] = [
+        line.split(" ") for line in journal(unit, tmp_path, "journal-holdings", DEVICE).splitlines()
+    ]
+    assert (holding[1], holding[3], holding[7], holding[9], holding[10]) == (
+        "ins_9",
+        "-1",
+        "0",
+        '"sb:ins_9"',
+        "0.10000000",
+    )
+    # still an open under way (step 2): Reconcile finishes it
+    [line] = journal(unit, tmp_path, "journal-dump", DEVICE).splitlines()
+    assert line.split(" ")[5] == "2"

@@ -1,6 +1,8 @@
 """The shipped EAs end to end: SignalBridge.mq5 and .mq4, compiled with g++ and the shim,
 against the real side server (production factories, a migrated database) over a real
-socket, trading on the simulated broker, killed and restarted mid-trade."""
+socket, trading on the simulated broker, killed and restarted mid-trade; protocol v1.1
+(risk sizing, legs, breakeven, trailing, guards, close_all, position events) on a scripted
+market whose stop losses and take profits the broker executes."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.container import Container
-from bot.domain.devices import Credentials, DeviceDTO, Platform
-from db.models import ExecutionRecord, Instruction
+from bot.domain.devices import Credentials, DeviceDTO, Platform, issue_close_all
+from db.models import ExecutionRecord, Instruction, PositionEvent
 from tests.conftest import FakeClock
 from tests.devices_support import add_device
 from tests.ea_mql_support import EARun, Market, Ticket, broker_tickets, compile_all, live
@@ -33,6 +35,7 @@ from tests.loop_support import (
     stored_records,
 )
 from tests.signals_support import AUTH
+from tests.wire_support import set_device, stored_events, stored_state
 from webhook_server import create_app
 
 OWNER = 3301
@@ -597,3 +600,383 @@ async def test_modify_and_cancel_interrupted_by_a_kill_are_finished_once(
     opens = [("open", "ack"), ("open", "fill"), ("open", "ack")]
     changes = [("modify", "ack"), ("modify", "fill"), ("cancel", "ack"), ("cancel", "fill")]
     assert sorted(kinds) == sorted([*opens, *changes])
+
+
+# --- protocol v1.1 --------------------------------------------------------------------------
+
+STOP_MOVE = re.compile(r"(breakeven|trailing): stop loss of #(\d+) ([\d.]+) -> ([\d.]+)")
+
+
+async def v11_started(
+    container: Container, terminal: Terminal, device: DeviceDTO, **env: str
+) -> EARun:
+    """The EA running, its first state stored: the device speaks v1.1 from now on."""
+    run = await terminal.start(**env)
+    await until(lambda: stored_state(container, device.pk), run)
+    return run
+
+
+async def eurusd_terminal(
+    container: Container, terminal_of: Any, platform: Platform, lot_size: str = "0.10"
+) -> tuple[DeviceDTO, Terminal]:
+    """A terminal with EURUSD at 1.08500 / 1.08512 and a device of lot_size lots."""
+    device, terminal = await terminal_of(platform)
+    await configure(container, device, lot_size=lot_size)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    return device, terminal
+
+
+async def events_of(container: Container, event: str) -> list[PositionEvent]:
+    await settle(container)
+    return [e for e in await stored_events(container) if e.event == event]
+
+
+async def fills_of(container: Container, instruction: str) -> dict[str, ExecutionRecord]:
+    """The fills of one instruction by report id."""
+    await settle(container)
+    ids = {i.id for i in await stored_instructions(container) if i.public_id == instruction}
+    return {
+        r.report_id: r
+        for r in await stored_records(container)
+        if r.instruction_id in ids and r.kind == "fill"
+    }
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_risk_sized_legs_take_profit_breakeven_and_a_trailing_stop(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await set_device(
+        container,
+        device.pk,
+        sizing_mode="risk_percent",
+        risk_percent=Decimal("1"),
+        tp_mode="split",
+        tp_shares=["0.5", "0.3", "0.2"],
+        breakeven_after_leg=0,
+        breakeven_offset_points=10,
+        trailing_distance_points=300,
+        trailing_step_points=50,
+        trailing_start="after_breakeven",
+    )
+    # A tick worth 0.5 of the account's currency (a quote currency other than the account's).
+    terminal.market.set("EURUSD", "1.08500", "1.08512", tick=("0.00001", "0.5"))
+    path = terminal.workdir / "path.txt"
+    run = await v11_started(
+        container, terminal, device, SB_PRICE_PATH=str(path), SB_POLL_WAIT="3", SB_RUN_SECONDS="300"
+    )
+    await until(lambda: "instructions?wait=3 -> 200" in run.output, run)
+    state = await stored_state(container, device.pk)
+    assert state is not None
+    assert (state.protocol, state.platform, state.currency, state.balance) == (
+        "1.1",
+        platform.value,
+        "USD",
+        Decimal("10000"),
+    )
+    outcome = await publish(
+        container, symbol="EURUSD", stop_loss="1.08012", take_profit=["1.09", "1.095", "1.1"]
+    )
+    await approve(container, outcome, OWNER)
+    [opened] = await stored_instructions(container)
+
+    # 1 % of 10000 at a stop loss 500 ticks away, 0.5 a tick: 100 / 250 = 0.4 lots, split
+    # 0.5 / 0.3 / 0.2 into three positions, each with its own take profit.
+    await until(lambda: len(own(terminal.tickets())) == 3, run)
+    legs = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    assert [(t.volume, t.tp, t.sl) for t in legs] == [
+        (0.2, 1.09, 1.08012),
+        (0.12, 1.095, 1.08012),
+        (0.08, 1.1, 1.08012),
+    ]
+    assert [t.comment for t in legs] == [f"sb{i}:{opened.public_id}" for i in range(3)]
+    await until(lambda: _count(fills_of(container, opened.public_id), 3), run)
+    fills = await fills_of(container, opened.public_id)
+    assert sorted(fills) == [f"fill{i}-{opened.public_id}" for i in range(3)]
+    assert [fills[f"fill{i}-{opened.public_id}"].ticket for i in range(3)] == [
+        t.ticket for t in legs
+    ]
+    await until(lambda: _state_positions(container, device.pk, 3), run)
+    # While trailing stops are to be managed, polls wait at most 1 s, not PollWaitSeconds.
+    managed_from = len(run.output)
+    await until(lambda: run.output.count("instructions?wait=", managed_from) >= 3, run)
+    waits = re.findall(r"instructions\?wait=(\d+)", run.output[managed_from:])
+    assert set(waits) <= {"0", "1"}, waits
+    state = await stored_state(container, device.pk)
+    assert state is not None
+    assert sorted((p["leg"], p["ticket"], p["volume"]) for p in state.positions) == [
+        (0, legs[0].ticket, "0.2"),
+        (1, legs[1].ticket, "0.12"),
+        (2, legs[2].ticket, "0.08"),
+    ]
+    assert {p["instruction_id"] for p in state.positions} == {opened.public_id}
+    assert state.symbols == [
+        {
+            "name": "EURUSD",
+            "tick_size": "0.00001",
+            "tick_value": "0.5",
+            "volume_min": "0.01",
+            "volume_step": "0.01",
+            "volume_max": "100",
+        }
+    ]
+
+    # The market rises through the first take profit: the broker closes leg 0 there, the EA
+    # reports it and moves the other legs to breakeven, then trails them; the dip does not
+    # move them back, the last rise is less than a step.
+    path.write_text(
+        "EURUSD 1.08800 1.08812\n"
+        "EURUSD 1.09010 1.09022\n"
+        "EURUSD 1.09200 1.09212\n"
+        "EURUSD 1.09100 1.09112\n"
+        "EURUSD 1.09000 1.09012\n"
+        "EURUSD 1.09400 1.09412\n"
+        "EURUSD 1.09420 1.09432\n"
+    )
+    await until(lambda: run.output.count("1.08900000 -> 1.09100000") == 2, run, timeout=40)
+    moves = STOP_MOVE.findall(run.output)
+    for leg in legs[1:]:
+        assert [
+            (why, old, new) for why, ticket, old, new in moves if int(ticket) == leg.ticket
+        ] == [
+            ("breakeven", "1.08012000", "1.08522000"),
+            ("trailing", "1.08522000", "1.08710000"),
+            ("trailing", "1.08710000", "1.08900000"),
+            ("trailing", "1.08900000", "1.09100000"),
+        ]
+    [tp] = await events_of(container, "closed")
+    assert (tp.leg, tp.ticket, tp.reason, tp.price, tp.volume, tp.profit) == (
+        0,
+        legs[0].ticket,
+        "tp",
+        Decimal("1.09"),
+        Decimal("0.2"),
+        Decimal("48.8"),
+    )
+    # One sl_moved per position per 10 s, with the latest level: the first at once, then
+    # the level the stop reached meanwhile.
+    await until(lambda: _count(events_of(container, "sl_moved"), 4), run, timeout=45)
+    moved = await events_of(container, "sl_moved")
+    for leg in legs[1:]:
+        mine = [e for e in moved if e.ticket == leg.ticket]
+        assert [e.stop_loss for e in mine] == [Decimal("1.0871"), Decimal("1.091")]
+        assert (mine[1].executed_at - mine[0].executed_at).total_seconds() >= 10
+    assert [t.sl for t in sorted(own(terminal.tickets()), key=lambda t: t.ticket)] == [1.091, 1.091]
+
+    # The market falls back: the trailing stop closes the other two legs at 1.091.
+    terminal.market.set("EURUSD", "1.09050", "1.09062", tick=("0.00001", "0.5"))
+    await until(lambda: _count(events_of(container, "closed"), 3), run)
+    idle_from = len(run.output)
+    await until(lambda: "instructions?wait=3 -> 200" in run.output[idle_from:], run)
+    assert await run.stop() == 0, run.output
+    closed = await events_of(container, "closed")
+    assert [(e.leg, e.reason, e.price, e.volume, e.profit) for e in closed] == [
+        (0, "tp", Decimal("1.09"), Decimal("0.2"), Decimal("48.8")),
+        (1, "sl", Decimal("1.091"), Decimal("0.12"), Decimal("35.28")),
+        (2, "sl", Decimal("1.091"), Decimal("0.08"), Decimal("23.52")),
+    ]
+    assert all(e.instruction_id == opened.id for e in closed)
+    assert own(terminal.tickets()) == []
+    assert "ALERT" not in run.output
+
+
+async def _count(items: Any, expected: int) -> bool:
+    return len(await items) >= expected
+
+
+async def _state_positions(container: Container, device_pk: int, expected: int) -> bool:
+    state = await stored_state(container, device_pk)
+    return state is not None and len(state.positions) == expected
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_guards_refuse_and_close_all_closes_only_its_own(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await terminal_of(platform)
+    await set_device(container, device.pk, max_spread_points=30, max_distance_points=50)
+    await configure(container, device, lot_size="0.10")
+    terminal.market.set("EURUSD", "1.08500", "1.08560")  # a 60-point spread
+    foreign = terminal.seed_foreign_trades("EURUSD")
+    run = await v11_started(container, terminal, device)
+
+    await approve(container, await publish(container, symbol="EURUSD"), OWNER)
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
+    terminal.market.set("EURUSD", "1.08500", "1.08512")
+    # The provider's price was 1.08000: the market is 512 points away from it.
+    far = await publish(container, symbol="EURUSD", price="1.08000")
+    near = await publish(container, symbol="EURUSD", price="1.08510")
+    await approve(container, far, OWNER)
+    await approve(container, near, OWNER)
+    limit = await publish(
+        container, order_type="limit", entry="1.08", stop_loss="1.07", take_profit=["1.1"]
+    )
+    await approve(container, limit, OWNER)
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    await until(lambda: has_record(container, ("open", "fill")), run)
+    errors = [r for r in await stored_records(container) if r.kind == "error"]
+    assert [r.code for r in errors] == [90004, 90005]
+    assert "spread of EURUSD is 60 points, above max_spread_points 30" in str(errors[0].message)
+    assert "512 points from the provider's price 1.08" in str(errors[1].message)
+
+    # The owner confirms Close all: the EA closes its position and deletes its pending
+    # order, and leaves the account's other trades alone.
+    async with container.sessionmaker.begin() as session:
+        await issue_close_all(
+            session,
+            owner_id=OWNER,
+            device_pk=device.pk,
+            now=container.clock(),
+            wake=container.device_hub.notify,
+        )
+    await until(lambda: not own(terminal.tickets()), run)
+    await until(lambda: _count(events_of(container, "closed"), 1), run)
+    assert await run.stop() == 0, run.output
+    [closed] = await events_of(container, "closed")
+    assert (closed.reason, closed.volume, closed.price) == (
+        "close_all",
+        Decimal("0.1"),
+        Decimal("1.085"),
+    )
+    assert [t for t in terminal.tickets() if t.magic != MAGIC] == foreign
+    mine = [t for t in terminal.tickets() if t.magic == MAGIC]
+    assert sorted((t.type, t.state) for t in mine) == [(0, 1), (2, 2)]
+    kinds = await records_by_action(container)
+    assert ("close_all", "ack") in kinds
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_stop_loss_hit_while_the_ea_was_stopped_is_reported_exactly_once(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
+    run = await v11_started(container, terminal, device)
+    await approve(container, await publish(container, stop_loss="1.08", take_profit=["1.1"]), OWNER)
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "fill")), run)
+    [position] = own(terminal.tickets())
+    assert await run.stop() == 0
+
+    # While the terminal is off the market falls through the stop loss: the broker closes
+    # the position there. The EA finds it at its start and reports it; it is killed as soon
+    # as the server has stored the event, before it can strike it from its journal.
+    terminal.market.set("EURUSD", "1.07950", "1.07962")
+    run = await terminal.start(SB_CRASH_AFTER_POST="/api/v1/exec/event")
+    assert await run.wait() == 137, run.output
+    assert own(terminal.tickets()) == []
+    # Started again: the same event once more, a duplicate at the server; then nothing.
+    run = await terminal.start()
+    await until(lambda: "event closed-" in run.output and "duplicate" in run.output, run)
+    await asyncio.sleep(1.5)
+    assert await run.stop() == 0
+    run = await terminal.start()
+    await until(lambda: "poll: 0 instruction(s)" in run.output, run)
+    assert await run.stop() == 0
+    assert "event closed-" not in run.output
+    [closed] = await events_of(container, "closed")
+    assert (closed.ticket, closed.reason, closed.price, closed.volume, closed.profit) == (
+        position.ticket,
+        "sl",
+        Decimal("1.08"),
+        Decimal("0.1"),
+        Decimal("-51.2"),
+    )
+    state = await stored_state(container, device.pk)
+    assert state is not None and state.positions == []
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_legs_open_once_across_a_kill_and_are_modified_and_closed_per_leg(
+    platform: Platform, container: Container, server: TestClient[Any, Any], terminal_of: Any
+) -> None:
+    device, terminal = await eurusd_terminal(container, terminal_of, platform, lot_size="0.40")
+    await set_device(container, device.pk, tp_mode="split", tp_shares=["0.5", "0.25", "0.25"])
+    run = await v11_started(container, terminal, device)
+    assert await run.stop() == 0
+    outcome = await publish(container, stop_loss="1.08", take_profit=["1.095", "1.1", "1.105"])
+    await approve(container, outcome, OWNER)
+    signal = outcome.signal.public_id
+    [opened] = await stored_instructions(container)
+
+    # Killed right after the first leg's trade call: the restart finds it by its comment
+    # and opens only the other two.
+    run = await terminal.start(SB_CRASH_AFTER_TRADE="open")
+    assert await run.wait() == 137, run.output
+    assert len(own(terminal.tickets())) == 1
+    run = await terminal.start()
+    await until(lambda: _count(fills_of(container, opened.public_id), 3), run)
+    assert "the open was done before the EA stopped" in run.output
+    legs = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    assert [(t.volume, t.tp) for t in legs] == [(0.2, 1.095), (0.1, 1.1), (0.1, 1.105)]
+
+    # modify: the stop loss to every leg, take_profit[i] to leg i (leg 2 keeps its own).
+    await provider(
+        server, signal, "modify", {"stop_loss": "1.083", "take_profit": ["1.096", "1.101"]}
+    )
+    await until(lambda: has_record(container, ("modify", "fill")), run)
+    legs = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    assert [(t.sl, t.tp) for t in legs] == [(1.083, 1.096), (1.083, 1.101), (1.083, 1.105)]
+
+    # close half: half of each leg, each leg's part its own fill.
+    terminal.market.set("EURUSD", "1.09000", "1.09012")
+    await provider(server, signal, "close", {"fraction": "0.5"})
+    first_close = await _instruction(container, "close")
+    await until(lambda: _count(fills_of(container, first_close), 3), run)
+    parts = await fills_of(container, first_close)
+    assert {rid: r.volume for rid, r in parts.items()} == {
+        f"fill0-{first_close}": Decimal("0.1"),
+        f"fill1-{first_close}": Decimal("0.05"),
+        f"fill2-{first_close}": Decimal("0.05"),
+    }
+    assert sum(t.volume for t in own(terminal.tickets())) == pytest.approx(0.2)
+    await provider(server, signal, "close", {"fraction": "1"})
+    await until(lambda: not own(terminal.tickets()), run)
+    assert await run.stop() == 0, run.output
+    # Every close was the server's: no closed events.
+    assert await events_of(container, "closed") == []
+    assert "ALERT" not in terminal.output
+
+
+async def _instruction(container: Container, action: str) -> str:
+    """The public id of the first instruction of action."""
+    return next(i.public_id for i in await stored_instructions(container) if i.action == action)
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_closes_by_hand_and_by_stop_out_are_reported_with_their_reason(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
+    path = terminal.workdir / "path.txt"
+    run = await v11_started(container, terminal, device, SB_PRICE_PATH=str(path))
+    for _ in range(2):
+        await approve(container, await publish(container, stop_loss="1.08"), OWNER)
+    await until(lambda: len(own(terminal.tickets())) == 2, run)
+    manual, stopped = sorted(own(terminal.tickets()), key=lambda t: t.ticket)
+    path.write_text(f"EURUSD 1.08600 1.08612\nclose {manual.ticket}\nstopout {stopped.ticket}\n")
+    await until(lambda: _count(events_of(container, "closed"), 2), run)
+    assert await run.stop() == 0, run.output
+    closed = sorted(await events_of(container, "closed"), key=lambda e: e.ticket)
+    assert [(e.ticket, e.reason, e.price, e.profit) for e in closed] == [
+        (manual.ticket, "manual", Decimal("1.086"), Decimal("8.8")),
+        (stopped.ticket, "stop_out", Decimal("1.086"), Decimal("8.8")),
+    ]
+    assert all(e.leg is None for e in closed)
+
+
+@pytest.mark.parametrize("platform", [Platform.MT5, Platform.MT4])
+async def test_a_risk_too_small_for_the_minimum_lot_opens_nothing(
+    platform: Platform, container: Container, terminal_of: Any
+) -> None:
+    device, terminal = await eurusd_terminal(container, terminal_of, platform)
+    # 2.00 USD at a stop loss 512 points away: 0.0039 lots, below the minimum 0.01.
+    await set_device(container, device.pk, sizing_mode="risk_money", risk_money_minor=200)
+    run = await v11_started(container, terminal, device)
+    await approve(container, await publish(container, stop_loss="1.08"), OWNER)
+    await until(lambda: has_records(container, ("open", "ack"), ("open", "error")), run)
+    assert await run.stop() == 0
+    [error] = [r for r in await stored_records(container) if r.kind == "error"]
+    assert error.code == 90003
+    assert "risk 2 USD at the stop loss 1.08 from 1.08512" in str(error.message)
+    assert "below the symbol's minimum 0.01; not opened" in str(error.message)
+    assert terminal.tickets() == []

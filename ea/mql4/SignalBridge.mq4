@@ -4,9 +4,11 @@
 //| to this MetaTrader 4 terminal. This file only wires the inputs   |
 //| and events; the logic is in Include/SignalBridge/*.mqh.          |
 //| Setup: see ea/README.md.                                         |
+//| Compiled and run on Linux by the tests (ea/shim) except: the     |
+//| #property lines, the word input, MetaTrader's runtime itself.    |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Executes the signals you approve in the SignalBridge bot."
 #property description "Tools -> Options -> Expert Advisors -> Allow WebRequest for listed URL: add the server's URL."
 #property strict

@@ -4,9 +4,12 @@
 //| to this MetaTrader 5 terminal. This file only wires the inputs   |
 //| and events; the logic is in Include/SignalBridge/*.mqh.          |
 //| Setup: see ea/README.md.                                         |
+//| Compiled and run on Linux by the tests (ea/shim) except: the     |
+//| #property lines, the word input, MetaTrader's runtime itself,    |
+//| and what a real OnTradeTransaction carries (the EA reads none).  |
 //+------------------------------------------------------------------+
 #property copyright "SignalBridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Executes the signals you approve in the SignalBridge bot."
 #property description "Tools -> Options -> Expert Advisors -> Allow WebRequest for listed URL: add the server's URL."
 
@@ -39,6 +42,8 @@ void OnTimer()
    g_engine.Tick();
   }
 
+//--- a fill, a close at the stop loss or take profit, a deleted order: the EA looks at its
+//--- positions at once (the timer would find it within half a second)
 void OnTradeTransaction(const MqlTradeTransaction &trans, const MqlTradeRequest &request, const MqlTradeResult &result)
   {
    if(trans.type == TRADE_TRANSACTION_ORDER_DELETE || trans.type == TRADE_TRANSACTION_DEAL_ADD)

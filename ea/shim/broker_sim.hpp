@@ -2,9 +2,24 @@
 //
 // Symbols come from $SB_MARKET_FILE (reloaded when it changes), one a line:
 //   NAME BID ASK DIGITS VOLUME_MIN VOLUME_STEP VOLUME_MAX CONTRACT_SIZE TRADE_MODE MARKET_OPEN
-// (TRADE_MODE 0 = disabled, 4 = full; MARKET_OPEN 0/1). Orders, positions and history are
-// kept in $SB_BROKER_FILE, written after every change, so they outlive a killed EA the way
-// a real trade server's do. Hooks for the tests:
+//   [TICK_SIZE TICK_VALUE]
+// (TRADE_MODE 0 = disabled, 4 = full; MARKET_OPEN 0/1; the tick size defaults to the point
+// and the tick value to CONTRACT_SIZE x TICK_SIZE, a symbol quoted in the account's
+// currency). Profits are counted in ticks: price move / TICK_SIZE x TICK_VALUE x lots.
+// Orders, positions and history are kept in $SB_BROKER_FILE, written after every change,
+// so they outlive a killed EA the way a real trade server's do.
+//
+// The trade server works between the EA's events: before every OnTimer (and once before
+// OnInit, for what happened while the terminal was off) pending orders whose price the
+// market reached fill, and positions whose stop loss or take profit the price went beyond
+// close at that level (MT5: a deal with DEAL_REASON_SL / _TP; MT4: "[sl]" / "[tp]" added
+// to the comment). $SB_PRICE_PATH scripts the market: a file of steps, one taken per timer tick,
+// started again whenever the file changes:
+//   NAME BID ASK     the symbol's prices from now on
+//   close TICKET     the owner closes that position by hand at the market
+//   stopout TICKET   the broker closes it for lack of margin ("so:" in MT4's comment)
+// The account: $SB_BALANCE (default 10000) plus every closed profit, in $SB_CURRENCY
+// (default USD), leverage 100. Hooks for the tests:
 //   SB_TRADE_ALLOWED=0        the terminal's algo-trading button is off
 //   SB_CONNECTED=0            the terminal is not connected to the trade server
 //   SB_BROKER_COMMENT=TEXT    the trade server replaces the comment of every new order
@@ -31,6 +46,7 @@ struct SimSymbol {
     double volume_min = 0.01, volume_step = 0.01, volume_max = 100, contract = 100000;
     int trade_mode = 4;
     int open = 1;
+    double tick_size = 0, tick_value = 0;
     bool selected = false;
 };
 
@@ -55,6 +71,7 @@ struct SimDeal {
     double volume = 0, price = 0, profit = 0;
     long magic = 0, time = 0;
     string comment;
+    int reason = 0;  // MT5's DEAL_REASON: 0 client, 3 expert, 4 sl, 5 tp, 6 stop-out
 };
 
 struct SimBook {
@@ -65,6 +82,9 @@ struct SimBook {
     long next_deal = 9000001;
     bool loaded = false;
     long market_mtime = -1;
+    std::vector<string> path;  // $SB_PRICE_PATH's steps
+    size_t path_step = 0;
+    long path_mtime = -1;
 };
 
 inline SimBook &sim() {
@@ -104,7 +124,7 @@ inline void sim_save() {
         for (const SimDeal &d : b.deals)
             out << "deal " << d.ticket << " " << d.order << " " << d.position << " " << d.symbol << " "
                 << d.type << " " << d.entry << " " << d.volume << " " << d.price << " " << d.profit
-                << " " << d.magic << " " << d.time << " " << sim_field(d.comment) << "\n";
+                << " " << d.magic << " " << d.time << " " << sim_field(d.comment) << " " << d.reason << "\n";
     }
     std::rename(temp.c_str(), path);
 }
@@ -126,6 +146,10 @@ inline void sim_load_market() {
         if (!(row >> s.name >> s.bid >> s.ask >> s.digits >> s.volume_min >> s.volume_step >>
               s.volume_max >> s.contract >> s.trade_mode >> s.open))
             continue;
+        if (!(row >> s.tick_size >> s.tick_value)) {
+            s.tick_size = std::pow(10.0, -s.digits);
+            s.tick_value = s.contract * s.tick_size;
+        }
         bool known = false;
         for (SimSymbol &old : b.symbols)
             if (old.name == s.name) {
@@ -162,6 +186,7 @@ inline void sim_load() {
             SimDeal d;
             row >> d.ticket >> d.order >> d.position >> d.symbol >> d.type >> d.entry >> d.volume >>
                 d.price >> d.profit >> d.magic >> d.time >> d.comment;
+            if (!(row >> d.reason)) d.reason = 0;
             d.comment = sim_unfield(d.comment);
             b.deals.push_back(d);
         }
@@ -229,13 +254,13 @@ inline void sim_before_trade(const char *kind) {
 
 inline double sim_profit(const SimTicket &t, double close_price, double volume) {
     SimSymbol *s = sim_symbol(t.symbol);
-    double contract = s ? s->contract : 100000;
+    double tick_size = s ? s->tick_size : 0.00001, tick_value = s ? s->tick_value : 1;
     double move = t.type == 0 ? close_price - t.price : t.price - close_price;
-    return std::round(move * volume * contract * 100.0) / 100.0;
+    return std::round(move / tick_size * tick_value * volume * 100.0) / 100.0;
 }
 
 inline void sim_deal(const SimTicket &t, int type, int entry, double volume, double price, double profit,
-                     long magic, const string &comment) {
+                     long magic, const string &comment, int reason = 0) {
     SimDeal d;
     d.ticket = sim().next_deal++;
     d.order = t.ticket;
@@ -249,15 +274,111 @@ inline void sim_deal(const SimTicket &t, int type, int entry, double volume, dou
     d.magic = magic;
     d.time = (long)std::time(nullptr);
     d.comment = comment;
+    d.reason = reason;
     sim().deals.push_back(d);
 }
 
-// Pending orders whose price the market reached become positions (the harness calls this
-// before every OnTimer, as a real terminal's trade server works between the EA's events).
-inline void sim_tick() {
+// The trade server closes a whole position by itself (reason: 0 by hand, 4 stop loss,
+// 5 take profit, 6 stop-out), the way each platform records it.
+inline void sim_close_by_server(SimTicket &t, double price, int reason) {
+    double profit = sim_profit(t, price, t.volume);
+    t.state = 1;
+    t.close_price = price;
+    t.close_time = (long)std::time(nullptr);
+    t.profit += profit;
+#ifdef __MQL4__
+    if (reason == 4) t.comment += "[sl]";
+    if (reason == 5) t.comment += "[tp]";
+    if (reason == 6) t.comment = "so: margin level 20%";
+#endif
+    sim_deal(t, 1 - t.type, 1, t.volume, price, profit, t.magic, reason == 4 ? "sl" : reason == 5 ? "tp" : "", reason);
+}
+
+// The next step of $SB_PRICE_PATH, if any (see the top of this file).
+inline bool sim_path_step() {
+    const char *file = std::getenv("SB_PRICE_PATH");
+    if (!file) return false;
+    SimBook &b = sim();
+    struct stat info;
+    if (stat(file, &info) == 0) {
+        long mtime = (long)info.st_mtim.tv_sec * 1000000000L + info.st_mtim.tv_nsec;
+        if (mtime != b.path_mtime) {
+            b.path_mtime = mtime;
+            b.path.clear();
+            b.path_step = 0;
+            std::ifstream in(file);
+            string line;
+            while (std::getline(in, line))
+                if (!line.empty()) b.path.push_back(line);
+        }
+    }
+    if (b.path_step >= b.path.size()) return false;
+    std::istringstream row(b.path[b.path_step++]);
+    string first;
+    row >> first;
+    if (first == "close" || first == "stopout") {
+        long ticket = 0;
+        row >> ticket;
+        for (SimTicket &t : b.tickets) {
+            if (t.ticket != ticket || t.state != 0 || t.type > 1) continue;
+            SimSymbol *s = sim_symbol(t.symbol);
+            if (s) sim_close_by_server(t, t.type == 0 ? s->bid : s->ask, first == "close" ? 0 : 6);
+        }
+        return true;
+    }
+    double bid = 0, ask = 0;
+    row >> bid >> ask;
+    for (SimSymbol &s : b.symbols)
+        if (s.name == first) {
+            s.bid = bid;
+            s.ask = ask;
+        }
+    return false;
+}
+
+inline double sim_balance() {
+    const char *start = std::getenv("SB_BALANCE");
+    double balance = start ? std::atof(start) : 10000;
+    for (const SimTicket &t : sim().tickets) balance += t.profit;
+    return balance;
+}
+
+inline double sim_floating(const SimTicket &t) {
+    SimSymbol *s = sim_symbol(t.symbol);
+    if (!s || t.state != 0 || t.type > 1) return 0;
+    return sim_profit(t, t.type == 0 ? s->bid : s->ask, t.volume);
+}
+
+inline double sim_equity() {
+    double equity = sim_balance();
+    for (const SimTicket &t : sim().tickets) equity += sim_floating(t);
+    return equity;
+}
+
+inline string sim_currency() {
+    const char *currency = std::getenv("SB_CURRENCY");
+    return currency ? currency : "USD";
+}
+
+// Pending orders whose price the market reached become positions, stop losses and take
+// profits the price went beyond close (the harness calls this before every OnTimer, as a
+// real terminal's trade server works between the EA's events); true when something changed.
+inline bool sim_tick() {
     sim_load();
     sim_load_market();
-    bool changed = false;
+    bool changed = sim_path_step();
+    for (SimTicket &t : sim().tickets) {
+        if (t.state != 0 || t.type > 1 || (t.sl <= 0 && t.tp <= 0)) continue;
+        SimSymbol *s = sim_symbol(t.symbol);
+        if (!s) continue;
+        double price = t.type == 0 ? s->bid : s->ask;
+        // Beyond the level, not at it (a stop set at the very price stays until it moves).
+        bool stop = t.sl > 0 && (t.type == 0 ? price < t.sl - 1e-9 : price > t.sl + 1e-9);
+        bool take = t.tp > 0 && (t.type == 0 ? price > t.tp + 1e-9 : price < t.tp - 1e-9);
+        if (!stop && !take) continue;
+        sim_close_by_server(t, stop ? t.sl : t.tp, stop ? 4 : 5);
+        changed = true;
+    }
     for (SimTicket &t : sim().tickets) {
         if (t.state != 0 || t.type < 2) continue;
         SimSymbol *s = sim_symbol(t.symbol);
@@ -271,6 +392,7 @@ inline void sim_tick() {
         changed = true;
     }
     if (changed) sim_save();
+    return changed;
 }
 
 inline bool sim_volume_ok(const SimSymbol &s, double volume) {
@@ -280,6 +402,34 @@ inline bool sim_volume_ok(const SimSymbol &s, double volume) {
 }
 
 inline long sim_now() { return (long)std::time(nullptr); }
+
+// ------------------------------------------------------------------ the account (both)
+
+enum ENUM_ACCOUNT_INFO {
+    ACCOUNT_TRADE_ALLOWED,
+    ACCOUNT_TRADE_EXPERT,
+    ACCOUNT_LEVERAGE,
+    ACCOUNT_BALANCE,
+    ACCOUNT_EQUITY,
+    ACCOUNT_MARGIN_FREE,
+    ACCOUNT_CURRENCY,
+    ACCOUNT_COMPANY,
+    ACCOUNT_SERVER
+};
+inline long AccountInfoInteger(int property) { return property == ACCOUNT_LEVERAGE ? 100 : 1; }
+inline double AccountInfoDouble(int property) {
+    sim_load();
+    if (property == ACCOUNT_BALANCE) return sim_balance();
+    if (property == ACCOUNT_EQUITY) return sim_equity();
+    if (property == ACCOUNT_MARGIN_FREE) return sim_equity();
+    return 0;
+}
+inline string AccountInfoString(int property) {
+    if (property == ACCOUNT_CURRENCY) return sim_currency();
+    if (property == ACCOUNT_COMPANY) return "Simulated Broker Ltd";
+    if (property == ACCOUNT_SERVER) return "Sim-Demo";
+    return "";
+}
 
 // ------------------------------------------------------------------ MetaTrader 5
 #ifdef __MQL5__
@@ -293,13 +443,14 @@ enum ENUM_SYMBOL_INFO {
     SYMBOL_VOLUME_MAX,
     SYMBOL_BID,
     SYMBOL_ASK,
-    SYMBOL_POINT
+    SYMBOL_POINT,
+    SYMBOL_TRADE_TICK_SIZE,
+    SYMBOL_TRADE_TICK_VALUE
 };
 enum { SYMBOL_TRADE_MODE_DISABLED = 0, SYMBOL_TRADE_MODE_CLOSEONLY = 3, SYMBOL_TRADE_MODE_FULL = 4 };
 enum { SYMBOL_FILLING_FOK = 1, SYMBOL_FILLING_IOC = 2 };
 enum { TERMINAL_CONNECTED, TERMINAL_TRADE_ALLOWED, TERMINAL_BUILD };
 enum { MQL_TRADE_ALLOWED };
-enum { ACCOUNT_TRADE_ALLOWED, ACCOUNT_TRADE_EXPERT };
 enum ENUM_TRADE_REQUEST_ACTIONS {
     TRADE_ACTION_DEAL = 1,
     TRADE_ACTION_PENDING = 5,
@@ -329,7 +480,9 @@ enum ENUM_POSITION_PROPERTY {
     POSITION_VOLUME,
     POSITION_PRICE_OPEN,
     POSITION_SL,
-    POSITION_TP
+    POSITION_TP,
+    POSITION_PROFIT,
+    POSITION_SWAP
 };
 enum ENUM_ORDER_PROPERTY {
     ORDER_MAGIC,
@@ -354,8 +507,13 @@ enum ENUM_DEAL_PROPERTY {
     DEAL_PROFIT,
     DEAL_SWAP,
     DEAL_COMMISSION,
-    DEAL_TIME
+    DEAL_TIME,
+    DEAL_REASON,
+    DEAL_TYPE
 };
+enum { DEAL_TYPE_BUY = 0, DEAL_TYPE_SELL = 1 };
+enum { DEAL_REASON_CLIENT = 0, DEAL_REASON_MOBILE = 1, DEAL_REASON_WEB = 2, DEAL_REASON_EXPERT = 3,
+       DEAL_REASON_SL = 4, DEAL_REASON_TP = 5, DEAL_REASON_SO = 6 };
 enum ENUM_TRADE_TRANSACTION_TYPE { TRADE_TRANSACTION_ORDER_DELETE, TRADE_TRANSACTION_DEAL_ADD };
 
 #define TRADE_RETCODE_PLACED 10008
@@ -444,6 +602,8 @@ inline double SymbolInfoDouble(const string &name, int property) {
     if (property == SYMBOL_BID) return s->bid;
     if (property == SYMBOL_ASK) return s->ask;
     if (property == SYMBOL_POINT) return std::pow(10.0, -s->digits);
+    if (property == SYMBOL_TRADE_TICK_SIZE) return s->tick_size;
+    if (property == SYMBOL_TRADE_TICK_VALUE) return s->tick_value;
     return 0;
 }
 
@@ -478,10 +638,6 @@ inline long TerminalInfoInteger(int property) {
     return 0;
 }
 inline long MQLInfoInteger(int property) { return property == MQL_TRADE_ALLOWED ? 1 : 0; }
-inline long AccountInfoInteger(int property) {
-    (void)property;
-    return 1;
-}
 
 // The trade server: checks like a real one, answers with its retcodes.
 inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
@@ -515,7 +671,8 @@ inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
                 t->close_time = sim_now();
             }
             t->profit += profit;
-            sim_deal(*t, 1 - t->type, DEAL_ENTRY_OUT, request.volume, price, profit, (long)request.magic, request.comment);
+            sim_deal(*t, 1 - t->type, DEAL_ENTRY_OUT, request.volume, price, profit, (long)request.magic, request.comment,
+                     DEAL_REASON_EXPERT);
             result.retcode = TRADE_RETCODE_DONE;
             result.deal = (ulong)sim().deals.back().ticket;
             result.order = (ulong)sim().next_ticket++;
@@ -639,6 +796,7 @@ inline double PositionGetDouble(int property) {
     if (property == POSITION_PRICE_OPEN) return t->price;
     if (property == POSITION_SL) return t->sl;
     if (property == POSITION_TP) return t->tp;
+    if (property == POSITION_PROFIT) return sim_floating(*t);
     return 0;
 }
 inline string PositionGetString(int property) {
@@ -727,6 +885,8 @@ inline long HistoryDealGetInteger(ulong ticket, int property) {
     if (property == DEAL_MAGIC) return d->magic;
     if (property == DEAL_ENTRY) return d->entry;
     if (property == DEAL_TIME) return d->time;
+    if (property == DEAL_REASON) return d->reason;
+    if (property == DEAL_TYPE) return d->type;
     return 0;
 }
 inline double HistoryDealGetDouble(ulong ticket, int property) {
@@ -762,7 +922,10 @@ inline string HistoryDealGetString(ulong ticket, int property) {
 #define MODE_HISTORY 1
 #define MODE_BID 9
 #define MODE_ASK 10
+#define MODE_POINT 11
 #define MODE_DIGITS 12
+#define MODE_TICKVALUE 16
+#define MODE_TICKSIZE 17
 #define MODE_TRADEALLOWED 22
 #define MODE_MINLOT 23
 #define MODE_LOTSTEP 24
@@ -782,7 +945,8 @@ inline string HistoryDealGetString(ulong ticket, int property) {
 #define ERR_SHORTS_NOT_ALLOWED 4111
 #define ERR_TRADE_EXPERT_DISABLED_BY_SERVER 4112
 #define ERR_UNKNOWN_SYMBOL 4106
-enum { ACCOUNT_TRADE_ALLOWED, ACCOUNT_TRADE_EXPERT };
+enum { TERMINAL_BUILD };
+inline long TerminalInfoInteger(int property) { return property == TERMINAL_BUILD ? 1420 : 0; }
 
 inline double MarketInfo(const string &name, int mode) {
     SimSymbol *s = sim_symbol(name);
@@ -793,6 +957,9 @@ inline double MarketInfo(const string &name, int mode) {
     if (mode == MODE_BID) return s->bid;
     if (mode == MODE_ASK) return s->ask;
     if (mode == MODE_DIGITS) return s->digits;
+    if (mode == MODE_POINT) return std::pow(10.0, -s->digits);
+    if (mode == MODE_TICKSIZE) return s->tick_size;
+    if (mode == MODE_TICKVALUE) return s->tick_value;
     if (mode == MODE_TRADEALLOWED) return s->trade_mode == 0 ? 0 : 1;
     if (mode == MODE_MINLOT) return s->volume_min;
     if (mode == MODE_LOTSTEP) return s->volume_step;
@@ -816,10 +983,6 @@ inline bool IsConnected() { return sim_connected(); }
 inline bool IsExpertEnabled() { return sim_trade_allowed(); }
 inline bool IsTradeAllowed() { return sim_trade_allowed(); }
 inline bool IsTradeContextBusy() { return false; }
-inline long AccountInfoInteger(int property) {
-    (void)property;
-    return 1;
-}
 
 inline long &sim_selected() {
     static long value = 0;
@@ -929,7 +1092,7 @@ inline double OrderOpenPrice() { return sim_current().price; }
 inline double OrderClosePrice() { return sim_current().close_price; }
 inline double OrderStopLoss() { return sim_current().sl; }
 inline double OrderTakeProfit() { return sim_current().tp; }
-inline double OrderProfit() { return sim_current().profit; }
+inline double OrderProfit() { return sim_current().state == 0 ? sim_floating(sim_current()) : sim_current().profit; }
 inline double OrderSwap() { return 0; }
 inline double OrderCommission() { return 0; }
 inline int OrderMagicNumber() { return (int)sim_current().magic; }

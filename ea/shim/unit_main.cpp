@@ -7,6 +7,7 @@
 #include <SignalBridge/Json.mqh>
 #include <SignalBridge/Instruction.mqh>
 #include <SignalBridge/Volume.mqh>
+#include <SignalBridge/Stops.mqh>
 #include <SignalBridge/Clock.mqh>
 #include <SignalBridge/ReportId.mqh>
 #include <SignalBridge/Journal.mqh>
@@ -47,6 +48,17 @@ static void dump_journal(SbJournal &journal) {
         SbOutgoing &r = journal.outbox[i];
         std::printf("R %s %s %s %s\n", r.report_id.c_str(), r.kind.c_str(), r.instruction_id.c_str(),
                     show(r.body).c_str());
+    }
+}
+
+static void dump_holdings(SbJournal &journal) {
+    for (int i = 0; i < ArraySize(journal.holdings); i++) {
+        SbHolding &h = journal.holdings[i];
+        std::printf("H %s %s %d %s %s %s %d %ld %s %s %s %s %s %d %d %d %d %d %d %d\n", h.instruction_id.c_str(),
+                    h.signal_id.c_str(), h.leg, h.symbol.c_str(), h.side.c_str(), h.order_type.c_str(), h.kind, h.ticket,
+                    show(h.comment).c_str(), DoubleToString(h.volume, 8).c_str(), DoubleToString(h.price, 8).c_str(),
+                    DoubleToString(h.stop_loss, 8).c_str(), DoubleToString(h.take_profit, 8).c_str(), h.be_after_leg,
+                    h.be_offset, h.trail_distance, h.trail_step, h.trail_after_be, h.be_armed, h.be_done);
     }
 }
 
@@ -99,6 +111,18 @@ int main(int argc, char **argv) {
                     DoubleToString(ins.fraction, 8).c_str());
         std::printf("comment=%s\nissued_at=%ld\nexpires_at=%ld\n", show(ins.comment).c_str(), (long)ins.issued_at,
                     (long)ins.expires_at);
+        string take_profits, legs;
+        for (int i = 0; i < ArraySize(ins.take_profits); i++)
+            take_profits += (i ? "," : "") + DoubleToString(ins.take_profits[i], 5);
+        for (int i = 0; i < ins.Legs(); i++)
+            legs += (i ? "," : "") + DoubleToString(ins.leg_take_profit[i], 5) + "@" + DoubleToString(ins.leg_share[i], 4);
+        std::printf("take_profits=%s\nsizing=%s %s %s %s %s %s\nlegs=%s\n", take_profits.c_str(), ins.sizing_mode.c_str(),
+                    DoubleToString(ins.sizing_lots, 2).c_str(), DoubleToString(ins.sizing_percent, 2).c_str(),
+                    ins.sizing_of_equity ? "equity" : "balance", DoubleToString(ins.sizing_amount, 2).c_str(),
+                    DoubleToString(ins.sizing_max_lots, 2).c_str(), legs.c_str());
+        std::printf("breakeven=%d %d\ntrailing=%d %d %s\nguards=%d %s %d\n", ins.be_after_leg, ins.be_offset,
+                    ins.trail_distance, ins.trail_step, ins.trail_after_be ? "after_breakeven" : "at_open", ins.max_spread,
+                    DoubleToString(ins.reference_price, 5).c_str(), ins.max_distance);
     } else if (cmd == "volume" && a.size() == 5) {
         string note;
         double v = SbOpenVolume(std::atof(a[1].c_str()), std::atof(a[2].c_str()), std::atof(a[3].c_str()),
@@ -107,6 +131,31 @@ int main(int argc, char **argv) {
     } else if (cmd == "closevolume" && a.size() == 5) {
         double v = SbCloseVolume(std::atof(a[1].c_str()), std::atof(a[2].c_str()), std::atof(a[3].c_str()),
                                  std::atof(a[4].c_str()));
+        std::printf("%s\n", DoubleToString(v, 8).c_str());
+    } else if (cmd == "risklots" && a.size() == 9) {
+        // risklots RISK PRICE STOP_LOSS TICK_SIZE TICK_VALUE STEP MAX_LOTS MAXIMUM
+        double v = SbRiskLots(std::atof(a[1].c_str()), std::atof(a[2].c_str()), std::atof(a[3].c_str()),
+                              std::atof(a[4].c_str()), std::atof(a[5].c_str()), std::atof(a[6].c_str()),
+                              std::atof(a[7].c_str()), std::atof(a[8].c_str()));
+        std::printf("%s\n", DoubleToString(v, 8).c_str());
+    } else if (cmd == "legs" && a.size() >= 5) {
+        // legs VOLUME MINIMUM STEP SHARE...
+        MqlArray<double> shares, volumes;
+        for (size_t i = 4; i < a.size(); i++) shares.items.push_back(std::atof(a[i].c_str()));
+        int kept = SbLegVolumes(std::atof(a[1].c_str()), shares, std::atof(a[2].c_str()), std::atof(a[3].c_str()), volumes);
+        std::printf("%d", kept);
+        for (int i = 0; i < ArraySize(volumes); i++) std::printf(" %s", DoubleToString(volumes[i], 8).c_str());
+        std::printf("\n");
+    } else if (cmd == "trail" && a.size() == 9) {
+        // trail buy|sell BID ASK STOP_LOSS DISTANCE STEP POINT DIGITS
+        double v = SbTrailStop(a[1] == "buy", std::atof(a[2].c_str()), std::atof(a[3].c_str()), std::atof(a[4].c_str()),
+                               std::atoi(a[5].c_str()), std::atoi(a[6].c_str()), std::atof(a[7].c_str()),
+                               std::atoi(a[8].c_str()));
+        std::printf("%s\n", DoubleToString(v, 8).c_str());
+    } else if (cmd == "breakeven" && a.size() == 7) {
+        // breakeven buy|sell OPEN STOP_LOSS OFFSET POINT DIGITS
+        double v = SbBreakevenStop(a[1] == "buy", std::atof(a[2].c_str()), std::atof(a[3].c_str()),
+                                   std::atoi(a[4].c_str()), std::atof(a[5].c_str()), std::atoi(a[6].c_str()));
         std::printf("%s\n", DoubleToString(v, 8).c_str());
     } else if (cmd == "reportid" && a.size() == 3) {
         std::printf("%s\n", SbReportId(a[1], a[2]).c_str());
@@ -145,6 +194,25 @@ int main(int argc, char **argv) {
             journal.entries[e].stop_loss = 1.08;
             journal.entries[e].take_profit = 1.095;
             journal.entries[e].trading_since = 1767225600;
+        } else if (a[2] == "holding" && a.size() == 9) {
+            // journal-add DEVICE holding INSTRUCTION SIGNAL LEG KIND TICKET COMMENT
+            int h = journal.AddHolding(a[3], a[4], std::atoi(a[5].c_str()), "EURUSD.m");
+            journal.holdings[h].kind = std::atoi(a[6].c_str());
+            journal.holdings[h].ticket = std::atol(a[7].c_str());
+            journal.holdings[h].comment = unescape(a[8]);
+            journal.holdings[h].side = "sell";
+            journal.holdings[h].order_type = "limit";
+            journal.holdings[h].volume = 0.3;
+            journal.holdings[h].price = 1.1;
+            journal.holdings[h].stop_loss = 1.12;
+            journal.holdings[h].take_profit = 1.05;
+            journal.holdings[h].be_after_leg = 0;
+            journal.holdings[h].be_offset = 10;
+            journal.holdings[h].trail_distance = 200;
+            journal.holdings[h].trail_step = 50;
+            journal.holdings[h].trail_after_be = 1;
+            journal.holdings[h].be_armed = 1;
+            journal.holdings[h].closed_at = TimeGMT();
         } else if (a[2] == "report" && a.size() == 7) {
             journal.Queue(a[3], a[4], a[5], a[6]);
         } else if (a[2] == "remove" && a.size() == 4) {
@@ -154,13 +222,16 @@ int main(int argc, char **argv) {
         }
         if (!journal.Save(TimeGMT())) return 1;
         dump_journal(journal);
-    } else if (cmd == "journal-dump" && a.size() == 2) {
+    } else if ((cmd == "journal-dump" || cmd == "journal-holdings") && a.size() == 2) {
         SbJournal journal;
         if (!journal.Open(a[1])) {
             std::printf("open-error %s\n", journal.Error().c_str());
             return 1;
         }
-        dump_journal(journal);
+        if (cmd == "journal-dump")
+            dump_journal(journal);
+        else
+            dump_holdings(journal);
     } else {
         std::fprintf(stderr, "unknown command\n");
         return 2;

@@ -66,6 +66,59 @@ void SbBrokerLimits(const string symbol, double &minimum, double &step, double &
    maximum = MarketInfo(symbol, MODE_MAXLOT);
   }
 
+//--- prices, point, tick size and value, volume limits; false when the symbol is unknown
+bool SbBrokerSymbol(const string symbol, SbSymbolData &data)
+  {
+   ResetLastError();
+   RefreshRates();
+   data.point = MarketInfo(symbol, MODE_POINT);
+   if(data.point <= 0)
+      return false;
+   data.bid = MarketInfo(symbol, MODE_BID);
+   data.ask = MarketInfo(symbol, MODE_ASK);
+   data.digits = (int)MarketInfo(symbol, MODE_DIGITS);
+   data.tick_size = MarketInfo(symbol, MODE_TICKSIZE);
+   data.tick_value = MarketInfo(symbol, MODE_TICKVALUE);
+   SbBrokerLimits(symbol, data.volume_min, data.volume_step, data.volume_max);
+   return true;
+  }
+
+//--- the floating profit of an open order (profit + swap + commission), 0 when not open
+double SbBrokerProfit(const long ticket)
+  {
+   if(!OrderSelect((int)ticket, SELECT_BY_TICKET) || OrderCloseTime() != 0)
+      return 0;
+   return OrderProfit() + OrderSwap() + OrderCommission();
+  }
+
+//--- how a closed order ended, from the order history: the trade server marks closes at
+//--- the stop loss "[sl]", at the take profit "[tp]" and stop-outs "so:" in the comment;
+//--- false when the ticket is not closed (yet)
+bool SbBrokerClosed(const long ticket, const long magic, SbClosedInfo &closed)
+  {
+   if(!OrderSelect((int)ticket, SELECT_BY_TICKET) || OrderCloseTime() == 0 || OrderType() > OP_SELL)
+      return false;
+   closed.time = OrderCloseTime();
+   closed.price = OrderClosePrice();
+   closed.volume = OrderLots();
+   closed.profit = OrderProfit() + OrderSwap() + OrderCommission();
+   string comment = OrderComment();
+   double half = MarketInfo(OrderSymbol(), MODE_POINT) / 2;
+   if(StringFind(comment, "[tp]") >= 0)
+      closed.reason = "tp";
+   else if(StringFind(comment, "[sl]") >= 0)
+      closed.reason = "sl";
+   else if(StringFind(comment, "so:") >= 0)
+      closed.reason = "stop_out";
+   else if(OrderTakeProfit() > 0 && MathAbs(closed.price - OrderTakeProfit()) <= half)
+      closed.reason = "tp";
+   else if(OrderStopLoss() > 0 && MathAbs(closed.price - OrderStopLoss()) <= half)
+      closed.reason = "sl";
+   else
+      closed.reason = "manual";
+   return true;
+  }
+
 //--- a failed call's GetLastError() as the report's code; 90009 / 90006 where it says so
 void SbMt4Failed(SbTradeResult &result, const int error, const string what)
   {
@@ -131,6 +184,7 @@ int SbBrokerFind(const long ticket, const long magic, SbTicketInfo &info)
    info.kind = OrderType() <= OP_SELL ? SB_TICKET_POSITION : SB_TICKET_ORDER;
    info.symbol = OrderSymbol();
    info.comment = OrderComment();
+   info.side = OrderType() % 2 == 0 ? "buy" : "sell";
    info.volume = OrderLots();
    info.price = OrderOpenPrice();
    info.stop_loss = OrderStopLoss();
@@ -164,6 +218,7 @@ bool SbBrokerFindByComment(const string comment, const long magic, const datetim
          info.ticket = OrderTicket();
          info.symbol = OrderSymbol();
          info.comment = comment;
+         info.side = OrderType() % 2 == 0 ? "buy" : "sell";
          info.volume = OrderLots();
          info.price = OrderOpenPrice();
          return true;

@@ -65,6 +65,72 @@ void SbBrokerLimits(const string symbol, double &minimum, double &step, double &
    maximum = SymbolInfoDouble(symbol, SYMBOL_VOLUME_MAX);
   }
 
+//--- prices, point, tick size and value, volume limits; false when the symbol is unknown
+bool SbBrokerSymbol(const string symbol, SbSymbolData &data)
+  {
+   MqlTick tick;
+   ResetLastError();
+   if(!SymbolInfoTick(symbol, tick))
+      return false;
+   data.bid = tick.bid;
+   data.ask = tick.ask;
+   data.point = SymbolInfoDouble(symbol, SYMBOL_POINT);
+   data.digits = (int)SymbolInfoInteger(symbol, SYMBOL_DIGITS);
+   data.tick_size = SymbolInfoDouble(symbol, SYMBOL_TRADE_TICK_SIZE);
+   data.tick_value = SymbolInfoDouble(symbol, SYMBOL_TRADE_TICK_VALUE);
+   SbBrokerLimits(symbol, data.volume_min, data.volume_step, data.volume_max);
+   return true;
+  }
+
+//--- the floating profit of a position (profit + swap), 0 when it is not open
+double SbBrokerProfit(const long ticket)
+  {
+   if(!PositionSelectByTicket((ulong)ticket))
+      return 0;
+   return PositionGetDouble(POSITION_PROFIT) + PositionGetDouble(POSITION_SWAP);
+  }
+
+//--- how a closed position ended: its latest closing deal (DEAL_REASON says who closed
+//--- it); false when the history has no closing deal of it (yet)
+bool SbBrokerClosed(const long ticket, const long magic, SbClosedInfo &closed)
+  {
+   ResetLastError();
+   if(!HistorySelectByPosition((ulong)ticket))
+     {
+      SbLogError("trade", "HistorySelectByPosition #" + IntegerToString(ticket) + " failed, GetLastError " + IntegerToString(GetLastError()));
+      return false;
+     }
+   long latest = -1;
+   for(int i = 0; i < HistoryDealsTotal(); i++)
+     {
+      ulong deal = HistoryDealGetTicket(i);
+      long entry = HistoryDealGetInteger(deal, DEAL_ENTRY);
+      if(deal == 0 || (entry != DEAL_ENTRY_OUT && entry != DEAL_ENTRY_OUT_BY))
+         continue;
+      long time = HistoryDealGetInteger(deal, DEAL_TIME);
+      if(time < latest)
+         continue;
+      latest = time;
+      closed.time = (datetime)time;
+      closed.price = HistoryDealGetDouble(deal, DEAL_PRICE);
+      closed.volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
+      closed.profit = HistoryDealGetDouble(deal, DEAL_PROFIT) + HistoryDealGetDouble(deal, DEAL_SWAP) +
+                      HistoryDealGetDouble(deal, DEAL_COMMISSION);
+      long reason = HistoryDealGetInteger(deal, DEAL_REASON);
+      if(reason == DEAL_REASON_TP)
+         closed.reason = "tp";
+      else if(reason == DEAL_REASON_SL)
+         closed.reason = "sl";
+      else if(reason == DEAL_REASON_SO)
+         closed.reason = "stop_out";
+      else if(reason == DEAL_REASON_EXPERT)
+         closed.reason = "expert";
+      else
+         closed.reason = "manual";
+     }
+   return latest >= 0;
+  }
+
 ENUM_ORDER_TYPE_FILLING SbFilling(const string symbol)
   {
    long modes = SymbolInfoInteger(symbol, SYMBOL_FILLING_MODE);
@@ -193,6 +259,7 @@ int SbBrokerFind(const long ticket, const long magic, SbTicketInfo &info)
       info.kind = SB_TICKET_POSITION;
       info.symbol = PositionGetString(POSITION_SYMBOL);
       info.comment = PositionGetString(POSITION_COMMENT);
+      info.side = PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY ? "buy" : "sell";
       info.volume = PositionGetDouble(POSITION_VOLUME);
       info.price = PositionGetDouble(POSITION_PRICE_OPEN);
       info.stop_loss = PositionGetDouble(POSITION_SL);
@@ -205,6 +272,7 @@ int SbBrokerFind(const long ticket, const long magic, SbTicketInfo &info)
       info.ticket = ticket;
       info.symbol = OrderGetString(ORDER_SYMBOL);
       info.comment = OrderGetString(ORDER_COMMENT);
+      info.side = OrderGetInteger(ORDER_TYPE) % 2 == 0 ? "buy" : "sell";
       info.volume = OrderGetDouble(ORDER_VOLUME_CURRENT);
       info.price = OrderGetDouble(ORDER_PRICE_OPEN);
       info.stop_loss = OrderGetDouble(ORDER_SL);
@@ -271,6 +339,7 @@ bool SbBrokerFindByComment(const string comment, const long magic, const datetim
          info.ticket = HistoryDealGetInteger(deal, DEAL_POSITION_ID);
          info.symbol = HistoryDealGetString(deal, DEAL_SYMBOL);
          info.comment = comment;
+         info.side = HistoryDealGetInteger(deal, DEAL_TYPE) == DEAL_TYPE_BUY ? "buy" : "sell";
          info.volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
          info.price = HistoryDealGetDouble(deal, DEAL_PRICE);
          return true;

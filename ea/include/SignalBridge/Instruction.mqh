@@ -1,8 +1,9 @@
 //+------------------------------------------------------------------+
 //| SignalBridge/Instruction.mqh                                     |
-//| Reads one instruction of EA_PROTOCOL.md section 3 from the JSON   |
-//| tree: every field checked, so a malformed instruction becomes     |
-//| error 90008 and never a trade.                                    |
+//| Reads one instruction of EA_PROTOCOL.md sections 3 and 5 from the |
+//| JSON tree (v1.1: sizing, legs, management, guards, close_all):    |
+//| every field checked, so a malformed instruction becomes error     |
+//| 90008 and never a trade.                                          |
 //+------------------------------------------------------------------+
 #ifndef SB_INSTRUCTION_MQH
 #define SB_INSTRUCTION_MQH
@@ -12,17 +13,20 @@
 #define SB_ERR_STALE          90001
 #define SB_ERR_SYMBOL         90002
 #define SB_ERR_VOLUME_MIN     90003
+#define SB_ERR_SPREAD         90004
+#define SB_ERR_DISTANCE       90005
 #define SB_ERR_NOT_ALLOWED    90006
 #define SB_ERR_NOTHING_OWN    90007
 #define SB_ERR_MALFORMED      90008
 #define SB_ERR_MARKET_CLOSED  90009
+#define SB_MAX_LEGS           10
 
 class SbInstruction
   {
 public:
    string            id;
    string            signal_id;
-   string            action;       // open, modify, close, cancel
+   string            action;       // open, modify, close, cancel, close_all
    string            symbol;
    string            side;         // open: buy, sell
    string            order_type;   // open: market, limit, stop
@@ -34,13 +38,36 @@ public:
    string            comment;
    datetime          issued_at;
    datetime          expires_at;   // 0: none
+   double            take_profits[];  // every take_profit of the list (modify: leg i gets [i])
+   //--- v1.1 (section 5.2); absent parts leave the v1 behaviour
+   string            sizing_mode;  // "" (absent), fixed, risk_percent, risk_money
+   double            sizing_lots;
+   double            sizing_percent;
+   bool              sizing_of_equity;
+   double            sizing_amount;
+   double            sizing_max_lots; // 0: none
+   double            leg_take_profit[]; // legs: empty when the open has none
+   double            leg_share[];
+   int               be_after_leg;  // -1: no breakeven
+   int               be_offset;     // points
+   int               trail_distance; // points; 0: no trailing
+   int               trail_step;    // points
+   bool              trail_after_be; // start: after_breakeven (else at_open)
+   int               max_spread;    // points; -1: no guard
+   double            reference_price; // 0: none
+   int               max_distance;  // points; -1: no guard
                      SbInstruction(void) { Clear(); }
    void              Clear(void)
      {
       id = ""; signal_id = ""; action = ""; symbol = ""; side = ""; order_type = "";
       entry = 0; stop_loss = 0; take_profit = 0; volume = 0; fraction = 0; comment = "";
-      issued_at = 0; expires_at = 0;
+      issued_at = 0; expires_at = 0; ArrayResize(take_profits, 0);
+      sizing_mode = ""; sizing_lots = 0; sizing_percent = 0; sizing_of_equity = false; sizing_amount = 0;
+      sizing_max_lots = 0; ArrayResize(leg_take_profit, 0); ArrayResize(leg_share, 0);
+      be_after_leg = -1; be_offset = 0; trail_distance = 0; trail_step = 0; trail_after_be = false;
+      max_spread = -1; reference_price = 0; max_distance = -1;
      }
+   int               Legs(void) { return ArraySize(leg_share); }
   };
 
 bool SbIsIdChar(const ushort c)
@@ -196,10 +223,12 @@ bool SbMemberPrice(SbJson &json, const int node, const string key, const bool nu
    return true;
   }
 
-//--- take_profit: a list of positive decimal strings; value gets the first (0 when empty)
-bool SbMemberTakeProfit(SbJson &json, const int node, double &value, string &problem)
+//--- take_profit: a list of positive decimal strings; value gets the first (0 when empty),
+//--- all the list
+bool SbMemberTakeProfit(SbJson &json, const int node, double &value, double &all[], string &problem)
   {
    value = 0;
+   ArrayResize(all, 0);
    int list = json.Find(node, "take_profit");
    int type = json.Type(list);
    if(type == SB_JSON_NULL || list < 0)
@@ -220,6 +249,203 @@ bool SbMemberTakeProfit(SbJson &json, const int node, double &value, string &pro
         }
       if(i == 0)
          value = price;
+      ArrayResize(all, i + 1);
+      all[i] = price;
+     }
+   return true;
+  }
+
+//--- a whole number of points: a JSON integer 0-1000000, or absent/null -> fallback
+bool SbMemberPoints(SbJson &json, const int node, const string key, const int fallback, int &value, string &problem)
+  {
+   value = fallback;
+   int type = json.MemberType(node, key);
+   if(type == SB_JSON_NULL || type < 0)
+      return true;
+   string text = json.MemberText(node, key);
+   long number = 0;
+   if(type != SB_JSON_NUMBER || StringLen(text) < 1 || StringLen(text) > 7 || !SbDigits(text, 0, StringLen(text), number) ||
+      number > 1000000)
+     {
+      problem = key + " must be a whole number of points (0 or more)";
+      return false;
+     }
+   value = (int)number;
+   return true;
+  }
+
+//--- a positive decimal string member (required)
+bool SbMemberPositive(SbJson &json, const int node, const string where, const string key, double &value, string &problem)
+  {
+   if(json.MemberType(node, key) != SB_JSON_STRING || !SbParseDecimal(json.MemberText(node, key), value) || value <= 0)
+     {
+      problem = where + key + " must be a positive decimal string";
+      return false;
+     }
+   return true;
+  }
+
+//--- an object member that may be absent or null: -1 then, else its node (or problem)
+bool SbMemberObject(SbJson &json, const int node, const string key, int &child, string &problem)
+  {
+   child = json.Find(node, key);
+   int type = json.Type(child);
+   if(child < 0 || type == SB_JSON_NULL)
+     {
+      child = -1;
+      return true;
+     }
+   if(type != SB_JSON_OBJECT)
+     {
+      problem = key + " must be an object";
+      return false;
+     }
+   return true;
+  }
+
+//--- sizing of section 5.2: fixed, risk_percent or risk_money
+bool SbParseSizing(SbJson &json, const int node, SbInstruction &out, string &problem)
+  {
+   int sizing;
+   if(!SbMemberObject(json, node, "sizing", sizing, problem))
+      return false;
+   if(sizing < 0)
+      return true;
+   if(!SbMemberString(json, sizing, "mode", out.sizing_mode, problem))
+     {
+      problem = "sizing." + problem;
+      return false;
+     }
+   if(out.sizing_mode == "fixed")
+      return SbMemberPositive(json, sizing, "sizing.", "lots", out.sizing_lots, problem);
+   if(out.sizing_mode != "risk_percent" && out.sizing_mode != "risk_money")
+     {
+      problem = "sizing.mode must be fixed, risk_percent or risk_money";
+      return false;
+     }
+   int max_type = json.MemberType(sizing, "max_lots");
+   if(max_type >= 0 && max_type != SB_JSON_NULL && !SbMemberPositive(json, sizing, "sizing.", "max_lots", out.sizing_max_lots, problem))
+      return false;
+   if(out.sizing_mode == "risk_money")
+      return SbMemberPositive(json, sizing, "sizing.", "amount", out.sizing_amount, problem);
+   if(!SbMemberPositive(json, sizing, "sizing.", "percent", out.sizing_percent, problem))
+      return false;
+   if(out.sizing_percent > 100)
+     {
+      problem = "sizing.percent must be at most 100";
+      return false;
+     }
+   int of_type = json.MemberType(sizing, "of");
+   string of = of_type == SB_JSON_STRING ? json.MemberText(sizing, "of") : (of_type < 0 || of_type == SB_JSON_NULL ? "balance" : "");
+   if(of != "balance" && of != "equity")
+     {
+      problem = "sizing.of must be balance or equity";
+      return false;
+     }
+   out.sizing_of_equity = of == "equity";
+   return true;
+  }
+
+//--- legs of section 5.2: [{"take_profit", "share"}...], shares in (0, 1] adding up to 1
+bool SbParseLegs(SbJson &json, const int node, SbInstruction &out, string &problem)
+  {
+   int list = json.Find(node, "legs");
+   int type = json.Type(list);
+   if(list < 0 || type == SB_JSON_NULL)
+      return true;
+   if(type != SB_JSON_ARRAY || json.Count(list) < 1 || json.Count(list) > SB_MAX_LEGS)
+     {
+      problem = "legs must be a list of 1-" + IntegerToString(SB_MAX_LEGS) + " legs";
+      return false;
+     }
+   double total = 0;
+   for(int i = 0; i < json.Count(list); i++)
+     {
+      int leg = json.Item(list, i);
+      string where = "legs[" + IntegerToString(i) + "].";
+      double price = 0, share = 0;
+      if(json.Type(leg) != SB_JSON_OBJECT)
+        {
+         problem = "legs[" + IntegerToString(i) + "] must be an object";
+         return false;
+        }
+      if(!SbMemberPositive(json, leg, where, "take_profit", price, problem) ||
+         !SbMemberPositive(json, leg, where, "share", share, problem))
+         return false;
+      if(share > 1)
+        {
+         problem = where + "share must be at most 1";
+         return false;
+        }
+      total += share;
+      ArrayResize(out.leg_take_profit, i + 1);
+      ArrayResize(out.leg_share, i + 1);
+      out.leg_take_profit[i] = price;
+      out.leg_share[i] = share;
+     }
+   if(MathAbs(total - 1) > 1e-6)
+     {
+      problem = "legs' shares must add up to 1";
+      return false;
+     }
+   return true;
+  }
+
+//--- management and guards of section 5.2
+bool SbParseManagement(SbJson &json, const int node, SbInstruction &out, string &problem)
+  {
+   int management, part;
+   if(!SbMemberObject(json, node, "management", management, problem))
+      return false;
+   if(management >= 0)
+     {
+      if(!SbMemberObject(json, management, "breakeven", part, problem))
+         return false;
+      if(part >= 0)
+        {
+         if(!SbMemberPoints(json, part, "after_leg", 0, out.be_after_leg, problem) ||
+            !SbMemberPoints(json, part, "offset_points", 0, out.be_offset, problem))
+           {
+            problem = "management.breakeven." + problem;
+            return false;
+           }
+        }
+      if(!SbMemberObject(json, management, "trailing", part, problem))
+         return false;
+      if(part >= 0)
+        {
+         if(!SbMemberPoints(json, part, "distance_points", 0, out.trail_distance, problem) ||
+            !SbMemberPoints(json, part, "step_points", 0, out.trail_step, problem))
+           {
+            problem = "management.trailing." + problem;
+            return false;
+           }
+         if(out.trail_distance < 1)
+           {
+            problem = "management.trailing.distance_points must be 1 or more";
+            return false;
+           }
+         int start_type = json.MemberType(part, "start");
+         string start = start_type == SB_JSON_STRING ? json.MemberText(part, "start") : (start_type < 0 || start_type == SB_JSON_NULL ? "at_open" : "");
+         if(start != "at_open" && start != "after_breakeven")
+           {
+            problem = "management.trailing.start must be at_open or after_breakeven";
+            return false;
+           }
+         out.trail_after_be = start == "after_breakeven";
+        }
+     }
+   int guards;
+   if(!SbMemberObject(json, node, "guards", guards, problem))
+      return false;
+   if(guards < 0)
+      return true;
+   if(!SbMemberPoints(json, guards, "max_spread_points", -1, out.max_spread, problem) ||
+      !SbMemberPoints(json, guards, "max_distance_points", -1, out.max_distance, problem) ||
+      !SbMemberPrice(json, guards, "reference_price", true, out.reference_price, problem))
+     {
+      problem = "guards." + problem;
+      return false;
      }
    return true;
   }
@@ -244,6 +470,20 @@ bool SbParseInstruction(SbJson &json, const int node, SbInstruction &out, string
       return false;
      }
    out.id = id;
+   if(json.MemberType(node, "action") == SB_JSON_STRING && json.MemberText(node, "action") == "close_all")
+     {
+      // Section 5.3: of no signal and no symbol.
+      out.action = "close_all";
+      string issued_all;
+      if(!SbMemberString(json, node, "issued_at", issued_all, problem))
+         return false;
+      if(!SbParseIsoTime(issued_all, out.issued_at))
+        {
+         problem = "issued_at must be an ISO 8601 time with a zone";
+         return false;
+        }
+      return true;
+     }
    if(!SbMemberString(json, node, "signal_id", out.signal_id, problem) ||
       !SbMemberString(json, node, "action", out.action, problem) ||
       !SbMemberString(json, node, "symbol", out.symbol, problem))
@@ -300,9 +540,16 @@ bool SbParseInstruction(SbJson &json, const int node, SbInstruction &out, string
       else if(!SbMemberPrice(json, node, "entry", false, out.entry, problem))
          return false;
       if(!SbMemberPrice(json, node, "stop_loss", true, out.stop_loss, problem) ||
-         !SbMemberTakeProfit(json, node, out.take_profit, problem) ||
-         !SbMemberPrice(json, node, "volume", false, out.volume, problem))
+         !SbMemberTakeProfit(json, node, out.take_profit, out.take_profits, problem) ||
+         !SbMemberPrice(json, node, "volume", false, out.volume, problem) ||
+         !SbParseSizing(json, node, out, problem) || !SbParseLegs(json, node, out, problem) ||
+         !SbParseManagement(json, node, out, problem))
          return false;
+      if(out.sizing_mode != "" && out.sizing_mode != "fixed" && out.stop_loss <= 0)
+        {
+         problem = "sizing." + out.sizing_mode + " needs a stop_loss";
+         return false;
+        }
       int comment_type = json.MemberType(node, "comment");
       if(comment_type == SB_JSON_STRING)
          out.comment = json.MemberText(node, "comment");
@@ -335,7 +582,7 @@ bool SbParseInstruction(SbJson &json, const int node, SbInstruction &out, string
          return false;
         }
       return SbMemberPrice(json, node, "stop_loss", true, out.stop_loss, problem) &&
-             SbMemberTakeProfit(json, node, out.take_profit, problem);
+             SbMemberTakeProfit(json, node, out.take_profit, out.take_profits, problem);
      }
    if(out.action == "close")
      {
@@ -355,7 +602,7 @@ bool SbParseInstruction(SbJson &json, const int node, SbInstruction &out, string
      }
    if(out.action == "cancel")
       return true;
-   problem = "action " + out.action + " is not one this EA knows (open, modify, close, cancel)";
+   problem = "action " + out.action + " is not one this EA knows (open, modify, close, cancel, close_all)";
    return false;
   }
 
