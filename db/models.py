@@ -501,6 +501,8 @@ class ExecutionRecord(Base):
     profit: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
     code: Mapped[int | None] = mapped_column(BigInteger)
     message: Mapped[str | None] = mapped_column(String(500))
+    # The leg of a split open a fill is of (EA_PROTOCOL 5.2); NULL for one position.
+    leg: Mapped[int | None] = mapped_column(Integer)
     executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -226,6 +226,30 @@ async def test_duplicate_is_200_with_the_same_id_and_stored_once(
     assert len(await stored_records(container)) == 1
 
 
+async def test_a_legs_fill_is_stored_with_its_leg(container: Container, ea: EAClient) -> None:
+    instruction = await opened(container, ea)
+    legs = [fill_body(instruction["id"], report_id=f"fill{leg}-abcdef", leg=leg) for leg in (0, 1)]
+    assert [(await report(ea, "fill", body)).status for body in legs] == [201, 201]
+    assert (await report(ea, "fill", legs[1])).status == 200  # a retry
+    other_leg = dict(legs[1], leg=2)
+    assert await error_of(await report(ea, "fill", other_leg)) == (409, "report_conflict")
+    assert sorted(record.leg for record in await stored_records(container)) == [0, 1]
+    response = await ea.get(f"/api/v1/exec/status/{instruction['signal_id']}")
+    assert [r["leg"] for r in (await response.json())["records"]] == [0, 1]
+    bad = dict(legs[0], report_id="fill-bad-leg", leg=10)
+    assert await error_of(await report(ea, "fill", bad)) == (422, "invalid_request")
+
+
+async def test_a_fill_without_a_leg_reads_as_in_v1(container: Container, ea: EAClient) -> None:
+    instruction = await opened(container, ea)
+    assert (await report(ea, "fill", fill_body(instruction["id"]))).status == 201
+    response = await ea.get(f"/api/v1/exec/status/{instruction['signal_id']}")
+    [record] = (await response.json())["records"]
+    assert "leg" not in record
+    [stored] = await stored_records(container)
+    assert stored.leg is None
+
+
 @pytest.mark.parametrize(
     "change", [{"price": "1.2"}, {"ticket": 1}, {"profit": "1"}, {"kind": "ack"}]
 )

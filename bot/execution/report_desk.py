@@ -119,6 +119,8 @@ def content_hash(report: AnyReport) -> str:
             report.code,
             report.message,
         ]
+        if report.leg is not None:  # v1 reports keep the hashes they were stored with
+            canonical.append(report.leg)
     encoded = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -444,6 +446,7 @@ def _record_row(
         "profit": report.profit,
         "code": report.code,
         "message": report.message,
+        "leg": report.leg,
         "executed_at": report.executed_at,
         "received_at": now,
         "content_hash": digest,

@@ -17,6 +17,8 @@ REPORT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 RECORD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DECIMAL_RE = re.compile(r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$")
 MAX_MESSAGE_CHARS = 500
+# Legs of one open at most (EA_PROTOCOL 5.2: one per take profit).
+MAX_LEG = 9
 MAX_TICKET = 2**63 - 1
 INT_RANGE = (-(2**63), 2**63 - 1)
 
@@ -39,6 +41,8 @@ class Report:
     executed_at: datetime | None = None
     code: int | None = None
     message: str | None = None
+    # The leg of a split open (EA_PROTOCOL 5.2) a fill is of; None for one position.
+    leg: int | None = None
 
 
 class InvalidReport(Exception):
@@ -52,7 +56,7 @@ _FIELDS: dict[ReportKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ReportKind.ACK: (("report_id", "instruction_id"), ("ticket", "message")),
     ReportKind.FILL: (
         ("report_id", "instruction_id", "ticket", "price", "volume"),
-        ("profit", "executed_at"),
+        ("profit", "executed_at", "leg"),
     ),
     ReportKind.ERROR: (("report_id", "instruction_id", "code", "message"), ()),
 }
@@ -70,6 +74,7 @@ _PROBLEMS = {
     "executed_at": "must be an ISO 8601 time with a zone, e.g. 2026-01-01T12:00:00Z",
     "code": "must be an integer",
     "message": f"must be text of at most {MAX_MESSAGE_CHARS} characters",
+    "leg": f"must be a whole number from 0 to {MAX_LEG}",
 }
 
 
@@ -160,6 +165,7 @@ _PARSERS: dict[str, Any] = {
     "executed_at": aware_time,
     "code": integer_parser(*INT_RANGE),
     "message": message_parser,
+    "leg": integer_parser(0, MAX_LEG),
 }
 
 
@@ -173,7 +179,6 @@ class EventKind(StrEnum):
 
 
 CLOSE_REASONS = ("tp", "sl", "stop_out", "manual", "close_all", "expert")
-MAX_LEG = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +212,7 @@ _EVENT_PARSERS: dict[str, Any] = {
     "report_id": _PARSERS["report_id"],
     "instruction_id": _PARSERS["instruction_id"],
     "ticket": _PARSERS["ticket"],
-    "leg": integer_parser(0, MAX_LEG),
+    "leg": _PARSERS["leg"],
     "reason": lambda raw: raw if raw in CLOSE_REASONS else None,
     "price": _PARSERS["price"],
     "volume": _PARSERS["volume"],
@@ -218,7 +223,6 @@ _EVENT_PARSERS: dict[str, Any] = {
 }
 _EVENT_PROBLEMS = {
     **_PROBLEMS,
-    "leg": f"must be a whole number from 0 to {MAX_LEG}",
     "reason": f"must be one of {', '.join(CLOSE_REASONS)}",
     "stop_loss": _PROBLEMS["price"],
     "take_profit": _PROBLEMS["price"],

@@ -25,6 +25,7 @@ from bot.execution.device_keys import DeviceIdentity
 from bot.execution.device_state import PROTOCOL_V11
 from bot.execution.open_plan import plan_open
 from bot.execution.reports import ReportKind
+from db.models import ExecutionRecord
 from db.repositories.device_states import DeviceStateRepository
 from db.repositories.instructions import InstructionRepository, ReportRow
 from db.repositories.position_events import PositionEventRepository
@@ -120,23 +121,32 @@ async def signal_records(
     if signal_pk is None:
         raise UnknownSignalError(f"This device has no instructions for signal {signal_id}.")
     return [
-        {
-            "id": record.public_id,
-            "report_id": record.report_id,
-            "kind": record.kind,
-            "instruction_id": instruction_id,
-            "action": action,
-            "ticket": record.ticket,
-            "price": decimal_or_none(record.price),
-            "volume": decimal_or_none(record.volume),
-            "profit": decimal_or_none(record.profit),
-            "code": record.code,
-            "message": record.message,
-            "executed_at": None if record.executed_at is None else wire_time(record.executed_at),
-            "received_at": wire_time(record.received_at),
-        }
+        _record_json(record, instruction_id, action)
         for record, instruction_id, action in await repo.records(device.pk, signal_pk)
     ]
+
+
+def _record_json(record: ExecutionRecord, instruction_id: str, action: str) -> dict[str, Any]:
+    """One record of the status answer; ``leg`` only for a leg's fill (v1 answers are as
+    they were)."""
+    shown: dict[str, Any] = {
+        "id": record.public_id,
+        "report_id": record.report_id,
+        "kind": record.kind,
+        "instruction_id": instruction_id,
+        "action": action,
+        "ticket": record.ticket,
+        "price": decimal_or_none(record.price),
+        "volume": decimal_or_none(record.volume),
+        "profit": decimal_or_none(record.profit),
+        "code": record.code,
+        "message": record.message,
+        "executed_at": None if record.executed_at is None else wire_time(record.executed_at),
+        "received_at": wire_time(record.received_at),
+    }
+    if record.leg is not None:
+        shown["leg"] = record.leg
+    return shown
 
 
 async def device_lines(
