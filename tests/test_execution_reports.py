@@ -233,7 +233,7 @@ async def test_a_legs_fill_is_stored_with_its_leg(container: Container, ea: EACl
     assert (await report(ea, "fill", legs[1])).status == 200  # a retry
     other_leg = dict(legs[1], leg=2)
     assert await error_of(await report(ea, "fill", other_leg)) == (409, "report_conflict")
-    assert sorted(record.leg for record in await stored_records(container)) == [0, 1]
+    assert sorted(str(record.leg) for record in await stored_records(container)) == ["0", "1"]
     response = await ea.get(f"/api/v1/exec/status/{instruction['signal_id']}")
     assert [r["leg"] for r in (await response.json())["records"]] == [0, 1]
     bad = dict(legs[0], report_id="fill-bad-leg", leg=10)
