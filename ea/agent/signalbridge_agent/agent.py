@@ -588,10 +588,11 @@ class Agent:
         self.journal.finish(instruction.id, {"tickets": tickets}, [])
         self._reports_queued()
 
-    def _leg_opened(self, instruction: Open, leg: int | None, holding: Holding) -> None:
+    def _leg_opened(self, instruction: Open, leg: int | None, holding: Holding) -> Owned:
         owned, report = self._opening(instruction, leg, holding)
         self.journal.own([owned], [report])
         self._reports_queued()
+        return owned
 
     def _opening(
         self, instruction: Open, leg: int | None, holding: Holding
@@ -1279,7 +1280,9 @@ class Agent:
                     leg.leg,
                     found.ticket,
                 )
-                self._leg_opened(instruction, leg.leg, found)
+                owned = self._leg_opened(instruction, leg.leg, found)
+                if found.kind is HoldingKind.POSITION and not found.is_open:
+                    await self._ended(owned)  # and closed since: its exit is an event too
         await self._open_legs(instruction, legs)
 
     async def _reconcile_close_all(

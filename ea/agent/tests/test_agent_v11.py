@@ -746,3 +746,24 @@ def test_the_agents_trailing_stop_never_moves_back_whatever_the_path(
     assert all(step == 0 or step >= D("0.00050") for step in steps)  # up by a step or not at all
     assert reported == sorted(set(reported))  # each level once, never back
     assert reported[-1:] == levels[-1:] or levels[-1] == D("1.08012")
+
+
+async def test_a_leg_opened_and_closed_while_the_agent_was_down_is_filled_then_closed(
+    tmp_path: Path,
+) -> None:
+    rig = path_rig(tmp_path, ["1.08500", "1.09100"])
+    rig.crash_at_call = 1  # right after leg 0 opened: nothing of it journaled
+    with pytest.raises(Crash):
+        await rig.agent.process(open11(legs=TWO_LEGS))
+    agent = rig.restart()
+    rig.prices.advance()  # type: ignore[attr-defined]  # leg 0's take profit 1.09 is reached
+    assert rig.paper.holding(5000001) is None  # closed by the broker at 1.09100
+    await agent.recover()
+    assert [(k, b.get("leg"), b.get("reason")) for k, b in rig.reports()] == [
+        ("ack", None, None),
+        ("fill", 0, None),
+        ("event", 0, "tp"),
+        ("fill", 1, None),
+    ]
+    fill = rig.reports()[1][1]
+    assert (fill["ticket"], fill["volume"]) == (5000001, "0.05")
