@@ -5,8 +5,10 @@ CPU 0 (bench.common.server_process); this process runs on CPU 1. Two measurement
 same run, at the same concurrency, against the same server:
 
 - baseline: RECIPIENTS raw aiohttp POSTs of the same form body aiogram sends
-  (chat_id, text, parse_mode, reply_markup) to /bot<token>/sendMessage;
-- aiogram: the same messages through aiogram's Bot alone (what any aiogram bot pays);
+  (chat_id, text, parse_mode, link_preview_options, reply_markup and aiogram's
+  disable_web_page_preview) to /bot<token>/sendMessage;
+- aiogram: the same messages through aiogram's Bot alone, with our bot's defaults (what
+  any aiogram bot sending these messages pays);
 - pipeline: the provider path from the stored signal on: one transaction storing the
   signal and an approval per recipient, rendering each message, the broadcast through
   aiogram and the send path (limits raised so nothing waits), and the message ids
@@ -44,7 +46,7 @@ from bot.chat.signal_messages import render_approval_message
 from bot.config import Settings, SignalsSettings
 from bot.domain.signal_dto import ApprovalDTO, SignalDTO
 from bot.domain.signal_rules import validate_new_signal
-from bot.factory import create_bot, create_container
+from bot.factory import bot_defaults, create_bot, create_container
 from bot.infra.heap import freeze_startup_heap
 from db.migrate import upgrade
 from db.models import Approval, User
@@ -113,7 +115,9 @@ def _bodies(count: int) -> list[dict[str, str]]:
                 "chat_id": str(approval.user_id),
                 "text": rendered.text,
                 "parse_mode": "HTML",
+                "link_preview_options": json.dumps({"is_disabled": True}),
                 "reply_markup": json.dumps(markup),
+                "disable_web_page_preview": "true",
             }
         )
     return bodies
@@ -136,9 +140,12 @@ async def baseline(url: str, count: int) -> tuple[float, float]:
 
 
 async def aiogram_bare(url: str, count: int) -> tuple[float, float]:
-    """The same messages through aiogram's Bot alone (no send path, no database)."""
+    """The same messages through aiogram's Bot alone (no send path, no database), with
+    our bot's defaults (HTML, no link previews): the same requests reach Telegram."""
     bodies = iter(_bodies(count))
-    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(url)))
+    bot = Bot(
+        TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(url)), default=bot_defaults()
+    )
     try:
 
         async def worker() -> None:
@@ -146,7 +153,6 @@ async def aiogram_bare(url: str, count: int) -> tuple[float, float]:
                 await bot.send_message(
                     chat_id=int(body["chat_id"]),
                     text=body["text"],
-                    parse_mode="HTML",
                     reply_markup=InlineKeyboardMarkup.model_validate_json(body["reply_markup"]),
                 )
 

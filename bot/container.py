@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.chat.signal_publisher import SignalPublisher
 from bot.chat.user_cache import UserCache
 from bot.config import Settings
+from bot.domain.devices import DeviceTools
 from bot.domain.signals import SignalService, SubscriberCheck
 from bot.execution.device_activity import DeviceActivity
 from bot.execution.device_hub import DeviceHub
@@ -62,6 +63,8 @@ class Services:
     device_hub: DeviceHub
     nonces: NonceStore
     device_activity: DeviceActivity
+    # What the owner's device screens work with (DeviceService on the update's session).
+    device_tools: DeviceTools
     # Protection and observability: per-user buckets, the update log, Prometheus metrics.
     metrics: Metrics
     rate_limiter: RateLimiter

@@ -39,6 +39,7 @@ from bot.chat.tell import Tell
 from bot.chat.user_cache import UserCache
 from bot.config import Settings
 from bot.container import Container, Services
+from bot.domain.devices import DeviceTools
 from bot.domain.signals import SignalService
 from bot.domain.subscriptions import active_subscribers
 from bot.execution.device_activity import DeviceActivity
@@ -61,13 +62,15 @@ from handlers import create_routers
 logger = logging.getLogger(__name__)
 
 
+def bot_defaults() -> DefaultBotProperties:
+    """What every message of the bot carries unless it says otherwise: HTML, no link
+    previews (setup steps name URLs that must not unfold into cards)."""
+    return DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+
+
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base))
-    bot = Bot(
-        token=settings.require_bot_token(),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+    bot = Bot(token=settings.require_bot_token(), session=session, default=bot_defaults())
     # An update's read-only transaction is let go of before any wait on Telegram...
     bot.session.middleware(release_database_first)
     # ...and every message the bot sends or edits goes through the one rate-limited path.
@@ -130,6 +133,8 @@ def _services(
     broadcast = create_broadcast(redis_url, prefix)
     device_hub = DeviceHub(broadcast)
     metrics.watch_long_polls(lambda: device_hub.waiting)
+    device_keys = DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast)
+    device_activity = DeviceActivity(sessionmaker)
     return Services(
         settings=settings,
         engine=engine,
@@ -146,12 +151,13 @@ def _services(
             wake_device=device_hub.notify,
             notices=outbox.notice_many,
         ),
-        reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox, publisher=publisher),
+        reports=ReportDesk(settings, sessionmaker, clock, outbox=outbox),
         broadcast=broadcast,
-        device_keys=DeviceKeyring(settings.require_secret("master_key"), sessionmaker, broadcast),
+        device_keys=device_keys,
         device_hub=device_hub,
         nonces=create_nonce_store(redis_url, prefix),
-        device_activity=DeviceActivity(sessionmaker),
+        device_activity=device_activity,
+        device_tools=DeviceTools(settings, clock, device_keys, device_hub, device_activity),
         metrics=metrics,
         rate_limiter=create_rate_limiter(settings, clock),
         update_log=UpdateLog(metrics),
@@ -188,7 +194,7 @@ def create_dispatcher(container: Container) -> Dispatcher:
     services = {field.name: getattr(container, field.name) for field in fields(container)}
     services.pop("bot")  # feed_update passes the bot of each update
     services["admin_ids"] = container.admin_ids
-    dp = Dispatcher(storage=create_storage(settings), **services, container=container, tell=tell)
+    dp = Dispatcher(storage=create_storage(settings), **services, tell=tell)
     inflight = InFlightMiddleware()
     dp["inflight"] = inflight
     # Order matters: the log sees every outcome; the inbox mark and a throttled update

@@ -11,6 +11,7 @@ from handlers import (
     checkout,
     common,
     device_settings,
+    device_trading,
     devices,
     errors,
     fallback,
@@ -45,5 +46,6 @@ def create_routers() -> list[Router]:
         devices.create_router(),
         device_settings.create_router(),
         protections.create_router(),
+        device_trading.create_router(),
         fallback.create_router(),
     ]

@@ -1,4 +1,5 @@
-"""A device's menu: rename, lot size, symbols, max signal age, pause, rotate key, revoke.
+"""A device's menu and its screens: rename, symbols, size, take profits, breakeven and
+trailing, guards, protections, max signal age, pause, rotate key, revoke.
 
 Every press and every typed value goes through DeviceService, which re-checks that the
 device exists, is active and belongs to the user; anything else is "not available".
@@ -13,19 +14,21 @@ from aiogram import F, Router, html
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import keyboards, texts
 from bot.chat.callbacks import DeviceAction, DeviceCb
+from bot.chat.device_screens import SCREENS, Screen, screen
 from bot.chat.filters import Is
 from bot.chat.i18n import Text
 from bot.chat.tell import Tell
 from bot.config import DevicesSettings
-from bot.container import Container
-from bot.domain.devices import DeviceDTO, DeviceService
+from bot.domain import trade_settings as trade
+from bot.domain.devices import DeviceDTO, DeviceService, DeviceTools
 from bot.domain.errors import InvalidInputError, NotFoundError
+from bot.domain.trade_settings import TradeView, trade_view
 from bot.domain.users import UserDTO
 from handlers.devices import list_view, send_secret
 
@@ -37,17 +40,31 @@ class EditDevice(StatesGroup):
     pairs = State()
     prefix = State()
     suffix = State()
+    risk_balance = State()
+    risk_equity = State()
+    risk_money = State()
+    max_lots = State()
+    tp_shares = State()
+    breakeven = State()
+    trailing = State()
+    max_spread = State()
+    max_distance = State()
+    max_positions = State()
+    loss_limit = State()
+    symbols_allowed = State()
+    symbols_denied = State()
+    hours = State()
 
 
 Setter = Callable[[DeviceService, int, int, str], Awaitable[DeviceDTO]]
-Details = Callable[[DeviceDTO, DevicesSettings], dict[str, str]]
+Details = Callable[[DeviceDTO, DevicesSettings, TradeView], dict[str, str]]
 
 
-def _no_details(_device: DeviceDTO, _settings: DevicesSettings) -> dict[str, str]:
+def _no_details(_device: DeviceDTO, _settings: DevicesSettings, _view: TradeView) -> dict[str, str]:
     return {}
 
 
-def _lot_details(device: DeviceDTO, settings: DevicesSettings) -> dict[str, str]:
+def _lot_details(device: DeviceDTO, settings: DevicesSettings, _view: TradeView) -> dict[str, str]:
     return {
         "min": texts.format_lot(settings.min_lot_size),
         "max": texts.format_lot(settings.max_lot_size),
@@ -55,7 +72,29 @@ def _lot_details(device: DeviceDTO, settings: DevicesSettings) -> dict[str, str]
     }
 
 
-def _age_details(device: DeviceDTO, settings: DevicesSettings) -> dict[str, str]:
+def _max_lots_details(
+    device: DeviceDTO, settings: DevicesSettings, view: TradeView
+) -> dict[str, str]:
+    current = view.settings.max_lots
+    return {
+        **_lot_details(device, settings, view),
+        "current": str(texts.NONE_SET) if current is None else texts.format_lot(current),
+    }
+
+
+def _currency_details(
+    _device: DeviceDTO, _settings: DevicesSettings, view: TradeView
+) -> dict[str, str]:
+    return {"currency": texts.currency_hint(view)}
+
+
+def _shares_details(
+    _device: DeviceDTO, _settings: DevicesSettings, _view: TradeView
+) -> dict[str, str]:
+    return {"max": str(trade.MAX_TP_SHARES)}
+
+
+def _age_details(device: DeviceDTO, settings: DevicesSettings, _view: TradeView) -> dict[str, str]:
     return {
         "min": str(settings.min_max_signal_age),
         "max": str(settings.max_max_signal_age),
@@ -71,16 +110,32 @@ class Field:
     question: Text
     setter: Setter
     details: Details = _no_details
-    in_symbols: bool = False
+    screen: DeviceAction = DeviceAction.MENU  # shown once the value is saved
 
-    def ask(self, device: DeviceDTO, settings: DevicesSettings) -> str:
-        return self.question.format(name=html.quote(device.name), **self.details(device, settings))
+    async def ask(self, device: DeviceDTO, service: DeviceService) -> str:
+        view = await trade_view(service.session, device)
+        details = self.details(device, service.settings, view)
+        return self.question.format(name=html.quote(device.name), **details)
+
+
+def _field(
+    state: State,
+    question: Text,
+    setter: Setter,
+    screen: DeviceAction,
+    details: Details = _no_details,
+) -> Field:
+    return Field(state, question, setter, details, screen)
 
 
 FIELDS: dict[DeviceAction, Field] = {
     DeviceAction.RENAME: Field(EditDevice.name, texts.ASK_RENAME, DeviceService.rename),
     DeviceAction.LOT_SIZE: Field(
-        EditDevice.lot_size, texts.ASK_LOT_SIZE, DeviceService.set_lot_size, _lot_details
+        EditDevice.lot_size,
+        texts.ASK_LOT_SIZE,
+        DeviceService.set_lot_size,
+        _lot_details,
+        DeviceAction.SIZE,
     ),
     DeviceAction.MAX_AGE: Field(
         EditDevice.max_age, texts.ASK_MAX_AGE, DeviceService.set_max_signal_age, _age_details
@@ -89,56 +144,116 @@ FIELDS: dict[DeviceAction, Field] = {
         EditDevice.pairs,
         texts.ASK_SYMBOL_PAIRS,
         DeviceService.set_symbol_pairs,
-        in_symbols=True,
+        screen=DeviceAction.SYMBOLS,
     ),
     DeviceAction.PREFIX: Field(
         EditDevice.prefix,
         texts.ASK_SYMBOL_PREFIX,
         DeviceService.set_symbol_prefix,
-        in_symbols=True,
+        screen=DeviceAction.SYMBOLS,
     ),
     DeviceAction.SUFFIX: Field(
         EditDevice.suffix,
         texts.ASK_SYMBOL_SUFFIX,
         DeviceService.set_symbol_suffix,
-        in_symbols=True,
+        screen=DeviceAction.SYMBOLS,
+    ),
+    # trade management (protocol v1.1)
+    DeviceAction.RISK_BALANCE: _field(
+        EditDevice.risk_balance,
+        texts.ASK_RISK_BALANCE,
+        trade.set_risk_percent_of_balance,
+        DeviceAction.SIZE,
+    ),
+    DeviceAction.RISK_EQUITY: _field(
+        EditDevice.risk_equity,
+        texts.ASK_RISK_EQUITY,
+        trade.set_risk_percent_of_equity,
+        DeviceAction.SIZE,
+    ),
+    DeviceAction.RISK_MONEY: _field(
+        EditDevice.risk_money,
+        texts.ASK_RISK_MONEY,
+        trade.set_risk_money,
+        DeviceAction.SIZE,
+        _currency_details,
+    ),
+    DeviceAction.MAX_LOTS: _field(
+        EditDevice.max_lots,
+        texts.ASK_MAX_LOTS,
+        trade.set_max_lots,
+        DeviceAction.SIZE,
+        _max_lots_details,
+    ),
+    DeviceAction.TP_SHARES: _field(
+        EditDevice.tp_shares,
+        texts.ASK_TP_SHARES,
+        trade.set_tp_shares,
+        DeviceAction.TAKE_PROFITS,
+        _shares_details,
+    ),
+    DeviceAction.BREAKEVEN: _field(
+        EditDevice.breakeven, texts.ASK_BREAKEVEN, trade.set_breakeven, DeviceAction.STOPS
+    ),
+    DeviceAction.TRAILING: _field(
+        EditDevice.trailing, texts.ASK_TRAILING, trade.set_trailing, DeviceAction.STOPS
+    ),
+    DeviceAction.MAX_SPREAD: _field(
+        EditDevice.max_spread, texts.ASK_MAX_SPREAD, trade.set_max_spread, DeviceAction.GUARDS
+    ),
+    DeviceAction.MAX_DISTANCE: _field(
+        EditDevice.max_distance,
+        texts.ASK_MAX_DISTANCE,
+        trade.set_max_distance,
+        DeviceAction.GUARDS,
+    ),
+    DeviceAction.MAX_POSITIONS: _field(
+        EditDevice.max_positions,
+        texts.ASK_MAX_POSITIONS,
+        trade.set_max_open_positions,
+        DeviceAction.PROTECTIONS,
+    ),
+    DeviceAction.LOSS_LIMIT: _field(
+        EditDevice.loss_limit,
+        texts.ASK_LOSS_LIMIT,
+        trade.set_daily_loss_limit,
+        DeviceAction.PROTECTIONS,
+        _currency_details,
+    ),
+    DeviceAction.SYMBOLS_ALLOWED: _field(
+        EditDevice.symbols_allowed,
+        texts.ASK_SYMBOLS_ALLOWED,
+        trade.set_symbols_allowed,
+        DeviceAction.PROTECTIONS,
+    ),
+    DeviceAction.SYMBOLS_DENIED: _field(
+        EditDevice.symbols_denied,
+        texts.ASK_SYMBOLS_DENIED,
+        trade.set_symbols_denied,
+        DeviceAction.PROTECTIONS,
+    ),
+    DeviceAction.HOURS: _field(
+        EditDevice.hours, texts.ASK_HOURS, trade.set_trading_hours, DeviceAction.PROTECTIONS
     ),
 }
 FIELDS_BY_STATE = {field.state.state: field for field in FIELDS.values()}
 
 
-def card(device: DeviceDTO, service: DeviceService) -> tuple[str, InlineKeyboardMarkup]:
-    text = texts.device_card(device, service.now(), service.settings.online_window)
-    return text, keyboards.device_menu(device)
+async def menu(device: DeviceDTO, service: DeviceService) -> Screen:
+    return await screen(DeviceAction.MENU, device, service)
 
 
-def symbols(device: DeviceDTO) -> tuple[str, InlineKeyboardMarkup]:
-    return texts.symbols_card(device), keyboards.device_symbols(device)
-
-
-async def show_menu(
+async def show_screen(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.get(user.id, callback_data.device)
-    await tell.show(session, query, *card(device, service))
-
-
-async def show_symbols(
-    query: CallbackQuery,
-    callback_data: DeviceCb,
-    session: AsyncSession,
-    container: Container,
-    user: UserDTO,
-    tell: Tell,
-) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
-    await tell.show(session, query, *symbols(device))
+    await tell.show(session, query, *await screen(callback_data.action, device, service))
 
 
 async def ask_value(
@@ -146,42 +261,41 @@ async def ask_value(
     callback_data: DeviceCb,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.get(user.id, callback_data.device)
     field = FIELDS[callback_data.action]
     await state.set_state(field.state)
     await state.set_data({"device": device.pk})
-    await tell.reply(session, query, field.ask(device, service.settings))
+    await tell.reply(session, query, await field.ask(device, service))
 
 
 async def got_value(
     message: Message,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     field = FIELDS_BY_STATE[str(await state.get_state())]
     device_pk = int((await state.get_data())["device"])
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     try:
         device = await field.setter(service, user.id, device_pk, message.text or "")
     except InvalidInputError as exc:
         device = await service.get(user.id, device_pk)
-        await tell.reply(
-            session, message, f"{texts.error_text(exc)}\n\n{field.ask(device, service.settings)}"
-        )
+        question = await field.ask(device, service)
+        await tell.reply(session, message, f"{texts.error_text(exc)}\n\n{question}")
         return
     except NotFoundError:
         await state.clear()
         raise
     await state.clear()
-    text, markup = symbols(device) if field.in_symbols else card(device, service)
+    text, markup = await screen(field.screen, device, service)
     await tell.reply(session, message, f"{texts.DEVICE_UPDATED}\n\n{text}", markup)
 
 
@@ -189,17 +303,17 @@ async def value_not_text(
     message: Message,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
 ) -> None:
     field = FIELDS_BY_STATE[str(await state.get_state())]
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     try:
         device = await service.get(user.id, int((await state.get_data())["device"]))
     except NotFoundError:
         await state.clear()
         raise
-    await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{field.ask(device, service.settings)}")
+    await message.answer(f"{texts.HINT_SEND_TEXT}\n\n{await field.ask(device, service)}")
 
 
 async def pause_or_resume(
@@ -207,28 +321,28 @@ async def pause_or_resume(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
     paused = callback_data.action is DeviceAction.PAUSE
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.set_paused(user.id, callback_data.device, paused)
     callback_answer.text = (
         str(texts.DEVICE_PAUSED_TOAST) if paused else str(texts.DEVICE_RESUMED_TOAST)
     )
-    await tell.show(session, query, *card(device, service))
+    await tell.show(session, query, *await menu(device, service))
 
 
 async def confirm(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    device = await DeviceService(session, container).get(user.id, callback_data.device)
+    device = await DeviceService(session, device_tools).get(user.id, callback_data.device)
     if callback_data.action is DeviceAction.ROTATE:
         question, action = texts.CONFIRM_ROTATE, DeviceAction.ROTATE_CONFIRM
     else:
@@ -246,16 +360,16 @@ async def rotate_key(
     callback_data: DeviceCb,
     callback_answer: CallbackAnswer,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device, credentials = await service.rotate_key(
         user.id, callback_data.device, seen_version=callback_data.version
     )
     callback_answer.text = str(texts.KEY_ROTATED_TOAST)
-    await tell.show(session, query, *card(device, service))
+    await tell.show(session, query, *await menu(device, service))
     send_secret(tell, session, query, texts.key_rotated(device, credentials))
 
 
@@ -263,11 +377,11 @@ async def revoke(
     query: CallbackQuery,
     callback_data: DeviceCb,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     device = await service.revoke(user.id, callback_data.device)
     text, markup = await list_view(service, user)
     revoked = texts.DEVICE_REVOKED.format(name=html.quote(device.name))
@@ -276,8 +390,7 @@ async def revoke(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.callback_query.register(show_menu, DeviceCb.filter(F.action == DeviceAction.MENU))
-    router.callback_query.register(show_symbols, DeviceCb.filter(F.action == DeviceAction.SYMBOLS))
+    router.callback_query.register(show_screen, DeviceCb.filter(F.action.in_(SCREENS)))
     router.callback_query.register(ask_value, DeviceCb.filter(F.action.in_(FIELDS)))
     router.message.register(got_value, StateFilter(EditDevice), Is(F.text))
     router.message.register(value_not_text, StateFilter(EditDevice))

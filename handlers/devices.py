@@ -15,8 +15,7 @@ from bot.chat.callbacks import DevicePlatformCb, DevicesAction, DevicesCb
 from bot.chat.filters import Is
 from bot.chat.tell import Tell
 from bot.config import Settings
-from bot.container import Container
-from bot.domain.devices import DeviceService, Platform
+from bot.domain.devices import DeviceService, DeviceTools, Platform
 from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.domain.users import UserDTO
 
@@ -38,7 +37,11 @@ async def list_view(service: DeviceService, user: UserDTO) -> tuple[str, InlineK
 
 
 async def cmd_devices(
-    message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    device_tools: DeviceTools,
+    user: UserDTO,
 ) -> None:
     if message.chat.type != ChatType.PRIVATE:  # credentials must never land in a group
         await message.answer(str(texts.DEVICES_PRIVATE_ONLY))
@@ -46,14 +49,18 @@ async def cmd_devices(
     current = await state.get_state()
     if current is not None and current.startswith(("AddDevice:", "EditDevice:")):
         await state.clear()  # /devices starts over
-    text, markup = await list_view(DeviceService(session, container), user)
+    text, markup = await list_view(DeviceService(session, device_tools), user)
     await message.answer(text, reply_markup=markup)
 
 
 async def show_list(
-    query: CallbackQuery, session: AsyncSession, container: Container, user: UserDTO, tell: Tell
+    query: CallbackQuery,
+    session: AsyncSession,
+    device_tools: DeviceTools,
+    user: UserDTO,
+    tell: Tell,
 ) -> None:
-    text, markup = await list_view(DeviceService(session, container), user)
+    text, markup = await list_view(DeviceService(session, device_tools), user)
     await tell.show(session, query, text, markup)
 
 
@@ -61,20 +68,24 @@ async def start_adding(
     query: CallbackQuery,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     user: UserDTO,
     tell: Tell,
 ) -> None:
-    await DeviceService(session, container).ensure_room(user.id)
+    await DeviceService(session, device_tools).ensure_room(user.id)
     await state.set_state(AddDevice.name)
     await tell.reply(session, query, str(texts.ASK_DEVICE_NAME))
 
 
 async def got_name(
-    message: Message, state: FSMContext, session: AsyncSession, container: Container, user: UserDTO
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    device_tools: DeviceTools,
+    user: UserDTO,
 ) -> None:
     try:
-        name = await DeviceService(session, container).check_name(user.id, message.text or "")
+        name = await DeviceService(session, device_tools).check_name(user.id, message.text or "")
     except InvalidInputError as exc:
         await message.answer(f"{texts.error_text(exc)}\n\n{texts.ASK_DEVICE_NAME}")
         return
@@ -103,7 +114,7 @@ async def got_platform(
     callback_data: DevicePlatformCb,
     state: FSMContext,
     session: AsyncSession,
-    container: Container,
+    device_tools: DeviceTools,
     settings: Settings,
     user: UserDTO,
     tell: Tell,
@@ -113,7 +124,7 @@ async def got_platform(
     except ValueError:
         raise NotFoundError(ErrorCode.NOT_AVAILABLE) from None
     name = str((await state.get_data()).get("name", ""))
-    service = DeviceService(session, container)
+    service = DeviceService(session, device_tools)
     try:
         device, credentials = await service.create(user.id, name, platform)
     except InvalidInputError as exc:  # the name was taken meanwhile: ask again

@@ -30,7 +30,7 @@ async def resume(
 ) -> None:
     device = await resume_loss_limit(session, user.id, callback_data.device_pk, clock())
     done = texts.loss_limit_resumed(device.name)
-    callback_answer.text = str(texts.BUTTON_RESUME)
+    callback_answer.text = str(texts.BUTTON_RESUME_TODAY)
     if isinstance(query.message, Message):
         await tell.edit(session, query.message, done)
     else:

@@ -83,7 +83,7 @@ async def cmd_signal(
         data = parse_signal_command(command.args)
         draft = validate_new_signal(data, settings.signals)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.problem, texts.signal_help(EXAMPLE)))
+        await message.answer(texts.input_problem(exc, texts.signal_help(EXAMPLE)))
         return
     except SignalValidationError as exc:
         await message.answer(
@@ -215,7 +215,7 @@ async def on_levels(
     try:
         data = parse_levels(message.text)
     except SignalSyntaxError as exc:
-        await message.answer(texts.input_problem(exc.problem, texts.levels_help(LEVELS_EXAMPLE)))
+        await message.answer(texts.input_problem(exc, texts.levels_help(LEVELS_EXAMPLE)))
         return
     try:
         signal = await signals.modify(session, data, signal_id=signal_id)

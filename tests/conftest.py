@@ -239,7 +239,7 @@ class Chat:
         result = await self.dp.feed_raw_update(self.bot, update)
         # What the update queued in the outbox, and the calls it left for after its commit
         # (callback answers, bot/chat/tell.py), go out after the commit: wait for them.
-        await self.dp["container"].outbox_worker.drain()
+        await self.dp["outbox_worker"].drain()
         await self.dp["tell"].drain()
         return result
 

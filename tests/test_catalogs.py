@@ -13,8 +13,9 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from bot.chat.i18n import DOMAIN, LOCALES, i18n, in_locale
-from bot.chat.texts.errors import AS_SENT, MESSAGES
+from bot.chat.texts.errors import AS_SENT, BY_PROBLEM, MESSAGES
 from bot.domain.errors import ErrorCode
+from bot.domain.signal_syntax import SyntaxProblem
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same keywords as `make catalogs`: Text(msgid), Plural(singular, plural).
@@ -90,8 +91,10 @@ def test_translations_keep_placeholders_and_tags(language: str) -> None:
 
 
 def test_every_error_code_has_words() -> None:
-    assert set(MESSAGES) | set(AS_SENT) == set(ErrorCode)
+    assert set(MESSAGES) | set(AS_SENT) | set(BY_PROBLEM) == set(ErrorCode)
     assert not set(MESSAGES) & set(AS_SENT)
+    assert not (set(MESSAGES) | set(AS_SENT)) & set(BY_PROBLEM)
+    assert set(BY_PROBLEM[ErrorCode.SIGNAL_SYNTAX]) == set(SyntaxProblem)
 
 
 def test_russian_reads_russian_and_other_languages_read_english() -> None:

@@ -1,6 +1,7 @@
-"""close_all (EA_PROTOCOL 5.3): issued by the owner for a v1.1 device only, served as
-{"id", "action", "issued_at"}, waking an idle long poll; its reports work without a signal,
-and the closed events it causes (reason close_all) land on the opens' signal messages."""
+"""close_all (EA_PROTOCOL 5.3; bot/domain/devices.py ``issue_close_all``) for a v1.1
+device only, served as {"id", "action", "issued_at"}, waking an idle long poll; its
+reports work without a signal, and the closed events it causes (reason close_all) land
+on the opens' signal messages."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.container import Container
-from bot.domain.devices import DeviceService
-from bot.domain.errors import ErrorCode, NotFoundError
-from bot.execution.issuing import DeviceNotV11Error, issue_close_all
+from bot.domain.devices import DeviceService, issue_close_all
+from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from bot.execution.wire import idle_devices
 from tests.conftest import FakeClock
 from tests.fake_bot_api import FakeBotAPI
@@ -45,18 +45,22 @@ async def server(container: Container, aiohttp_client: Any, clock: FakeClock) ->
 async def close_all(container: Container, owner: int, device_pk: int) -> str:
     async with container.sessionmaker.begin() as session:
         issued = await issue_close_all(
-            session, owner, device_pk, container.clock(), container.device_hub.notify
+            session,
+            owner_id=owner,
+            device_pk=device_pk,
+            now=container.clock(),
+            wake=container.device_hub.notify,
         )
-    return issued.instruction_id
+        return issued.public_id
 
 
 async def test_only_the_owners_v11_device_gets_close_all(
     container: Container, server: TestClient[Any, Any], clock: FakeClock
 ) -> None:
     device, ea = await device_ea(container, server, clock, OWNER, "Demo")
-    with pytest.raises(DeviceNotV11Error) as not_v11:
+    with pytest.raises(ConflictError) as not_v11:
         await close_all(container, OWNER, device.pk)
-    assert not_v11.value.code is ErrorCode.DEVICE_NOT_V11
+    assert not_v11.value.code is ErrorCode.CLOSE_ALL_NEEDS_UPDATE
     await send_state(ea)
     with pytest.raises(NotFoundError):
         await close_all(container, OTHER, device.pk)

@@ -14,7 +14,7 @@ from bot.container import Container
 from bot.domain.referrals import ensure_account
 from bot.domain.signal_rules import validate_new_signal
 from db.models import User
-from tests.conftest import Chat, FakeClock
+from tests.conftest import ADMIN_ID, Chat, FakeClock
 from tests.fake_bot_api import FakeBotAPI, callback_update
 from tests.signals_support import add_users
 
@@ -41,6 +41,15 @@ async def test_a_language_without_a_catalog_reads_english(
     assert greeting.startswith("Hi, Test! I am <b>signalbridge</b>.")
     [help_text] = await chat.send(USER_ID, "/help", language_code=language_code)
     assert help_text.startswith("<b>Commands</b>\n/start – Start the bot")
+
+
+async def test_a_signal_command_that_cannot_be_read_is_explained_in_russian(chat: Chat) -> None:
+    [reply] = await chat.send(ADMIN_ID, "/signal EURUSD long sl 1.08", language_code="ru")
+    assert reply.startswith("«long» — не направление: напишите buy или sell.\n\n")
+    [reply] = await chat.send(ADMIN_ID, "/signal EURUSD buy sl 1 sl 2", language_code="ru")
+    assert reply.startswith("sl указан дважды.")
+    [reply] = await chat.send(ADMIN_ID, "/signal EURUSD buy limit 1 stop 2", language_code="ru")
+    assert reply.startswith("тип ордера указан дважды.")
 
 
 def russian_press(data: str) -> dict[str, Any]:

@@ -96,28 +96,41 @@ async def test_trading_hours(
     assert [s for s, _ in await states(container)] == ["skipped", "pending", "skipped"]
 
 
-async def test_max_open_positions_counts_the_state_and_opens_in_flight(
+async def test_max_open_positions_counts_the_state_opens_in_flight_and_legs(
     container: Container, device: tuple[EAClient, int], fake_api: FakeBotAPI, clock: FakeClock
 ) -> None:
     ea, pk = device
-    await set_device(container, pk, max_open_positions=2)
-    # One trade of two legs on the account: one trade.
+    await set_device(container, pk, max_open_positions=3)
+    # An earlier open of two legs: two positions on the account.
     legs = [position("ins_earlier1", leg=0), position("ins_earlier1", leg=1, ticket=7)]
     await send_state(ea, state_body(positions=legs))
-    await approved(container)  # the second trade: issued
-    await approved(container)  # a third: the pending one counts
+    await approved(container)  # a third position: issued
+    await approved(container)  # a fourth (the pending one counts): skipped
     assert await states(container) == [("pending", None), ("skipped", "max_open_positions")]
     assert "• Demo: skipped: too many open positions" in last_message(fake_api)
-    # The earlier trade closed (a new state without it): room for one again, and the
-    # open filled since that state still counts.
+    # The earlier open closed (a new state without it), and the issued one filled since
+    # that state: one held, room for two more.
     [issued] = await instructions(ea)
     clock.advance(seconds=5)
     await send_state(ea)
     clock.advance(seconds=5)
     assert (await report(ea, "fill", fill_body(issued["id"]))).status == 201
-    await approved(container)
-    await approved(container)
-    assert [s for s, _ in await states(container)] == ["filled", "skipped", "pending", "skipped"]
+    for _ in range(3):
+        await approved(container)
+    assert [s for s, _ in await states(container)] == [
+        "filled",
+        "skipped",
+        "pending",
+        "pending",
+        "skipped",
+    ]
+    # An open split into legs adds one position per leg: with 3 held and a limit of 4,
+    # two legs do not fit, one does.
+    await set_device(container, pk, max_open_positions=4, tp_mode="split")
+    await approved(container, take_profit=["1.095", "1.1"])
+    assert (await states(container))[-1] == ("skipped", "max_open_positions")
+    await approved(container, take_profit=["1.095"])
+    assert (await states(container))[-1] == ("pending", None)
 
 
 async def test_daily_loss_limit_skips_tells_once_and_resume_lifts_it(

@@ -37,6 +37,7 @@ from bot.chat.callbacks import (
 from bot.config import PlanSettings
 from bot.domain.devices import DeviceDTO, Platform
 from bot.domain.signal_dto import SignalDTO
+from bot.domain.trade_settings import SizingMode, TpMode, TradeSettings
 
 # --- affiliates and checkout ---
 
@@ -275,20 +276,27 @@ def _device_button(
 
 def device_menu(device: DeviceDTO) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    # Grouped: the trade-management settings each open a screen of their own (the lot
+    # size is on the Size screen).
     _device_button(builder, str(texts.BUTTON_RENAME), DeviceAction.RENAME, device)
-    _device_button(builder, str(texts.BUTTON_LOT_SIZE), DeviceAction.LOT_SIZE, device)
     _device_button(builder, str(texts.BUTTON_SYMBOLS), DeviceAction.SYMBOLS, device)
+    _device_button(builder, str(texts.BUTTON_SIZE), DeviceAction.SIZE, device)
+    _device_button(builder, str(texts.BUTTON_TAKE_PROFITS), DeviceAction.TAKE_PROFITS, device)
+    _device_button(builder, str(texts.BUTTON_STOPS), DeviceAction.STOPS, device)
+    _device_button(builder, str(texts.BUTTON_GUARDS), DeviceAction.GUARDS, device)
+    _device_button(builder, str(texts.BUTTON_PROTECTIONS), DeviceAction.PROTECTIONS, device)
     _device_button(builder, str(texts.BUTTON_MAX_AGE), DeviceAction.MAX_AGE, device)
     if device.paused:
         _device_button(builder, str(texts.BUTTON_RESUME), DeviceAction.RESUME, device)
     else:
         _device_button(builder, str(texts.BUTTON_PAUSE), DeviceAction.PAUSE, device)
+    _device_button(builder, str(texts.BUTTON_CLOSE_ALL), DeviceAction.CLOSE_ALL, device)
     _device_button(builder, str(texts.BUTTON_ROTATE), DeviceAction.ROTATE, device)
     _device_button(builder, str(texts.BUTTON_REVOKE), DeviceAction.REVOKE, device)
     builder.button(
         text=str(texts.BUTTON_DEVICES), callback_data=DevicesCb(action=DevicesAction.LIST)
     )
-    builder.adjust(2, 2, 1, 2, 1)
+    builder.adjust(2, 2, 2, 2, 2, 2, 1)
     return builder.as_markup()
 
 
@@ -328,7 +336,105 @@ def device_created(device: DeviceDTO) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+# --- devices: trade management (protocol v1.1) ---
+def _chosen(text: str, chosen: bool) -> str:
+    return f"✅ {text}" if chosen else text
+
+
+def _back_button(builder: InlineKeyboardBuilder, device: DeviceDTO) -> None:
+    _device_button(builder, str(texts.BUTTON_BACK), DeviceAction.MENU, device)
+
+
+def device_size(device: DeviceDTO, settings: TradeSettings) -> InlineKeyboardMarkup:
+    mode, of = settings.sizing_mode, settings.risk_of.value
+    risk_percent = mode is SizingMode.RISK_PERCENT
+    choices = (
+        (texts.BUTTON_SIZE_FIXED, DeviceAction.SIZE_FIXED, mode is SizingMode.FIXED),
+        (texts.BUTTON_RISK_BALANCE, DeviceAction.RISK_BALANCE, risk_percent and of == "balance"),
+        (texts.BUTTON_RISK_EQUITY, DeviceAction.RISK_EQUITY, risk_percent and of == "equity"),
+        (texts.BUTTON_RISK_MONEY, DeviceAction.RISK_MONEY, mode is SizingMode.RISK_MONEY),
+    )
+    builder = InlineKeyboardBuilder()
+    for label, action, chosen in choices:
+        _device_button(builder, _chosen(str(label), chosen), action, device)
+    _device_button(builder, str(texts.BUTTON_LOT_SIZE), DeviceAction.LOT_SIZE, device)
+    _device_button(builder, str(texts.BUTTON_MAX_LOTS), DeviceAction.MAX_LOTS, device)
+    _back_button(builder, device)
+    builder.adjust(2, 2, 2, 1)
+    return builder.as_markup()
+
+
+def device_take_profits(device: DeviceDTO, settings: TradeSettings) -> InlineKeyboardMarkup:
+    first = settings.tp_mode is TpMode.FIRST
+    choices = (
+        (texts.BUTTON_TP_FIRST, DeviceAction.TP_FIRST, first),
+        (texts.BUTTON_TP_EQUAL, DeviceAction.TP_EQUAL, not first and settings.tp_shares is None),
+        (texts.BUTTON_TP_SHARES, DeviceAction.TP_SHARES, not first and bool(settings.tp_shares)),
+    )
+    builder = InlineKeyboardBuilder()
+    for label, action, chosen in choices:
+        _device_button(builder, _chosen(str(label), chosen), action, device)
+    _back_button(builder, device)
+    builder.adjust(2, 1, 1)
+    return builder.as_markup()
+
+
+def device_stops(device: DeviceDTO, start: str) -> InlineKeyboardMarkup:
+    """Breakeven, trailing and where trailing starts (``start``, worded)."""
+    builder = InlineKeyboardBuilder()
+    _device_button(builder, str(texts.BUTTON_BREAKEVEN), DeviceAction.BREAKEVEN, device)
+    _device_button(builder, str(texts.BUTTON_TRAILING), DeviceAction.TRAILING, device)
+    _device_button(
+        builder,
+        texts.BUTTON_TRAILING_START.format(start=start),
+        DeviceAction.TRAILING_START,
+        device,
+    )
+    _back_button(builder, device)
+    builder.adjust(2, 1, 1)
+    return builder.as_markup()
+
+
+def device_guards(device: DeviceDTO) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _device_button(builder, str(texts.BUTTON_MAX_SPREAD), DeviceAction.MAX_SPREAD, device)
+    _device_button(builder, str(texts.BUTTON_MAX_DISTANCE), DeviceAction.MAX_DISTANCE, device)
+    _back_button(builder, device)
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def device_protections(device: DeviceDTO) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _device_button(builder, str(texts.BUTTON_MAX_POSITIONS), DeviceAction.MAX_POSITIONS, device)
+    _device_button(builder, str(texts.BUTTON_LOSS_LIMIT), DeviceAction.LOSS_LIMIT, device)
+    _device_button(builder, str(texts.BUTTON_SYMBOLS_ALLOWED), DeviceAction.SYMBOLS_ALLOWED, device)
+    _device_button(builder, str(texts.BUTTON_SYMBOLS_DENIED), DeviceAction.SYMBOLS_DENIED, device)
+    _device_button(builder, str(texts.BUTTON_HOURS), DeviceAction.HOURS, device)
+    _back_button(builder, device)
+    builder.adjust(2, 2, 1, 1)
+    return builder.as_markup()
+
+
+def device_close_all(device: DeviceDTO) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _device_button(
+        builder, str(texts.BUTTON_CONFIRM_CLOSE_ALL), DeviceAction.CLOSE_ALL_CONFIRM, device
+    )
+    _device_button(builder, str(texts.BUTTON_KEEP_OPEN), DeviceAction.MENU, device)
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def device_back(device: DeviceDTO) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _back_button(builder, device)
+    return builder.as_markup()
+
+
 def loss_limit_resume(device_pk: int) -> InlineKeyboardMarkup:
     """The Resume button under a tripped daily loss limit's notice."""
     data = ProtectionCb(action=ProtectionAction.RESUME, device_pk=device_pk)
-    return InlineKeyboardMarkup(inline_keyboard=[[_cb_button(str(texts.BUTTON_RESUME), data)]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_cb_button(str(texts.BUTTON_RESUME_TODAY), data)]]
+    )

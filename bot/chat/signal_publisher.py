@@ -40,13 +40,9 @@ class SignalPublisher:
         self.sessionmaker = sessionmaker
         self.device_lines = device_lines
 
-    async def announce(
-        self, session: AsyncSession, signal: SignalDTO, approvals: Sequence[ApprovalDTO]
-    ) -> None:
+    async def announce(self, session: AsyncSession, signal: SignalDTO) -> None:
         """Queue each recipient's message of a new signal, worth sending until it ends."""
-        await self.outbox.announce(
-            session, [(a.id, a.user_id) for a in approvals], signal.expires_at
-        )
+        await self.outbox.announce(session, signal.id, signal.expires_at)
 
     async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
         """Some approvals changed: their messages must show it."""

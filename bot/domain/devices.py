@@ -9,20 +9,22 @@ commit: the key cache forgets the device and its long polls re-check.
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import DevicesSettings
 from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.execution.device_keys import new_device_id
 from db.hooks import after_commit
-from db.models import Device
+from db.models import Device, DeviceState, Instruction
 from db.repositories.devices import DeviceRepository
 
 if TYPE_CHECKING:
@@ -191,7 +193,8 @@ def parse_affix(text: str) -> str:
 
 
 class DeviceServices(Protocol):
-    """The long-lived services a DeviceService works with (the container has them)."""
+    """The long-lived services a DeviceService works with (:class:`DeviceTools` has
+    them, and so has the container)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -203,6 +206,18 @@ class DeviceServices(Protocol):
     def device_hub(self) -> DeviceHub: ...
     @property
     def device_activity(self) -> DeviceActivity: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTools:
+    """What DeviceService needs, as one typed dependency: handlers take it by name
+    (``device_tools``) and make a DeviceService on the update's session."""
+
+    settings: Settings
+    clock: Clock
+    device_keys: DeviceKeyring
+    device_hub: DeviceHub
+    device_activity: DeviceActivity
 
 
 class DeviceService:
@@ -297,6 +312,15 @@ class DeviceService:
         device.symbol_suffix = parse_affix(text)
         return await self._saved(device)
 
+    async def update(
+        self, owner_id: int, device_pk: int, change: Callable[[Device], None]
+    ) -> DeviceDTO:
+        """Apply ``change`` to the owner's device (it may refuse with InvalidInputError
+        before it sets anything); the device after it."""
+        device = await self._owned(owner_id, device_pk)
+        change(device)
+        return await self._saved(device)
+
     async def set_paused(self, owner_id: int, device_pk: int, paused: bool) -> DeviceDTO:
         device = await self._owned(owner_id, device_pk)
         device.paused = paused
@@ -358,3 +382,49 @@ class DeviceService:
 
     def now(self) -> datetime:
         return self.container.clock()
+
+
+async def issue_close_all(
+    session: AsyncSession,
+    *,
+    owner_id: int,
+    device_pk: int,
+    now: datetime,
+    wake: Callable[[int], None] | None,
+) -> Instruction:
+    """A ``close_all`` (EA_PROTOCOL 5.3) for the owner's v1.1 device, pending at once; its
+    long polls are woken after the commit (``wake``: DeviceHub.notify, as issuing does).
+    One pending at a time: a second confirmation returns the first."""
+    device = await DeviceRepository(session).get_active(owner_id, device_pk)
+    if device is None:
+        raise NotFoundError(ErrorCode.NOT_AVAILABLE)
+    state = await session.get(DeviceState, device.id)
+    if state is None or state.protocol != "1.1":
+        raise ConflictError(ErrorCode.CLOSE_ALL_NEEDS_UPDATE)
+    pending = await session.scalar(
+        select(Instruction)
+        .where(
+            Instruction.device_id == device.id,
+            Instruction.action == "close_all",
+            Instruction.state == "pending",
+        )
+        .limit(1)
+    )
+    if pending is not None:
+        return pending
+    instruction = Instruction(
+        # The id scheme of bot/execution/issuing.py's new_instruction_id (which imports
+        # this module, so it cannot be imported here).
+        public_id=f"ins_{secrets.token_urlsafe(12)}",
+        signal_id=None,
+        device_id=device.id,
+        action="close_all",
+        symbol=None,
+        issued_at=now,
+        state="pending",
+    )
+    session.add(instruction)
+    await session.flush()
+    if wake is not None:
+        after_commit(session, lambda: wake(device_pk))
+    return instruction

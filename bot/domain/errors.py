@@ -24,8 +24,7 @@ class ErrorCode(StrEnum):
     PAIRS_TOO_MANY = "pairs_too_many"  # limit
     AFFIX_INVALID = "affix_invalid"
     DEVICE_LIMIT_REACHED = "device_limit_reached"  # limit
-    # protocol v1.1 (bot/execution/issuing.py, protections.py)
-    DEVICE_NOT_V11 = "device_not_v11"  # name
+    # protocol v1.1 protections (bot/execution/protections.py)
     LOSS_LIMIT_NOT_TRIPPED = "loss_limit_not_tripped"
     # payouts
     PAYOUT_BELOW_MINIMUM = "payout_below_minimum"  # minimum (minor units)
@@ -56,12 +55,28 @@ class ErrorCode(StrEnum):
     # signals
     SIGNAL_NOT_FOUND = "signal_not_found"
     SIGNAL_NOT_OPEN = "signal_not_open"  # state
-    SIGNAL_SYNTAX = "signal_syntax"  # problem (the provider API's English sentence)
+    SIGNAL_SYNTAX = "signal_syntax"  # problem (a SyntaxProblem), word, field
     SIGNAL_INVALID = "signal_invalid"  # fields: field -> problem (likewise)
     # the device protocol (answered by the side server, never in the chat)
     UNKNOWN_INSTRUCTION = "unknown_instruction"
     UNKNOWN_SIGNAL = "unknown_signal"
     REPORT_CONFLICT = "report_conflict"
+    # devices: trade management (protocol v1.1)
+    RISK_PERCENT_INVALID = "risk_percent_invalid"  # max
+    MONEY_INVALID = "money_invalid"
+    MAX_LOTS_INVALID = "max_lots_invalid"  # min, max (Decimal)
+    TP_SHARES_COUNT = "tp_shares_count"  # max
+    TP_SHARE_INVALID = "tp_share_invalid"  # item
+    TP_SHARES_SUM = "tp_shares_sum"  # total
+    BREAKEVEN_INVALID = "breakeven_invalid"  # max_tp, max
+    TRAILING_INVALID = "trailing_invalid"  # max
+    POINTS_INVALID = "points_invalid"  # max
+    POSITIONS_INVALID = "positions_invalid"  # max
+    SYMBOL_INVALID = "symbol_invalid"  # item
+    SYMBOLS_TOO_MANY = "symbols_too_many"  # limit
+    HOURS_INVALID = "hours_invalid"
+    HOURS_ORDER = "hours_order"
+    CLOSE_ALL_NEEDS_UPDATE = "close_all_needs_update"
 
 
 class AppError(Exception):

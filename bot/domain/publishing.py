@@ -7,19 +7,18 @@ transaction that made the change, so they never import the chat layer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.signal_dto import ApprovalDTO, SignalDTO
+from bot.domain.signal_dto import SignalDTO
 
 
 class SignalPublisher(Protocol):
-    async def announce(
-        self, session: AsyncSession, signal: SignalDTO, approvals: Sequence[ApprovalDTO]
-    ) -> None:
-        """Queue each recipient's message of a new signal."""
+    async def announce(self, session: AsyncSession, signal: SignalDTO) -> None:
+        """Queue the message of a new signal to each recipient (every approval stored
+        for it in this transaction)."""
 
     async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
         """Some approvals changed: their messages must show it."""

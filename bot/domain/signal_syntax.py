@@ -9,6 +9,7 @@ values are checked by the one validator (bot/domain/signal_rules.py).
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
 from bot.domain.errors import ErrorCode, InvalidInputError
@@ -31,13 +32,30 @@ CHAT_NAMES = {
 }
 
 
-class SignalSyntaxError(InvalidInputError):
-    """The command could not be read; ``problem`` says what was wrong (in English: the
-    provider API's sentence, shown as it is)."""
+class SyntaxProblem(StrEnum):
+    """What could not be read; the chat layer words it (bot/chat/texts/signals.py)."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(ErrorCode.SIGNAL_SYNTAX, problem=problem)
+    NO_SYMBOL = "no_symbol"  # nothing after /signal
+    NO_SIDE = "no_side"  # a symbol and nothing else
+    NOT_A_SIDE = "not_a_side"  # word
+    NEEDS_PRICE = "needs_price"  # word (limit, stop, sl, tp) at the end
+    NEEDS_DURATION = "needs_duration"  # exp at the end
+    NOT_A_DURATION = "not_a_duration"  # word
+    NO_LEVELS = "no_levels"  # an empty change of levels
+    NOT_A_LEVEL = "not_a_level"  # word
+    NEEDS_LEVEL = "needs_level"  # word (sl, tp) at the end of a change of levels
+    TP_NONE_WITH_OTHERS = "tp_none_with_others"
+    TWICE = "twice"  # field (the validator's name: order_type, stop_loss, expires_in)
+
+
+class SignalSyntaxError(InvalidInputError):
+    """The command could not be read: ``problem`` says what, ``word`` or ``field`` where."""
+
+    def __init__(self, problem: SyntaxProblem, *, word: str = "", field: str = "") -> None:
+        super().__init__(ErrorCode.SIGNAL_SYNTAX, problem=problem.value, word=word, field=field)
         self.problem = problem
+        self.word = word
+        self.field = field
 
 
 def parse_duration(token: str) -> int:
@@ -52,12 +70,12 @@ def parse_signal_command(args: str | None) -> dict[str, Any]:
     """Split ``/signal`` arguments into the validator's fields."""
     tokens = [(m.group(), m.start()) for m in _TOKEN_RE.finditer(args or "")]
     if not tokens:
-        raise SignalSyntaxError("Write the symbol and the side after /signal.")
+        raise SignalSyntaxError(SyntaxProblem.NO_SYMBOL)
     if len(tokens) < 2:
-        raise SignalSyntaxError("After the symbol comes the side: buy or sell.")
+        raise SignalSyntaxError(SyntaxProblem.NO_SIDE)
     data: dict[str, Any] = {"symbol": tokens[0][0], "side": tokens[1][0]}
     if tokens[1][0].lower() not in {"buy", "sell"}:
-        raise SignalSyntaxError(f"“{tokens[1][0]}” is not a side: write buy or sell.")
+        raise SignalSyntaxError(SyntaxProblem.NOT_A_SIDE, word=tokens[1][0])
     index = 2
     take_profits: list[str] = []
     while index < len(tokens):
@@ -70,8 +88,9 @@ def parse_signal_command(args: str | None) -> dict[str, Any]:
             data["comment"] = (args or "")[tokens[index][1] :].strip()
             break
         if index + 1 >= len(tokens):
-            what = "a duration such as 15m" if word == "exp" else "a price"
-            raise SignalSyntaxError(f"“{word}” needs {what} after it.")
+            if word == "exp":
+                raise SignalSyntaxError(SyntaxProblem.NEEDS_DURATION, word=word)
+            raise SignalSyntaxError(SyntaxProblem.NEEDS_PRICE, word=word)
         value = tokens[index + 1][0]
         if word in {"limit", "stop"}:
             _once(data, "order_type", word)
@@ -84,9 +103,7 @@ def parse_signal_command(args: str | None) -> dict[str, Any]:
             try:
                 _once(data, "expires_in", parse_duration(value))
             except ValueError:
-                raise SignalSyntaxError(
-                    f"“{value}” after exp is not a duration: write e.g. 90s, 15m, 2h or 1d."
-                ) from None
+                raise SignalSyntaxError(SyntaxProblem.NOT_A_DURATION, word=value) from None
         index += 2
     if take_profits:
         data["take_profit"] = take_profits
@@ -97,16 +114,16 @@ def parse_levels(text: str | None) -> dict[str, Any]:
     """``sl <price|none>`` and ``tp <price|none>``... for a change of levels."""
     tokens = (text or "").split()
     if not tokens:
-        raise SignalSyntaxError("Send the new levels, e.g. “sl 1.0810 tp 1.0960”.")
+        raise SignalSyntaxError(SyntaxProblem.NO_LEVELS)
     data: dict[str, Any] = {}
     take_profits: list[str] = []
     clear_take_profits = False
     for index in range(0, len(tokens), 2):
         word = tokens[index].lower()
         if word not in {"sl", "tp"}:
-            raise SignalSyntaxError(f"“{tokens[index]}” is not sl or tp.")
+            raise SignalSyntaxError(SyntaxProblem.NOT_A_LEVEL, word=tokens[index])
         if index + 1 >= len(tokens):
-            raise SignalSyntaxError(f"“{word}” needs a price (or none) after it.")
+            raise SignalSyntaxError(SyntaxProblem.NEEDS_LEVEL, word=word)
         value = tokens[index + 1]
         none = value.lower() == "none"
         if word == "sl":
@@ -116,7 +133,7 @@ def parse_levels(text: str | None) -> dict[str, Any]:
         else:
             take_profits.append(value)
     if clear_take_profits and take_profits:
-        raise SignalSyntaxError("“tp none” removes the take profits; give no other tp with it.")
+        raise SignalSyntaxError(SyntaxProblem.TP_NONE_WITH_OTHERS)
     if clear_take_profits or take_profits:
         data["take_profit"] = take_profits
     return data
@@ -124,6 +141,5 @@ def parse_levels(text: str | None) -> dict[str, Any]:
 
 def _once(data: dict[str, Any], key: str, value: Any) -> None:
     if key in data:
-        name = "order type" if key == "order_type" else CHAT_NAMES[key]
-        raise SignalSyntaxError(f"{name} is given twice.")
+        raise SignalSyntaxError(SyntaxProblem.TWICE, field=key)
     data[key] = value

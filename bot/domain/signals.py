@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
-from bot.domain.signal_dto import ApprovalDTO, SignalCounts, SignalDTO
+from bot.domain.signal_dto import SignalCounts, SignalDTO
 from bot.domain.signal_rules import (
     SignalDraft,
     format_decimal,
@@ -167,35 +167,24 @@ class SignalService:
             }
             for user_id, auto in recipients
         ]
-        ids = await repo.add_approvals(rows)
+        await repo.add_approvals(rows)
         auto_approvers = [user_id for user_id, auto in recipients if auto]
         if auto_approvers:
             await issue_opens(
                 session, signal, auto_approvers, now, self.wake_device, notices=self.notices
             )
-        approvals = [
-            ApprovalDTO(
-                id=ids[user_id],
-                signal_id=signal.id,
-                user_id=user_id,
-                decision="auto" if auto else "pending",
-                message_id=None,
-                decided_at=now if auto else None,
-            )
-            for user_id, auto in recipients
-        ]
         dto = SignalDTO.from_model(signal)
         if self.publisher is not None:
-            await self.publisher.announce(session, dto, approvals)
+            await self.publisher.announce(session, dto)
         logger.info(
             "signal %s (%s %s) from %s to %d recipients",
             dto.public_id,
             dto.side,
             dto.symbol,
             source,
-            len(approvals),
+            len(rows),
         )
-        return CreateOutcome(signal=dto, recipients=len(approvals), created=True)
+        return CreateOutcome(signal=dto, recipients=len(rows), created=True)
 
     async def submit(
         self,

@@ -18,7 +18,6 @@ class UserPrefs:
     auto_approve: bool = False
     notify_fills: bool = True
     notify_errors: bool = True
-    # A v1.1 device's closed positions (EA_PROTOCOL 5.4).
     notify_closes: bool = True
 
     def as_dict(self) -> dict[str, bool]:

@@ -8,7 +8,8 @@ device (its last state says protocol 1.1) gets the fields of 5.2 too, frozen fro
 settings (bot/execution/open_plan.py). Before that the device's protections are checked
 (bot/execution/protections.py): an open one refuses is stored ``skipped`` with its reason
 and never served. A provider's modify, close or cancel gives a follow-up to every device
-whose ``open`` was acked or filled. ``close_all`` is the owner's, for one v1.1 device.
+whose ``open`` was acked or filled. (``close_all`` is the owner's: bot/domain/devices.py
+``issue_close_all``.)
 Issuers wake the devices' long polls after the commit.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,14 +24,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.devices import map_symbol
-from bot.domain.errors import ConflictError, ErrorCode, NotFoundError
 from bot.execution.device_state import PROTOCOL_V11
 from bot.execution.open_plan import plan_open
 from bot.execution.protections import check_open, trip_notice
 from db.hooks import after_commit
 from db.models import Signal
 from db.repositories.device_states import DeviceStateRepository
-from db.repositories.devices import DeviceRepository
 from db.repositories.instructions import InstructionRepository
 
 # Wakes the long polls of these devices (DeviceHub.notify for each), after a commit.
@@ -102,7 +100,9 @@ async def issue_opens(
         )
         state = states.get(device.id)
         v11 = state if state is not None and state.protocol == PROTOCOL_V11 else None
-        skip, trip = await check_open(session, device, v11, signal.symbol, now)
+        plan = plan_open(device, v11, signal, symbol) if v11 is not None else None
+        legs = len(plan.legs) if plan is not None and plan.legs else 1
+        skip, trip = await check_open(session, device, v11, signal.symbol, now, new_positions=legs)
         if trip is not None:
             trips.append(trip_notice(trip))
         row = _row(
@@ -123,8 +123,7 @@ async def issue_opens(
             state="pending" if skip is None else "skipped",
             skip_reason=None if skip is None else skip.value,
         )
-        if v11 is not None:
-            plan = plan_open(device, v11, signal, symbol)
+        if plan is not None:
             row.update(
                 volume=plan.volume,
                 sizing=plan.sizing,
@@ -169,40 +168,3 @@ async def issue_followups(
     await repo.add(rows)
     _wake_after_commit(session, wake, (int(row["device_id"]) for row in rows))
     return len(rows)
-
-
-class DeviceNotV11Error(ConflictError):
-    """close_all needs a device that speaks protocol v1.1 (its last state says so)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(ErrorCode.DEVICE_NOT_V11, name=name)
-
-
-@dataclass(frozen=True, slots=True)
-class CloseAllIssued:
-    instruction_id: str
-    device_pk: int
-    device_name: str
-
-
-async def issue_close_all(
-    session: AsyncSession,
-    owner_id: int,
-    device_pk: int,
-    now: datetime,
-    wake: DeviceWaker | None,
-) -> CloseAllIssued:
-    """A ``close_all`` (EA_PROTOCOL 5.3) for the owner's v1.1 device, served at its next
-    poll (woken after the commit). Raises NotFoundError (not_available) for a device that
-    is not the owner's or is revoked, DeviceNotV11Error for one that never sent a v1.1
-    state. The caller owns the transaction (and the owner's confirmation)."""
-    device = await DeviceRepository(session).get_active(owner_id, device_pk)
-    if device is None:
-        raise NotFoundError(ErrorCode.NOT_AVAILABLE)
-    state = await DeviceStateRepository(session).get(device.id)
-    if state is None or state.protocol != PROTOCOL_V11:
-        raise DeviceNotV11Error(device.name)
-    row = _row(device_id=device.id, action="close_all", issued_at=now)
-    await InstructionRepository(session).add([row])
-    _wake_after_commit(session, wake, [device.id])
-    return CloseAllIssued(row["public_id"], device.id, device.name)

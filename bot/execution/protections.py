@@ -10,9 +10,10 @@ Checked in this order, the first that trips giving the reason:
 - ``outside_trading_hours``: ``trading_hours`` ``{"days": [0..6] (Monday 0), "start":
   "HH:MM", "end": "HH:MM"}`` in UTC; a window whose end is before its start runs over
   midnight (its after-midnight part belongs to the day it started); start = end is all day;
-- ``max_open_positions``, with a state (5.1): the device's open trades (an open's legs are
-  one trade) are those its last state lists, those issued and not yet executed (pending
-  or accepted, while their signal is open), and those filled since that state;
+- ``max_open_positions``, with a state (5.1): the positions the device holds, with the new
+  open's (one per leg), may not exceed it. Held are the positions its last state lists,
+  and those of opens not in that state: issued and not yet executed (pending or accepted,
+  while their signal is open) or filled since that state, one per leg each;
 - ``daily_loss_limit``, with a state: today's (UTC) result, the closed results (``closed``
   events and the fills of ``close`` instructions) plus the floating profit of the last
   state, lost at least ``daily_loss_limit_minor`` (hundredths of the account currency).
@@ -106,13 +107,13 @@ def within_trading_hours(hours: Any, now: datetime) -> bool:
     return (weekday in days and minute >= start) or (yesterday in days and minute < end)
 
 
-async def open_trades(
+async def open_positions(
     session: AsyncSession, device_pk: int, state: DeviceState, now: datetime
 ) -> int:
-    """The device's open trades: see ``max_open_positions`` in the module's docstring."""
+    """The positions the device holds: see ``max_open_positions`` in the module's docstring."""
     listed = {str(item.get("instruction_id")) for item in state.positions}
     query = (
-        select(Instruction.public_id)
+        select(Instruction.public_id, Instruction.legs)
         .join(Signal, Signal.id == Instruction.signal_id)
         .where(
             Instruction.device_id == device_pk,
@@ -136,8 +137,12 @@ async def open_trades(
             ),
         )
     )
-    issued = {str(public_id) for public_id in (await session.scalars(query)).all()}
-    return len(listed | issued)
+    unlisted = [
+        len(legs) if legs else 1
+        for public_id, legs in (await session.execute(query)).all()
+        if public_id not in listed
+    ]
+    return len(state.positions) + sum(unlisted)
 
 
 async def todays_result(
@@ -159,9 +164,12 @@ async def check_open(
     state: DeviceState | None,
     provider_symbol: str,
     now: datetime,
+    *,
+    new_positions: int = 1,
 ) -> tuple[SkipReason | None, LossLimitTrip | None]:
     """The reason a protection refuses an open of ``device`` now (None: it may be issued),
-    and the owner's loss-limit notice when this is the limit's first trip of the day."""
+    and the owner's loss-limit notice when this is the limit's first trip of the day.
+    ``new_positions``: how many positions the open would add (its legs)."""
     if not symbol_allowed(provider_symbol, device.symbols_allowed, device.symbols_denied):
         return SkipReason.SYMBOL_NOT_ALLOWED, None
     if not within_trading_hours(device.trading_hours, now):
@@ -169,7 +177,8 @@ async def check_open(
     if state is None:
         return None, None
     limit = device.max_open_positions
-    if limit is not None and await open_trades(session, device.id, state, now) >= limit:
+    held = await open_positions(session, device.id, state, now) if limit is not None else 0
+    if limit is not None and held + new_positions > limit:
         return SkipReason.MAX_OPEN_POSITIONS, None
     if device.daily_loss_limit_minor is None or _today(device.loss_limit_resumed_at, now):
         return None, None

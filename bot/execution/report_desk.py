@@ -37,12 +37,12 @@ from bot.domain.signal_rules import decimal_or_none
 from bot.execution.device_keys import DeviceIdentity
 from bot.execution.reports import EventKind, PositionEventReport, Report, ReportKind
 from bot.infra.clock import Clock
+from bot.infra.group_commit import Gathering
 from bot.lifecycle import ShuttingDown
 from db.repositories.instructions import InstructionRepository, ReportTarget
 from db.repositories.position_events import EventTarget, PositionEventRepository
 
 if TYPE_CHECKING:
-    from bot.domain.publishing import SignalPublisher
     from bot.infra.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -161,14 +161,12 @@ class ReportDesk:
         clock: Clock,
         *,
         outbox: Outbox | None = None,
-        publisher: SignalPublisher | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.outbox = outbox
-        self.publisher = publisher
         self.max_batch = max_batch
         self._queue: list[_Queued] = []
         self._queued = asyncio.Event()
@@ -176,6 +174,7 @@ class ReportDesk:
         # Answers not given yet (drain waits for them).
         self._waiting: set[asyncio.Future[ReportReceipt]] = set()
         self._closing = False
+        self._gathering = Gathering()
 
     @property
     def waiting(self) -> int:
@@ -202,9 +201,12 @@ class ReportDesk:
             await self._queued.wait()
             self._queued.clear()
             while self._queue:
+                # Under load, the requests the last commit answered come back first.
+                await self._gathering.wait(self._queue.__len__, self._queued, self.max_batch)
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 await self._write(batch)
+                self._gathering.committed(len(batch))
 
     async def _write(self, batch: list[_Queued]) -> None:
         outcomes: Sequence[Outcome | Exception]
@@ -332,12 +334,14 @@ class ReportDesk:
             outcomes.append(ReportReceipt(public_id, duplicate=False))
         if rows:
             await repo.add(rows)
-            if self.publisher is not None:
-                approvals = {t.approval_id for t, _ in stored if t.approval_id is not None}
-                await self.publisher.refresh(session, approvals)
             if self.outbox is not None:
+                approvals = [
+                    (target.approval_id, target.owner_id)
+                    for target, _ in stored
+                    if target.approval_id is not None
+                ]
                 notices = [notice for t, e in stored if (notice := _close_notice(t, e))]
-                await self.outbox.notice_many(session, notices)
+                await self.outbox.refresh_and_notice(session, approvals, notices)
         return outcomes
 
     async def _credit(
@@ -366,14 +370,15 @@ class ReportDesk:
     async def _announce(self, session: AsyncSession, stored: Sequence[_Stored]) -> None:
         """Queue, in the reports' own transaction, the edits of the signals' messages and
         the owners' notices: they go out once the reports are stored, never before."""
-        if self.publisher is not None:
-            approval_ids = {
-                item.target.approval_id for item in stored if item.target.approval_id is not None
-            }
-            await self.publisher.refresh(session, approval_ids)
-        if self.outbox is not None:
-            notices = [notice for item in stored if (notice := _notice(item.target, item.report))]
-            await self.outbox.notice_many(session, notices)
+        if self.outbox is None:
+            return
+        approvals = [
+            (item.target.approval_id, item.target.owner_id)
+            for item in stored
+            if item.target.approval_id is not None
+        ]
+        notices = [notice for item in stored if (notice := _notice(item.target, item.report))]
+        await self.outbox.refresh_and_notice(session, approvals, notices)
 
     async def drain(self) -> None:
         """Let queued reports finish (shutdown, tests)."""

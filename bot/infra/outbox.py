@@ -185,10 +185,7 @@ class Outbox:
     ) -> None:
         """Several (chat id, code, params) notices, in one statement."""
         now = self.clock()
-        rows = [
-            self._row(chat_id, NOTICE, now, text=json.dumps({"code": code, "params": params}))
-            for chat_id, code, params in notices
-        ]
+        rows = [self._notice_row(chat_id, code, params, now) for chat_id, code, params in notices]
         await self._add(session, rows)
 
     async def edit(
@@ -211,20 +208,14 @@ class Outbox:
         )
         await self._add(session, [row])
 
-    async def announce(
-        self,
-        session: AsyncSession,
-        approvals: Sequence[tuple[int, int]],
-        not_after: datetime,
-    ) -> None:
-        """A signal's message for each (approval id, user id), rendered when sent; worth
-        sending until ``not_after`` (the signal's end)."""
-        now = self.clock()
-        rows = [
-            self._row(user_id, APPROVAL, now, not_after, approval_id=approval_id)
-            for approval_id, user_id in approvals
-        ]
-        await self._add(session, rows)
+    async def announce(self, session: AsyncSession, signal_id: int, not_after: datetime) -> None:
+        """A signal's message for each of its approvals, rendered when sent; worth
+        sending until ``not_after`` (the signal's end). One statement, however many
+        recipients: the rows are made from the approvals in the database."""
+        if await OutboxRepository(session).add_for_approvals(
+            signal_id, APPROVAL, self.clock(), not_after
+        ):
+            after_commit(session, self._wake)
 
     async def refresh(self, session: AsyncSession, approval_ids: Iterable[int]) -> None:
         """These approvals' messages must show what is stored now (after the commit)."""
@@ -234,12 +225,36 @@ class Outbox:
         query = select(Approval.id, Approval.user_id).where(Approval.id.in_(ids))
         now = self.clock()
         rows = [
-            self._row(
-                user_id, REFRESH, now, approval_id=approval_id, dedupe_key=refresh_key(approval_id)
-            )
+            self._refresh_row(approval_id, user_id, now)
             for approval_id, user_id in (await session.execute(query)).all()
         ]
         await self._add(session, rows)
+
+    async def refresh_and_notice(
+        self,
+        session: AsyncSession,
+        approvals: Iterable[tuple[int, int]],
+        notices: Iterable[tuple[int, str, Mapping[str, Any]]],
+    ) -> None:
+        """The refreshes of these (approval id, user id) messages and these (chat id,
+        code, params) notices, in one statement: what a batch of device reports tells."""
+        now = self.clock()
+        rows = [
+            self._refresh_row(approval_id, user_id, now)
+            for approval_id, user_id in sorted(set(approvals))
+        ]
+        rows += [self._notice_row(chat_id, code, params, now) for chat_id, code, params in notices]
+        await self._add(session, rows)
+
+    def _refresh_row(self, approval_id: int, user_id: int, now: datetime) -> dict[str, Any]:
+        return self._row(
+            user_id, REFRESH, now, approval_id=approval_id, dedupe_key=refresh_key(approval_id)
+        )
+
+    def _notice_row(
+        self, chat_id: int, code: str, params: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return self._row(chat_id, NOTICE, now, text=json.dumps({"code": code, "params": params}))
 
     async def refresh_signal(self, session: AsyncSession, signal_id: int) -> None:
         """Every message of the signal must show what is stored now (after the commit)."""

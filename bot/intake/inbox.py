@@ -40,6 +40,7 @@ from bot.chat.middlewares.inbox import ATTEMPT_KEY, CLAIMED_KEY, Attempt
 from bot.container import Container
 from bot.domain.notices import NoticeCode
 from bot.infra.clock import Clock
+from bot.infra.group_commit import Gathering
 from bot.infra.updatelog import Outcome, UpdateTrace
 from db.models import DeadLetter
 from db.repositories.dead_letters import DeadLetterRepository
@@ -51,6 +52,8 @@ Job = Callable[[], Awaitable[None]]
 PRUNE_INTERVAL_S = 3600.0
 # Marks of read-only updates are written this often, in one statement (MarkBatcher).
 MARK_INTERVAL_S = 0.05
+# Claims stored per transaction at most.
+CLAIM_BATCH = 500
 # The key of ``received_at`` (UTC time of the claim) in the data of every update.
 RECEIVED_AT_KEY = "received_at"
 
@@ -138,7 +141,8 @@ class ChatQueues:
 
 
 class ClaimBatcher:
-    """Group commit of claims: whatever arrived while the last INSERT ran goes in the next.
+    """Group commit of claims: whatever arrived while the last INSERT ran goes in the next,
+    and under load the deliveries the last commit answered too (bot/infra/group_commit.py).
 
     No timer: a lone delivery is written at once, a burst shares one transaction.
     """
@@ -148,19 +152,23 @@ class ClaimBatcher:
         self.clock = clock
         self._batch: list[tuple[int, str, asyncio.Future[datetime | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+        self._gathering = Gathering()
 
     async def claim(self, update_id: int, raw: str) -> datetime | None:
         """The time of the claim when this call inserted the id; None when it was stored
         already."""
         future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
         self._batch.append((update_id, raw, future))
+        self._arrived.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
         while self._batch:
-            batch, self._batch = self._batch, []
+            await self._gathering.wait(self._batch.__len__, self._arrived, CLAIM_BATCH)
+            batch, self._batch = self._batch[:CLAIM_BATCH], self._batch[CLAIM_BATCH:]
             now = self.clock()
             try:
                 async with self.sessionmaker.begin() as session:
@@ -175,6 +183,7 @@ class ClaimBatcher:
                 for update_id, _, future in batch:
                     if not future.done():
                         future.set_result(now if update_id in claimed else None)
+            self._gathering.committed(len(batch))
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -189,6 +189,7 @@ class InstructionRepository:
     async def pending(self, device_pk: int, now: datetime) -> list[PendingRow]:
         """The device's unreported instructions, oldest first; opens only while their
         signal is open and unexpired and the device is not paused (age is the caller's)."""
+        # An outer join: close_all belongs to no signal.
         query = (
             select(Instruction, Signal.public_id, Signal.issued_at, Device.max_signal_age)
             .outerjoin(Signal, Signal.id == Instruction.signal_id)

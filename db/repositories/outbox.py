@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Approval, OutboxMessage
@@ -20,7 +37,7 @@ EXPIRED = "expired"
 BLOCKED = "blocked"
 FAILED = "failed"
 
-_TABLE = cast(Table, OutboxMessage.__table__)
+_TABLE = typed(Table, OutboxMessage.__table__)
 _ROW_COLUMNS = (
     _TABLE.c.id,
     _TABLE.c.chat_id,
@@ -124,9 +141,6 @@ _LEASE = (
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"), dedupe_key=None)
     .returning(*_ROW_COLUMNS)
 )
-_SETTLE_SENT = _settle_update(
-    state=SENT, sent_at=bindparam("at"), sent_message_id=bindparam("mid"), dedupe_key=None
-)
 _SETTLE_RETRY = _settle_update(
     next_attempt_at=bindparam("at"),
     last_error=bindparam("error"),
@@ -140,12 +154,44 @@ _SETTLE_ENDED = _settle_update(
     attempts=_TABLE.c.attempts + 1,
     dedupe_key=None,
 )
-_APPROVALS = cast(Table, Approval.__table__)
-_FIRST_MESSAGE = (
-    update(_APPROVALS)
-    .where(_APPROVALS.c.id == bindparam("approval"))
-    .values(message_id=bindparam("mid"))
-)
+_APPROVALS = typed(Table, Approval.__table__)
+
+
+def _value_by_id(dialect: str, row_id: Any) -> Any:
+    """The integer that the JSON object parameter ``values`` holds under the row's id (or
+    NULL): one parameter carries a whole batch's per-row values, so a batch is one
+    statement with one set of parameters rather than one per row."""
+    values = bindparam("values", type_=Text)
+    if dialect == "postgresql":
+        return cast(cast(values, JSONB)[cast(row_id, Text)].astext, BigInteger)
+    path = literal('$."').concat(cast(row_id, Text)).concat('"')
+    return cast(func.json_extract(values, path), BigInteger)
+
+
+def _sent_statements(dialect: str) -> tuple[Any, Any]:
+    """(the sent rows, the approvals whose first message they were): both keyed by
+    ``ids`` and taking their message ids from ``values``."""
+    sent = (
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            state=SENT,
+            sent_at=bindparam("at"),
+            sent_message_id=_value_by_id(dialect, _TABLE.c.id),
+            lease_owner=None,
+            lease_until=None,
+            dedupe_key=None,
+        )
+    )
+    first = (
+        update(_APPROVALS)
+        .where(_APPROVALS.c.id.in_(bindparam("ids", expanding=True)))
+        .values(message_id=_value_by_id(dialect, _APPROVALS.c.id))
+    )
+    return sent, first
+
+
+_SENT_STATEMENTS = {dialect: _sent_statements(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 class OutboxRepository:
@@ -182,6 +228,41 @@ class OutboxRepository:
         )
         await self.session.execute(statement, full)
 
+    async def add_for_approvals(
+        self, signal_id: int, kind: str, now: datetime, not_after: datetime
+    ) -> int:
+        """A row of ``kind`` for every approval of the signal, to its user, in approval id
+        order (INSERT ... SELECT: one statement for a broadcast); how many."""
+        approvals = (
+            select(
+                _APPROVALS.c.user_id,
+                literal(kind),
+                _APPROVALS.c.id,
+                literal(PENDING),
+                literal(0),
+                bindparam("now", type_=_TABLE.c.created_at.type),
+                bindparam("now", type_=_TABLE.c.created_at.type),
+                bindparam("not_after", type_=_TABLE.c.not_after.type),
+            )
+            .where(_APPROVALS.c.signal_id == bindparam("signal_id"))
+            .order_by(_APPROVALS.c.id)
+        )
+        columns = [
+            "chat_id",
+            "kind",
+            "approval_id",
+            "state",
+            "attempts",
+            "created_at",
+            "next_attempt_at",
+            "not_after",
+        ]
+        result = await self.session.execute(
+            _TABLE.insert().from_select(columns, approvals),
+            {"signal_id": signal_id, "now": now, "not_after": not_after},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def claim(
         self, owner: str, now: datetime, until: datetime, limit: int
     ) -> list[OutboxRow]:
@@ -211,16 +292,26 @@ class OutboxRepository:
         ended = [o for o in outcomes if isinstance(o, Ended)]
         conn = await self.session.connection()
         if sent:
+            # One statement each for the whole batch (a broadcast settles thousands);
+            # sent_at is the batch's latest send, milliseconds from the others.
+            settle_sent, first_message = _SENT_STATEMENTS[conn.dialect.name]
             await conn.execute(
-                _SETTLE_SENT, [{"row_id": o.id, "at": o.at, "mid": o.message_id} for o in sent]
+                settle_sent,
+                {
+                    "ids": [o.id for o in sent],
+                    "at": max(o.at for o in sent),
+                    "values": json.dumps({o.id: o.message_id for o in sent}),
+                },
             )
-            firsts = [
-                {"approval": o.approval_id, "mid": o.message_id}
+            firsts = {
+                o.approval_id: o.message_id
                 for o in sent
                 if o.approval_id is not None and o.message_id is not None
-            ]
+            }
             if firsts:
-                await conn.execute(_FIRST_MESSAGE, firsts)
+                await conn.execute(
+                    first_message, {"ids": list(firsts), "values": json.dumps(firsts)}
+                )
         for counts, statement in ((True, _SETTLE_RETRY), (False, _SETTLE_WAIT)):
             batch = [
                 {"row_id": o.id, "at": o.at, "error": o.error[:200]}

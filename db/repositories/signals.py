@@ -28,6 +28,28 @@ class Candidate:
     auto_approve: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """An approval as a plain row (what rendering its message reads)."""
+
+    id: int
+    signal_id: int
+    user_id: int
+    decision: str
+    message_id: int | None
+    decided_at: datetime | None
+
+
+_APPROVAL_COLUMNS = (
+    Approval.id,
+    Approval.signal_id,
+    Approval.user_id,
+    Approval.decision,
+    Approval.message_id,
+    Approval.decided_at,
+)
+
+
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -95,18 +117,11 @@ class SignalRepository:
         rows = (await self.session.execute(query)).all()
         return [Candidate(int(row[0]), bool(row[1]), bool(row[2])) for row in rows]
 
-    async def add_approvals(self, rows: Sequence[dict[str, object]]) -> dict[int, int]:
-        """Insert approvals in one statement; user id → approval id.
-
-        (Asking RETURNING for the parameters' order makes SQLite insert row by row, 20x
-        slower; the user id in each returned row is enough to match them.)
-        """
-        if not rows:
-            return {}
-        table = cast(Table, Approval.__table__)
-        statement = insert(table).returning(table.c.id, table.c.user_id)
-        result = await self.session.execute(statement, rows)
-        return {int(row[1]): int(row[0]) for row in result.all()}
+    async def add_approvals(self, rows: Sequence[dict[str, object]]) -> None:
+        """Insert approvals in one statement (executemany: no ids come back; the outbox
+        rows of their messages are made from the table, bot/infra/outbox.py)."""
+        if rows:
+            await self.session.execute(insert(cast(Table, Approval.__table__)), rows)
 
     async def approval(self, signal_id: int, user_id: int) -> Approval | None:
         query = select(Approval).where(Approval.signal_id == signal_id, Approval.user_id == user_id)
@@ -153,17 +168,21 @@ class SignalRepository:
         )
         return {str(row[0]): int(row[1]) for row in (await self.session.execute(query)).all()}
 
-    async def with_signals(self, approval_ids: Sequence[int]) -> list[tuple[Approval, Signal]]:
-        """Approvals with their signals, for rendering messages."""
-        found: list[tuple[Approval, Signal]] = []
+    async def with_signals(self, approval_ids: Sequence[int]) -> list[tuple[ApprovalRow, Signal]]:
+        """Approvals with their signals, for rendering messages: the approvals as plain
+        rows (a broadcast renders thousands), each distinct signal loaded once."""
+        approvals: list[ApprovalRow] = []
         for part in chunks(approval_ids):
-            query = (
-                select(Approval, Signal)
-                .join(Signal, Signal.id == Approval.signal_id)
-                .where(Approval.id.in_(part))
-            )
-            found.extend((row[0], row[1]) for row in (await self.session.execute(query)).all())
-        return found
+            query = select(*_APPROVAL_COLUMNS).where(Approval.id.in_(part))
+            approvals.extend(ApprovalRow(*row) for row in (await self.session.execute(query)).all())
+        wanted = sorted({approval.signal_id for approval in approvals})
+        signals: dict[int, Signal] = {}
+        for part in chunks(wanted):
+            for signal in (
+                await self.session.scalars(select(Signal).where(Signal.id.in_(part)))
+            ).all():
+                signals[signal.id] = signal
+        return [(approval, signals[approval.signal_id]) for approval in approvals]
 
     async def expire_pending(self, now: datetime) -> list[int]:
         """Pending approvals of open signals past their expiry → expired; their ids."""

@@ -14,3 +14,4 @@ from bot.chat.texts.payouts import *  # noqa: F403
 from bot.chat.texts.referrals import *  # noqa: F403
 from bot.chat.texts.signals import *  # noqa: F403
 from bot.chat.texts.trade import *  # noqa: F403
+from bot.chat.texts.trading import *  # noqa: F403

@@ -9,7 +9,10 @@ from aiogram import html
 from bot.chat.i18n import Text
 from bot.chat.texts.devices import format_lot
 from bot.chat.texts.payouts import state_name
+from bot.chat.texts.signals import SYNTAX_PROBLEMS, syntax_problem
+from bot.chat.texts.trading import TRADE_MESSAGES
 from bot.domain.errors import AppError, ErrorCode
+from bot.domain.signal_syntax import SignalSyntaxError
 
 MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.NOT_AVAILABLE: Text("This is not available any more."),
@@ -33,10 +36,6 @@ MESSAGES: dict[ErrorCode, Text] = {
     ),
     ErrorCode.DEVICE_LIMIT_REACHED: Text(
         "You have {limit} devices, the most allowed. Revoke one in its settings to add another."
-    ),
-    ErrorCode.DEVICE_NOT_V11: Text(
-        "<b>{name}</b> runs an EA that does not report its state (protocol 1.1), so it "
-        "cannot close all; update the EA and let it connect once."
     ),
     ErrorCode.LOSS_LIMIT_NOT_TRIPPED: Text(
         "The daily loss limit of this device is not holding anything today."
@@ -85,11 +84,13 @@ MESSAGES: dict[ErrorCode, Text] = {
     ErrorCode.SIGNAL_NOT_FOUND: Text("There is no such signal."),
     ErrorCode.SIGNAL_NOT_OPEN: Text("This signal is {state}; it cannot be changed any more."),
     ErrorCode.SIGNAL_INVALID: Text("The signal is not valid: {listing}."),
+    **TRADE_MESSAGES,
 }
+# Errors worded per kind of problem (every kind has its sentence).
+BY_PROBLEM = {ErrorCode.SIGNAL_SYNTAX: SYNTAX_PROBLEMS}
 # Errors whose sentence comes with them: the provider API's and the device protocol's
 # (English, part of those contracts), shown as they are.
 AS_SENT = {
-    ErrorCode.SIGNAL_SYNTAX: "problem",
     ErrorCode.UNKNOWN_INSTRUCTION: "message",
     ErrorCode.UNKNOWN_SIGNAL: "message",
     ErrorCode.REPORT_CONFLICT: "message",
@@ -107,6 +108,8 @@ def _param(value: object) -> object:
 
 def error_text(error: AppError) -> str:
     """The user's sentence for a domain error, in the current language."""
+    if isinstance(error, SignalSyntaxError):
+        return syntax_problem(error)
     if error.code in AS_SENT:
         return html.quote(str(error.params[AS_SENT[error.code]]))
     params = {name: _param(value) for name, value in error.params.items()}

@@ -25,6 +25,7 @@ from bot.domain.signal_dto import (
     SignalDTO,
 )
 from bot.domain.signal_rules import format_decimal
+from bot.domain.signal_syntax import CHAT_NAMES, SignalSyntaxError, SyntaxProblem
 
 SIDE_MARK = {"buy": "🟢", "sell": "🔴"}
 DECISION_LINES = {
@@ -136,7 +137,7 @@ SETTINGS_LINES = (
     (
         "notify_closes",
         Text("Close notifications"),
-        Text("a message when a position of a device closes (take profit, stop loss, by hand)"),
+        Text("a message when a position closes (take profit, stop loss, Close all, by hand)"),
     ),
 )
 SETTING_ON = Text("on")
@@ -277,9 +278,35 @@ def levels_help(example: str) -> str:
     return LEVELS_HELP.format(example=html.quote(example))
 
 
-def input_problem(problem: str, help_text: str) -> str:
-    """A syntax problem (plain text) and how to write it right."""
-    return f"{html.quote(problem)}\n\n{help_text}"
+SYNTAX_PROBLEMS = {
+    SyntaxProblem.NO_SYMBOL: Text("Write the symbol and the side after /signal."),
+    SyntaxProblem.NO_SIDE: Text("After the symbol comes the side: buy or sell."),
+    SyntaxProblem.NOT_A_SIDE: Text("“{word}” is not a side: write buy or sell."),
+    SyntaxProblem.NEEDS_PRICE: Text("“{word}” needs a price after it."),
+    SyntaxProblem.NEEDS_DURATION: Text("“{word}” needs a duration such as 15m after it."),
+    SyntaxProblem.NOT_A_DURATION: Text(
+        "“{word}” after exp is not a duration: write e.g. 90s, 15m, 2h or 1d."
+    ),
+    SyntaxProblem.NO_LEVELS: Text("Send the new levels, e.g. “sl 1.0810 tp 1.0960”."),
+    SyntaxProblem.NOT_A_LEVEL: Text("“{word}” is not sl or tp."),
+    SyntaxProblem.NEEDS_LEVEL: Text("“{word}” needs a price (or none) after it."),
+    SyntaxProblem.TP_NONE_WITH_OTHERS: Text(
+        "“tp none” removes the take profits; give no other tp with it."
+    ),
+    SyntaxProblem.TWICE: Text("{name} is given twice."),
+}
+ORDER_TYPE_NAME = Text("order type")
+
+
+def syntax_problem(error: SignalSyntaxError) -> str:
+    """What could not be read in a /signal command or a change of levels."""
+    name = str(ORDER_TYPE_NAME) if error.field == "order_type" else CHAT_NAMES.get(error.field, "")
+    return SYNTAX_PROBLEMS[error.problem].format(word=html.quote(error.word), name=name)
+
+
+def input_problem(error: SignalSyntaxError, help_text: str) -> str:
+    """A syntax problem and how to write it right."""
+    return f"{syntax_problem(error)}\n\n{help_text}"
 
 
 def input_invalid(fields: dict[str, str], names: dict[str, str], help_text: str) -> str:

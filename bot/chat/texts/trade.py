@@ -56,7 +56,7 @@ LOSS_LIMIT_NOTICE = Text(
     "{limit} {currency}. New signals are skipped on this device until 00:00 UTC.\n"
     "Press Resume to trade again today anyway."
 )
-BUTTON_RESUME = Text("▶️ Resume today")
+BUTTON_RESUME_TODAY = Text("▶️ Resume today")
 LOSS_LIMIT_RESUMED = Text(
     "▶️ <b>{device}</b>: the daily loss limit is lifted until 00:00 UTC; new signals go "
     "to this device again."
