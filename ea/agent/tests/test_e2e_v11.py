@@ -21,14 +21,15 @@ from signalbridge_agent.paper import PaperSymbol, PricePath
 from signalbridge_agent.protocol import OrderType, Side
 from signalbridge_agent.trading import OpenOrder, SymbolSpec
 
+from bot.chat.callbacks import DeviceAction
 from bot.container import Container
-from bot.execution.issuing import issue_close_all
 from db.models import ExecutionRecord
 from tests.agent_support import V11_SETTINGS, Device, run_device
-from tests.conftest import FakeClock
+from tests.conftest import Chat, FakeClock
 from tests.devices_support import add_device
 from tests.fake_bot_api import FakeBotAPI
 from tests.loop_support import approve, publish, settle, stored_instructions, stored_records
+from tests.test_devices_chat import press_data
 from tests.wire_support import set_device, stored_events, stored_state
 
 OWNER = 4201
@@ -286,8 +287,12 @@ async def test_a_price_moved_from_the_signals_is_refused_with_90005(
     assert "112 points from the signal's 1.084" in (records[1].message or "")
 
 
-async def test_close_all_closes_only_the_agents_own_positions(
-    server: TestClient[Any, Any], container: Container, clock: FakeClock, tmp_path: Path
+async def test_close_all_confirmed_in_the_chat_closes_only_the_agents_own_positions(
+    server: TestClient[Any, Any],
+    container: Container,
+    clock: FakeClock,
+    chat: Chat,
+    tmp_path: Path,
 ) -> None:
     device, credentials = await v11_device(
         container, tp_mode="split", tp_shares=["0.5", "0.5"], lot_size=D("0.20")
@@ -303,10 +308,18 @@ async def test_close_all_closes_only_the_agents_own_positions(
             OpenOrder("by hand", "EURUSD", Side.SELL, OrderType.MARKET, None, None, None, D("1"))
         )
         ea.quotes.set("EURUSD", "1.08600", "1.08612")
-        async with container.sessionmaker.begin() as session:
-            issued = await issue_close_all(
-                session, OWNER, device.pk, clock.now, container.signals.wake_device
-            )
+
+        async def both_legs_reported() -> bool:
+            state = await stored_state(container, device.pk)
+            return state is not None and len(state.positions) == 2
+
+        await eventually(both_legs_reported)  # the agent's state: its own two, not the third
+        calls = await chat.press(OWNER, press_data(DeviceAction.CLOSE_ALL, device.pk))
+        assert any(
+            "Close all 2 positions opened by signalbridge" in str(call.params.get("text"))
+            for call in calls
+        )
+        await chat.press(OWNER, press_data(DeviceAction.CLOSE_ALL_CONFIRM, device.pk))
         closed = await events_stored(container, 2)
         assert [(e.event, e.reason, e.leg, e.ticket, e.volume) for e in closed] == [
             ("closed", "close_all", 0, 5000001, D("0.1")),
@@ -318,14 +331,14 @@ async def test_close_all_closes_only_the_agents_own_positions(
         assert ea.journal.holdings() == []
         received = ea.received()[-1]
         assert received == {
-            "id": issued.instruction_id,
+            "id": received["id"],
             "action": "close_all",
             "issued_at": received["issued_at"],
         }
         await ea.until(lambda: ea.unsent() == 0)
     await settle(container)
     states = {i.public_id: i.state for i in await stored_instructions(container)}
-    assert states[issued.instruction_id] == "acked"
+    assert states[received["id"]] == "acked"
 
 
 async def test_events_are_idempotent_201_then_200_duplicate_and_409_on_other_content(
