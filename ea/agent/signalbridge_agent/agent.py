@@ -108,6 +108,8 @@ _REFUSED = {"invalid_signature", "missing_credentials"}
 # How far back history is searched for an order sent before a crash.
 _HISTORY_MARGIN = timedelta(days=1)
 STATE_PATH = "/api/v1/ea/state"
+# Symbols described in a state at most (the server takes 100).
+STATE_SYMBOLS = 100
 # The journal's meta key for what the server last said about v1.1: "1.1" or "1".
 _SERVER_PROTOCOL = "server_protocol"
 
@@ -1154,8 +1156,11 @@ class Agent:
             if current is not None and current.kind is HoldingKind.POSITION:
                 positions.append((owned, current))
         symbols: list[SymbolData] = []
-        names = dict.fromkeys([*self.settings.symbols, *self.journal.symbols()])
+        # agent.symbols first, then the signals' symbols, the most recent first.
+        names = dict.fromkeys([*self.settings.symbols, *reversed(self.journal.symbols())])
         for name in names:
+            if len(symbols) == STATE_SYMBOLS:
+                break
             try:
                 symbols.append(await self._call(self.executor.symbol_data, name))
             except TradeError:

@@ -767,3 +767,13 @@ async def test_a_leg_opened_and_closed_while_the_agent_was_down_is_filled_then_c
     ]
     fill = rig.reports()[1][1]
     assert (fill["ticket"], fill["volume"]) == (5000001, "0.05")
+
+
+async def test_the_state_describes_100_symbols_at_most_the_most_recent_first(rig: Rig) -> None:
+    for number in range(105):
+        symbol = f"SYM{number:03d}"
+        rig.prices.set(symbol, "1.00000", "1.00010")
+        await rig.agent.process(open11(f"ins_many{number:03d}", symbol=symbol))
+    names = [s["name"] for s in (await rig.agent.state())["symbols"]]
+    assert len(names) == 100
+    assert names[:2] == ["SYM104", "SYM103"] and "SYM004" not in names
