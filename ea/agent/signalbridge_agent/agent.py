@@ -526,7 +526,8 @@ class Agent:
         """The open's whole volume from its ``sizing`` (5.2); 90003 below the minimum."""
         sizing = instruction.sizing
         if sizing is not None and sizing.mode is not SizingMode.FIXED:
-            if instruction.stop_loss is not None:
+            computable = data.tick_size > 0 and data.tick_value > 0
+            if instruction.stop_loss is not None and computable:
                 account = await self._call(self.executor.account)
                 price = order_price(
                     instruction.side, instruction.order_type, instruction.entry, quote
@@ -541,9 +542,12 @@ class Agent:
                 )
                 return lots
             logger.warning(
-                "instruction %s: %s without a stop loss; trading the server's volume %s",
+                "instruction %s: %s %s; trading the server's volume %s",
                 instruction.id,
                 sizing.mode.value,
+                "without a stop loss"
+                if computable
+                else f"but {instruction.symbol} has no tick value",
                 wire_decimal(instruction.volume),
             )
         fixed = sizing.lots if sizing is not None else None

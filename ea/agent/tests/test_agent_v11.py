@@ -777,3 +777,18 @@ async def test_the_state_describes_100_symbols_at_most_the_most_recent_first(rig
     names = [s["name"] for s in (await rig.agent.state())["symbols"]]
     assert len(names) == 100
     assert names[:2] == ["SYM104", "SYM103"] and "SYM004" not in names
+
+
+async def test_where_the_agent_cannot_size_it_trades_the_servers_estimate(
+    tmp_path: Path,
+) -> None:
+    unknown = PaperSymbol(SymbolSpec(D("0.01"), D("0.01"), D("50")), D("100000"), tick_value=D(0))
+    rig = Rig(tmp_path / "j.sqlite3", euro(), symbols={"EURUSD": unknown})
+    try:
+        risk = {"mode": "risk_percent", "percent": "1", "of": "balance"}
+        await rig.agent.process(open11(sizing=risk, volume="0.07"))
+        await rig.agent.process(open11("ins_v11open02", sizing=risk, volume="0.03", stop_loss=None))
+        assert [b["volume"] for k, b in rig.reports() if k == "fill"] == ["0.07", "0.03"]
+    finally:
+        rig.journal.close()
+        rig.paper.stop()
