@@ -15,12 +15,12 @@ After a restart, instructions journaled but not finished are finished first: an
 execution that was under way is reconciled with the executor's own positions, orders
 and history (by the tag in their comment) and never repeated.
 
-Protocol v1.1 (EA_PROTOCOL.md section 5): the device state goes to the server at start,
-after trade events and at least every minute; an ``open`` is sized, guarded and split into
-legs from its 5.2 fields; between polls the agent watches its positions (a close it did
-not order becomes a ``closed`` event) and manages their stop losses (breakeven, trailing,
-each move an ``sl_moved`` event at most every 10 s per position); ``close_all`` closes
-what it placed. An ``open`` without the 5.2 fields trades exactly as in v1.
+Protocol v1.1 (EA_PROTOCOL.md section 5): an ``open`` is sized, guarded and split into
+legs from its 5.2 fields (sizing.py); between polls the agent watches its positions (a
+close it did not order becomes a ``closed`` event) and its :class:`StopManager` manages
+their stop losses (stops.py); ``close_all`` closes what it placed; its
+:class:`StateReporter` sends the device state (state.py). An ``open`` without the 5.2
+fields trades exactly as in v1.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from signalbridge_agent.client import ApiError, Credentials, DeviceClient, Unreachable
+from signalbridge_agent.client import REFUSED, ApiError, Credentials, DeviceClient, Unreachable
 from signalbridge_agent.clock import ServerClock, WallClock
 from signalbridge_agent.journal import (
     Entry,
@@ -50,12 +50,6 @@ from signalbridge_agent.journal import (
     Report,
     ReportState,
     Stage,
-    encode,
-)
-from signalbridge_agent.management import (
-    SL_REPORT_INTERVAL_S,
-    breakeven_level,
-    trailing_level,
 )
 from signalbridge_agent.protocol import (
     AnyInstruction,
@@ -70,7 +64,6 @@ from signalbridge_agent.protocol import (
     SignalInstruction,
     SizingMode,
     Step,
-    TrailingStart,
     Unreadable,
     ack_body,
     closed_event,
@@ -78,12 +71,12 @@ from signalbridge_agent.protocol import (
     fill_body,
     instruction_id_of,
     parse_instruction,
-    sl_moved_event,
     wire_decimal,
 )
 from signalbridge_agent.signing import self_test
 from signalbridge_agent.sizing import check_guards, order_price, risk_lots, split_legs
-from signalbridge_agent.state import state_body
+from signalbridge_agent.state import StateReporter
+from signalbridge_agent.stops import StopManager
 from signalbridge_agent.trading import (
     Closed,
     Executor,
@@ -103,15 +96,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Answers after which nothing can work until the owner changes the credentials.
-_REFUSED = {"invalid_signature", "missing_credentials"}
 # How far back history is searched for an order sent before a crash.
 _HISTORY_MARGIN = timedelta(days=1)
-STATE_PATH = "/api/v1/ea/state"
-# Symbols described in a state at most (the server takes 100).
-STATE_SYMBOLS = 100
-# The journal's meta key for what the server last said about v1.1: "1.1" or "1".
-_SERVER_PROTOCOL = "server_protocol"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +192,23 @@ class Agent:
         self._refused: ApiError | None = None
         self._cycle = asyncio.Event()
         self.cycles = 0
-        self._server_wait: int | None = None  # the poll_wait of the last state's answer
-        self._state_due = True
-        self._state_at: float | None = None  # monotonic time of the last state attempt
-        self._monotonic = time.monotonic
-        self._managing = False  # some open position has stop-loss management
-        self._opens: dict[str, Open | None] = {}  # the journal's opens, parsed once
+        self.stops = StopManager(
+            executor,
+            journal,
+            self._call,
+            self.clock,
+            queued=self._reports_queued,
+            moved=self._state_changed,
+        )
+        self.states = StateReporter(
+            executor,
+            journal,
+            self.client,
+            self._call,
+            symbols=self.settings.symbols,
+            every=self.settings.state_every,
+            refuse=self._refuse,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,7 +232,7 @@ class Agent:
                 self.journal.path,
             )
             if self.settings.protocol == "1":
-                self.journal.set_meta(_SERVER_PROTOCOL, "1")  # no events either
+                self.journal.set_server_protocol("1")  # no state, no events
             else:
                 await self.send_state()
             await self.recover()
@@ -287,7 +284,11 @@ class Agent:
     def _reports_queued(self) -> None:
         self._all_sent.clear()
         self._send_wake.set()
-        self._state_due = True  # something happened: the server's picture is out of date
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        """Something happened: the server's picture of the device is out of date."""
+        self.states.due = True
 
     async def _until_sent(self, seconds: float) -> None:
         """Wait (at most ``seconds``) for the queued reports to be accepted; the whole time
@@ -319,7 +320,8 @@ class Agent:
         backoff = Backoff(self.settings.backoff_min, self.settings.backoff_max)
         repeats = Backoff(self.settings.backoff_min, self.settings.backoff_max)
         while not self._stopping.is_set():
-            await self._state_if_due()
+            if self.settings.protocol != "1":
+                await self.states.if_due()
             if self._refused is not None:
                 break
             try:
@@ -332,7 +334,7 @@ class Agent:
                 await self._pause(delay)
                 continue
             except ApiError as exc:
-                if exc.code in _REFUSED:
+                if exc.code in REFUSED:
                     self._refuse(exc)
                     break
                 delay = backoff.next()
@@ -961,7 +963,7 @@ class Agent:
         """The position is gone: journaled with its ``closed`` event, in one transaction
         (the event's id comes from the ticket, so it is queued once whatever happens)."""
         reports: list[Report] = []
-        if self.journal.meta(_SERVER_PROTOCOL) != "1":  # a v1 server has no events
+        if self.journal.events_wanted():
             body = closed_event(
                 owned.instruction_id,
                 leg=owned.leg,
@@ -979,242 +981,28 @@ class Agent:
         self.journal.own([closed], reports)
         self._reports_queued()
 
-    # ------------------------------------------------------------------ management
-
-    def _open_of(self, instruction_id: str) -> Open | None:
-        if instruction_id not in self._opens:
-            entry = self.journal.entry(instruction_id)
-            parsed = None
-            if entry is not None:
-                with contextlib.suppress(Unreadable):
-                    read = parse_instruction(entry.raw)
-                    parsed = read if isinstance(read, Open) else None
-            self._opens[instruction_id] = parsed
-        return self._opens[instruction_id]
+    # ------------------------------------------------------------------ management, state
 
     async def manage(self) -> None:
-        """Breakeven and trailing on the positions of opens that ask for them (5.2), then
-        the stop-loss moves due to be reported."""
-        managing = False
-        data: dict[str, SymbolData] = {}
-        quotes: dict[str, Quote] = {}
-        for owned in self.journal.holdings():
-            opened = self._open_of(owned.instruction_id)
-            if owned.kind is not HoldingKind.POSITION or opened is None:
-                continue
-            if opened.management is None:
-                continue
-            managing = True
-            try:
-                if owned.symbol not in data:
-                    data[owned.symbol] = await self._call(self.executor.symbol_data, owned.symbol)
-                    quotes[owned.symbol] = await self._call(self.executor.quote, owned.symbol)
-                current = await self._call(self.executor.holding, owned.ticket)
-            except TradeError as exc:
-                logger.warning("ticket %d not managed now: %s", owned.ticket, exc.message)
-                continue
-            if current is None or current.kind is not HoldingKind.POSITION:
-                continue
-            await self._manage_one(opened, owned, current, data[owned.symbol], quotes[owned.symbol])
-        self._managing = managing
-        self._report_moves()
-
-    async def _manage_one(
-        self, opened: Open, owned: Owned, current: Holding, data: SymbolData, quote: Quote
-    ) -> None:
-        assert opened.management is not None
-        rules = opened.management
-        state = self.journal.managed(owned.ticket)
-        if state.sl_intent is not None:
-            # A move was under way when the agent stopped: the broker knows if it happened.
-            moved = current.stop_loss == state.sl_intent
-            state = replace(
-                state, sl_intent=None, sl_moved=state.sl_intent if moved else state.sl_moved
-            )
-            self.journal.manage(state)
-        level: Decimal | None = None
-        breakeven_now = False
-        be = rules.breakeven
-        if (
-            be is not None
-            and not state.breakeven_done
-            and owned.leg != be.after_leg
-            and self._leg_hit_target(opened.id, be.after_leg)
-        ):
-            breakeven_now = True
-            level = breakeven_level(be, owned.side, current.price, data.point, current.stop_loss)
-        trail = rules.trailing
-        if trail is not None and (
-            trail.start is TrailingStart.AT_OPEN or state.breakeven_done or breakeven_now
-        ):
-            trailed = trailing_level(
-                trail,
-                owned.side,
-                quote,
-                data.point,
-                level if level is not None else current.stop_loss,
-            )
-            if trailed is not None:
-                level = trailed
-        if level is None:
-            if breakeven_now:  # already at or beyond breakeven
-                self.journal.manage(replace(state, breakeven_done=True))
-            return
-        self.journal.manage(replace(state, sl_intent=level))
-        try:
-            await self._call(self.executor.modify, current, level, current.take_profit)
-        except TradeError as exc:
-            logger.warning(
-                "ticket %d: stop loss not moved to %s (%d: %s); trying again later",
-                owned.ticket,
-                wire_decimal(level),
-                exc.code,
-                exc.message,
-            )
-            self.journal.manage(replace(state, sl_intent=None))
-            return
-        logger.info(
-            "ticket %d of signal %s: stop loss %s → %s (%s)",
-            owned.ticket,
-            owned.signal_id,
-            _level(current.stop_loss),
-            wire_decimal(level),
-            "breakeven" if breakeven_now else "trailing",
-        )
-        self.journal.manage(
-            replace(
-                state,
-                sl_intent=None,
-                sl_moved=level,
-                breakeven_done=state.breakeven_done or breakeven_now,
-            )
-        )
-        self._state_due = True
-
-    def _leg_hit_target(self, instruction_id: str, leg: int) -> bool:
-        return any(
-            o.leg == leg and o.exit_reason == CloseReason.TP.value
-            for o in self.journal.of_instruction(instruction_id)
-        )
-
-    def _report_moves(self) -> None:
-        """An ``sl_moved`` event for each position whose last level is not reported yet,
-        at most one per position per 10 s: the level it has then."""
-        now = self.clock.now()
-        for owned in self.journal.holdings():
-            state = self.journal.managed(owned.ticket)
-            if state.sl_moved is None or state.sl_moved == state.sl_reported:
-                continue
-            if (
-                state.sl_reported_at is not None
-                and (now - state.sl_reported_at).total_seconds() < SL_REPORT_INTERVAL_S
-            ):
-                continue
-            number = state.sl_reports + 1
-            body = sl_moved_event(
-                owned.instruction_id,
-                leg=owned.leg,
-                ticket=owned.ticket,
-                number=number,
-                stop_loss=state.sl_moved,
-                executed_at=now,
-            )
-            reports = [] if self.journal.meta(_SERVER_PROTOCOL) == "1" else [Report("event", body)]
-            self.journal.manage(
-                replace(state, sl_reported=state.sl_moved, sl_reported_at=now, sl_reports=number),
-                reports,
-            )
-            self._reports_queued()
-
-    # ------------------------------------------------------------------ device state
+        """Breakeven and trailing between polls, and the moves due to be reported."""
+        await self.stops.manage()
 
     def poll_wait(self) -> int:
         """The ``wait`` of the next poll: the server's ``poll_wait`` (at most ours; a 0,
         "work is pending", for one poll only), and no more than ``manage_wait`` while stop
         losses are managed between polls."""
-        wait = self.settings.poll_wait
-        if self._server_wait is not None:
-            wait = min(wait, self._server_wait)
-            if self._server_wait == 0:
-                self._server_wait = None  # "something is pending": this poll only
-        if self._managing:
+        wait = min(self.settings.poll_wait, self.states.server_wait(self.settings.poll_wait))
+        if self.stops.managing:
             wait = min(wait, self.settings.manage_wait)
         return wait
 
-    async def _state_if_due(self) -> None:
-        if self.settings.protocol == "1":
-            return
-        now = self._monotonic()
-        stale = self._state_at is None or now - self._state_at >= self.settings.state_every
-        if self._state_due or stale:
-            await self.send_state()
-
     async def state(self) -> dict[str, Any]:
         """The device state of 5.1, as the executor and the journal have it now."""
-        account = await self._call(self.executor.account)
-        positions: list[tuple[Owned, Holding]] = []
-        for owned in self.journal.holdings():
-            if owned.kind is not HoldingKind.POSITION:
-                continue
-            current = await self._call(self.executor.holding, owned.ticket)
-            if current is not None and current.kind is HoldingKind.POSITION:
-                positions.append((owned, current))
-        symbols: list[SymbolData] = []
-        # agent.symbols first, then the signals' symbols, the most recent first.
-        names = dict.fromkeys([*self.settings.symbols, *reversed(self.journal.symbols())])
-        for name in names:
-            if len(symbols) == STATE_SYMBOLS:
-                break
-            try:
-                symbols.append(await self._call(self.executor.symbol_data, name))
-            except TradeError:
-                logger.debug("symbol %s left out of the state: not on this account", name)
-        return state_body(
-            platform=self.executor.name,
-            build=await self._call(self.executor.build),
-            account=account,
-            positions=positions,
-            symbols=symbols,
-        )
+        return await self.states.body()
 
     async def send_state(self) -> bool:
-        """``POST /api/v1/ea/state``; True when the server took it. A v1 server (404) is
-        remembered: events are not queued for it, and it is asked again each minute."""
-        self._state_at = self._monotonic()
-        self._state_due = False
-        try:
-            body = await self.state()
-        except TradeError as exc:
-            logger.warning("device state not sent: %s", exc.message)
-            return False
-        try:
-            answer = await self.client.request("POST", STATE_PATH, encode(body))
-        except Unreachable as exc:
-            logger.warning("device state not sent (%s); will retry", exc)
-            self._state_due = True
-            return False
-        except ApiError as exc:
-            if exc.code in _REFUSED:
-                self._refuse(exc)
-            elif exc.status in (404, 405):
-                if self.journal.meta(_SERVER_PROTOCOL) != "1":
-                    logger.info(
-                        "the server does not take device state (%s): trading as a v1 device",
-                        exc.code,
-                    )
-                self.journal.set_meta(_SERVER_PROTOCOL, "1")
-            else:
-                logger.warning("device state refused: %s %s", exc, exc.fields or "")
-                if exc.retryable:
-                    self._state_due = True
-            return False
-        if self.journal.meta(_SERVER_PROTOCOL) != "1.1":
-            logger.info("the server speaks protocol 1.1: device state taken")
-            self.journal.set_meta(_SERVER_PROTOCOL, "1.1")
-        wait = answer.body.get("poll_wait") if isinstance(answer.body, dict) else None
-        if isinstance(wait, int) and not isinstance(wait, bool) and 0 <= wait <= 25:
-            self._server_wait = wait
-        return True
+        """``POST /api/v1/ea/state``; True when the server took it."""
+        return await self.states.send()
 
     # ------------------------------------------------------------------ recovery
 
@@ -1398,7 +1186,7 @@ class Agent:
                 logger.warning("report %s not sent (%s); will retry", item.report_id, exc)
                 return False
             except ApiError as exc:
-                if exc.code in _REFUSED:
+                if exc.code in REFUSED:
                     self._refuse(exc)
                     return False
                 if exc.retryable:

@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS managed (
     sl_reports INTEGER NOT NULL DEFAULT 0
 );
 """
+_SERVER_PROTOCOL = "server_protocol"
 # Columns added by v1.1 to a journal written by 1.0 (ALTER TABLE keeps its rows).
 _ADDED_COLUMNS = {"holdings": (("leg", "INTEGER"), ("exit_reason", "TEXT"))}
 
@@ -238,6 +239,18 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+    def server_protocol(self) -> str | None:
+        """What the server last said of protocol v1.1: "1.1" (it took a state), "1" (it
+        has no state endpoint) or None (not asked yet)."""
+        return self.meta(_SERVER_PROTOCOL)
+
+    def set_server_protocol(self, protocol: str) -> None:
+        self.set_meta(_SERVER_PROTOCOL, protocol)
+
+    def events_wanted(self) -> bool:
+        """Position events are queued unless the server is known to speak only v1."""
+        return self.server_protocol() != "1"
 
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

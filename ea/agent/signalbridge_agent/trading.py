@@ -8,13 +8,22 @@ one of the EA's own codes (EA_PROTOCOL.md 5.5).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from signalbridge_agent.protocol import CloseReason, OrderType, Side
+
+T = TypeVar("T")
+
+
+class TradeCall(Protocol):
+    """Runs an executor call on the agent's one trade thread and awaits its result."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
 
 
 class TradeError(Exception):
