@@ -509,10 +509,11 @@ class ExecutionRecord(Base):
 class PositionEvent(Base):
     """A position event of a v1.1 device (EA_PROTOCOL 5.4): closed, sl_moved or tp_moved.
 
-    ``instruction_id`` is the ``open`` the position belongs to. ``report_id`` shares the
-    device's report-id space with execution records' idempotency rules (201 / 200
-    duplicate with the same ``content_hash`` / 409 otherwise). ``reason`` is set for
-    ``closed`` (tp, sl, stop_out, manual, close_all, expert).
+    ``instruction_id`` is the ``open`` the position belongs to. ``report_id`` follows the
+    execution records' idempotency rules (201 / 200 duplicate with the same
+    ``content_hash`` / 409 otherwise) in a space of its own: unique among the device's
+    events (bot/execution/report_desk.py). ``reason`` is set for ``closed`` (tp, sl,
+    stop_out, manual, close_all, expert).
     """
 
     __tablename__ = "position_events"
