@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,18 @@ from aiohttp.test_utils import TestClient
 from signalbridge_agent.agent import Agent, AgentSettings
 from signalbridge_agent.client import Credentials
 from signalbridge_agent.journal import Journal
-from signalbridge_agent.paper import PaperExecutor, QuoteTable
+from signalbridge_agent.paper import PaperAccount, PaperExecutor, PaperSymbol, QuoteTable
 
 from bot.domain.devices import Credentials as DeviceCredentials
 from tests.conftest import FakeClock
 
-# Short waits: the tests' server answers at once and their faults are scripted.
-TEST_SETTINGS = AgentSettings(poll_wait=5, backoff_min=0.02, backoff_max=0.2, stop_within=3.0)
+# Short waits: the tests' server answers at once and their faults are scripted. A v1
+# device (no state sent): the tests written for protocol v1 see its exact instructions.
+TEST_SETTINGS = AgentSettings(
+    poll_wait=5, backoff_min=0.02, backoff_max=0.2, stop_within=3.0, protocol="1"
+)
+# A v1.1 device (EA_PROTOCOL section 5): sends its state, gets sized opens and close_all.
+V11_SETTINGS = replace(TEST_SETTINGS, protocol="1.1", manage_wait=1)
 
 
 def server_url(server: TestClient[Any, Any]) -> str:
@@ -35,6 +40,7 @@ class Device:
     quotes: QuoteTable
     journal: Journal
     task: asyncio.Task[None]
+    paper: PaperExecutor
     expect_failure: bool = False  # the test crashes the agent on purpose
 
     def received(self) -> list[dict[str, Any]]:
@@ -80,11 +86,16 @@ async def run_device(
     settings: AgentSettings = TEST_SETTINGS,
     secret: str | None = None,
     wall_clock: Callable[[], float] | None = None,
+    symbols: Mapping[str, PaperSymbol] | None = None,
+    account: PaperAccount | None = None,
 ) -> AsyncIterator[Device]:
-    """Start an agent for the device; stop it (cleanly) when the block ends."""
+    """Start an agent for the device; stop it (cleanly) when the block ends. ``quotes``
+    may be a PricePath the test plays; ``symbols`` and ``account`` set up the paper broker."""
     table = quotes or QuoteTable()
     journal = Journal(journal_path, credentials.device_id)
-    executor = PaperExecutor(journal_path, table, clock=lambda: clock.now)
+    executor = PaperExecutor(
+        journal_path, table, clock=lambda: clock.now, symbols=symbols, account=account
+    )
     agent = Agent(
         Credentials(server_url(server), credentials.device_id, secret or credentials.secret),
         executor,
@@ -94,7 +105,7 @@ async def run_device(
         after_execute=after_execute,
     )
     task = asyncio.create_task(agent.run())
-    device = Device(agent, table, journal, task)
+    device = Device(agent, table, journal, task, executor)
     try:
         yield device
     finally:

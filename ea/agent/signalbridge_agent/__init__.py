@@ -1,3 +1,3 @@
 """signalbridge's device agent: a Python alternative to the MetaTrader EAs (EA_PROTOCOL.md)."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

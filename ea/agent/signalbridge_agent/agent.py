@@ -14,6 +14,13 @@ One instruction at a time, in the order the server lists them:
 After a restart, instructions journaled but not finished are finished first: an
 execution that was under way is reconciled with the executor's own positions, orders
 and history (by the tag in their comment) and never repeated.
+
+Protocol v1.1 (EA_PROTOCOL.md section 5): an ``open`` is sized, guarded and split into
+legs from its 5.2 fields (sizing.py); between polls the agent watches its positions (a
+close it did not order becomes a ``closed`` event) and its :class:`StopManager` manages
+their stop losses (stops.py); ``close_all`` closes what it placed; its
+:class:`StateReporter` sends the device state (state.py). An ``open`` without the 5.2
+fields trades exactly as in v1.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from signalbridge_agent.client import ApiError, Credentials, DeviceClient, Unreachable
+from signalbridge_agent.client import REFUSED, ApiError, Credentials, DeviceClient, Unreachable
 from signalbridge_agent.clock import ServerClock, WallClock
 from signalbridge_agent.journal import (
     Entry,
@@ -48,12 +55,18 @@ from signalbridge_agent.protocol import (
     AnyInstruction,
     Cancel,
     Close,
+    CloseAll,
+    CloseReason,
     Code,
     Modify,
     Open,
+    OrderType,
+    SignalInstruction,
+    SizingMode,
     Step,
     Unreadable,
     ack_body,
+    closed_event,
     error_body,
     fill_body,
     instruction_id_of,
@@ -61,12 +74,18 @@ from signalbridge_agent.protocol import (
     wire_decimal,
 )
 from signalbridge_agent.signing import self_test
+from signalbridge_agent.sizing import check_guards, order_price, risk_lots, split_legs
+from signalbridge_agent.state import StateReporter
+from signalbridge_agent.stops import StopManager
 from signalbridge_agent.trading import (
     Closed,
     Executor,
+    Exit,
     Holding,
     HoldingKind,
     OpenOrder,
+    Quote,
+    SymbolData,
     SymbolSpec,
     TradeError,
     round_volume,
@@ -77,25 +96,43 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Answers after which nothing can work until the owner changes the credentials.
-_REFUSED = {"invalid_signature", "missing_credentials"}
 # How far back history is searched for an order sent before a crash.
 _HISTORY_MARGIN = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
-    poll_wait: int = 20  # seconds the server may hold a poll (0-25)
+    poll_wait: int = 20  # seconds the server may hold a poll (0-25); the server's own wait if less
     max_age: timedelta = timedelta(minutes=15)  # older instructions: error 90001, no trade
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     stop_within: float = 4.0  # seconds left for the last reports once told to stop
+    manage_wait: int = 1  # the poll's wait while stop losses are managed (0-25)
+    state_every: float = 60.0  # seconds between device states at the most
+    symbols: tuple[str, ...] = ()  # described in the state beside those of the signals
+    protocol: str = "1.1"  # "1": act as a v1 device (no state, no events; v1 instructions)
 
     def __post_init__(self) -> None:
         if not 0 <= self.poll_wait <= 25:
             raise ValueError("poll_wait must be 0-25 seconds")
+        if not 0 <= self.manage_wait <= 25:
+            raise ValueError("manage_wait must be 0-25 seconds")
         if self.max_age <= timedelta(0):
             raise ValueError("max_age must be positive")
+        if not 0 < self.state_every <= 60:
+            raise ValueError("state_every must be above 0 and at most 60 seconds")
+        if self.protocol not in ("1", "1.1"):
+            raise ValueError('protocol must be "1" or "1.1"')
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """One position of an open: leg ``leg`` (None: a v1 open's one position)."""
+
+    leg: int | None
+    tag: str
+    volume: Decimal
+    take_profit: Decimal | None
 
 
 class CredentialsRefused(Exception):
@@ -155,6 +192,23 @@ class Agent:
         self._refused: ApiError | None = None
         self._cycle = asyncio.Event()
         self.cycles = 0
+        self.stops = StopManager(
+            executor,
+            journal,
+            self._call,
+            self.clock,
+            queued=self._reports_queued,
+            moved=self._state_changed,
+        )
+        self.states = StateReporter(
+            executor,
+            journal,
+            self.client,
+            self._call,
+            symbols=self.settings.symbols,
+            every=self.settings.state_every,
+            refuse=self._refuse,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +231,10 @@ class Agent:
                 self.executor.name,
                 self.journal.path,
             )
+            if self.settings.protocol == "1":
+                self.journal.set_server_protocol("1")  # no state, no events
+            else:
+                await self.send_state()
             await self.recover()
             sender = asyncio.create_task(self._send_forever())
             try:
@@ -226,6 +284,11 @@ class Agent:
     def _reports_queued(self) -> None:
         self._all_sent.clear()
         self._send_wake.set()
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        """Something happened: the server's picture of the device is out of date."""
+        self.states.due = True
 
     async def _until_sent(self, seconds: float) -> None:
         """Wait (at most ``seconds``) for the queued reports to be accepted; the whole time
@@ -257,8 +320,12 @@ class Agent:
         backoff = Backoff(self.settings.backoff_min, self.settings.backoff_max)
         repeats = Backoff(self.settings.backoff_min, self.settings.backoff_max)
         while not self._stopping.is_set():
+            if self.settings.protocol != "1":
+                await self.states.if_due()
+            if self._refused is not None:
+                break
             try:
-                polled = await self._until_stopped(self.client.poll(self.settings.poll_wait))
+                polled = await self._until_stopped(self.client.poll(self.poll_wait()))
             except _Stopped:
                 break
             except Unreachable as exc:
@@ -267,7 +334,7 @@ class Agent:
                 await self._pause(delay)
                 continue
             except ApiError as exc:
-                if exc.code in _REFUSED:
+                if exc.code in REFUSED:
                     self._refuse(exc)
                     break
                 delay = backoff.next()
@@ -282,7 +349,7 @@ class Agent:
                 await self._until_sent(repeats.next())
             else:
                 repeats.reset()
-            await self.watch_orders()
+            await self.watch()
             self.cycles += 1
             self._cycle.set()
             self._cycle = asyncio.Event()
@@ -324,18 +391,21 @@ class Agent:
         self.journal.receive(
             instruction_id,
             raw,
-            signal_id=instruction.signal_id,
+            signal_id=None if isinstance(instruction, CloseAll) else instruction.signal_id,
             action=instruction.action.value,
             reports=[Report("ack", ack_body(instruction_id, Step.ACK, None, None))],
         )
         self._reports_queued()
-        logger.info(
-            "instruction %s received: %s %s (signal %s)",
-            instruction_id,
-            instruction.action.value,
-            instruction.symbol,
-            instruction.signal_id,
-        )
+        if isinstance(instruction, CloseAll):
+            logger.info("instruction %s received: close_all", instruction_id)
+        else:
+            logger.info(
+                "instruction %s received: %s %s (signal %s)",
+                instruction_id,
+                instruction.action.value,
+                instruction.symbol,
+                instruction.signal_id,
+            )
         await self.execute(instruction)
         return True
 
@@ -353,6 +423,8 @@ class Agent:
                 await self._modify(instruction, await self._targets(instruction))
             elif isinstance(instruction, Close):
                 await self._close(instruction)
+            elif isinstance(instruction, CloseAll):
+                await self._close_all(instruction)
             else:
                 await self._cancel(instruction)
         except TradeError as exc:
@@ -387,6 +459,37 @@ class Agent:
         return await self._call(self.executor.symbol_spec, symbol)
 
     async def _open(self, instruction: Open) -> None:
+        if not instruction.v11:
+            await self._open_v1(instruction)
+            return
+        data = await self._call(self.executor.symbol_data, instruction.symbol)
+        market = instruction.order_type is OrderType.MARKET
+        quote = await self._call(self.executor.quote, instruction.symbol) if market else None
+        if instruction.guards is not None and quote is not None:
+            check_guards(
+                instruction.guards, instruction.side, quote, data.point, instruction.symbol
+            )
+        volume = await self._sized(instruction, data, quote)
+        plan = self._legs(instruction, volume, data.spec)
+        self.journal.start(
+            instruction.id,
+            {
+                "tag": plan[0].tag,
+                "volume": str(volume),
+                "legs": [
+                    {
+                        "leg": leg.leg,
+                        "tag": leg.tag,
+                        "volume": str(leg.volume),
+                        "take_profit": None if leg.take_profit is None else str(leg.take_profit),
+                    }
+                    for leg in plan
+                ],
+            },
+        )
+        await self._open_legs(instruction, plan)
+
+    async def _open_v1(self, instruction: Open) -> None:
         spec = await self._spec(instruction.symbol)
         volume = round_volume(instruction.volume, spec)
         if volume is None:
@@ -395,22 +498,114 @@ class Agent:
                 f"volume {instruction.volume} is below {instruction.symbol}'s minimum "
                 f"{spec.volume_min} (step {spec.volume_step})",
             )
-        order = OpenOrder(
-            tag=tag_of(instruction.id),
-            symbol=instruction.symbol,
-            side=instruction.side,
-            order_type=instruction.order_type,
-            entry=instruction.entry,
-            stop_loss=instruction.stop_loss,
-            take_profit=instruction.take_profit[0] if instruction.take_profit else None,
-            volume=volume,
+        order = self._order(
+            instruction,
+            LegPlan(
+                None,
+                tag_of(instruction.id),
+                volume,
+                instruction.take_profit[0] if instruction.take_profit else None,
+            ),
         )
         self.journal.start(instruction.id, {"tag": order.tag, "volume": str(volume)})
         holding = await self._call(self.executor.open, order)
         self._executed(instruction.id)
         self._opened(instruction, holding)
 
-    def _opened(self, instruction: Open, holding: Holding) -> None:
+    def _order(self, instruction: Open, leg: LegPlan) -> OpenOrder:
+        return OpenOrder(
+            tag=leg.tag,
+            symbol=instruction.symbol,
+            side=instruction.side,
+            order_type=instruction.order_type,
+            entry=instruction.entry,
+            stop_loss=instruction.stop_loss,
+            take_profit=leg.take_profit,
+            volume=leg.volume,
+        )
+
+    async def _sized(self, instruction: Open, data: SymbolData, quote: Quote | None) -> Decimal:
+        """The open's whole volume from its ``sizing`` (5.2); 90003 below the minimum."""
+        sizing = instruction.sizing
+        if sizing is not None and sizing.mode is not SizingMode.FIXED:
+            computable = data.tick_size > 0 and data.tick_value > 0
+            if instruction.stop_loss is not None and computable:
+                account = await self._call(self.executor.account)
+                price = order_price(
+                    instruction.side, instruction.order_type, instruction.entry, quote
+                )
+                lots = risk_lots(sizing, account, data, price, instruction.stop_loss)
+                logger.info(
+                    "instruction %s sized %s lots of %s (%s)",
+                    instruction.id,
+                    wire_decimal(lots),
+                    instruction.symbol,
+                    _sizing_words(instruction),
+                )
+                return lots
+            logger.warning(
+                "instruction %s: %s %s; trading the server's volume %s",
+                instruction.id,
+                sizing.mode.value,
+                "without a stop loss"
+                if computable
+                else f"but {instruction.symbol} has no tick value",
+                wire_decimal(instruction.volume),
+            )
+        fixed = sizing.lots if sizing is not None else None
+        asked = fixed if fixed is not None else instruction.volume
+        volume = round_volume(asked, data.spec)
+        if volume is None:
+            raise TradeError(
+                int(Code.VOLUME_BELOW_MINIMUM),
+                f"volume {asked} is below {instruction.symbol}'s minimum "
+                f"{data.spec.volume_min} (step {data.spec.volume_step})",
+            )
+        return volume
+
+    def _legs(self, instruction: Open, volume: Decimal, spec: SymbolSpec) -> list[LegPlan]:
+        if not instruction.legs:
+            take_profit = instruction.take_profit[0] if instruction.take_profit else None
+            return [LegPlan(0, tag_of(instruction.id), volume, take_profit)]
+        parts = split_legs(volume, instruction.legs, spec)
+        if len(parts) < len(instruction.legs):
+            logger.info(
+                "instruction %s: %s lots cannot give %d legs the minimum %s each; %d kept",
+                instruction.id,
+                wire_decimal(volume),
+                len(instruction.legs),
+                wire_decimal(spec.volume_min),
+                len(parts),
+            )
+        return [
+            LegPlan(i, tag_of(instruction.id, i), part, instruction.legs[i].take_profit)
+            for i, part in enumerate(parts)
+        ]
+
+    async def _open_legs(self, instruction: Open, plan: list[LegPlan]) -> None:
+        """One position (or pending order) per leg, each journaled with its report as soon
+        as the executor answered; a leg journaled already (before a restart) is skipped."""
+        done = {o.leg for o in self.journal.of_instruction(instruction.id)}
+        for leg in plan:
+            if leg.leg in done:
+                continue
+            holding = await self._call(self.executor.open, self._order(instruction, leg))
+            self._executed(instruction.id)
+            self._leg_opened(instruction, leg.leg, holding)
+        tickets = [o.ticket for o in self.journal.of_instruction(instruction.id)]
+        self.journal.finish(instruction.id, {"tickets": tickets}, [])
+        self._reports_queued()
+
+    def _leg_opened(self, instruction: Open, leg: int | None, holding: Holding) -> Owned:
+        owned, report = self._opening(instruction, leg, holding)
+        self.journal.own([owned], [report])
+        self._reports_queued()
+        return owned
+
+    def _opening(
+        self, instruction: Open, leg: int | None, holding: Holding
+    ) -> tuple[Owned, Report]:
+        """The journal's record of a new position or pending order, and its report."""
         owned = Owned(
             ticket=holding.ticket,
             signal_id=instruction.signal_id,
@@ -420,12 +615,15 @@ class Agent:
             side=holding.side,
             volume=holding.volume,
             state=HoldingState.OPEN if holding.is_open else HoldingState.GONE,
+            leg=leg,
         )
+        legged = f" (leg {leg})" if instruction.legs else ""
         if holding.kind is HoldingKind.POSITION:
-            report = self._opened_fill(instruction.id, holding)
+            report = self._opened_fill(instruction.id, holding, leg)
             logger.info(
-                "instruction %s filled: %s %s %s @ %s, ticket %d",
+                "instruction %s filled%s: %s %s %s @ %s, ticket %d",
                 instruction.id,
+                legged,
                 holding.side.value,
                 wire_decimal(holding.volume),
                 holding.symbol,
@@ -436,10 +634,15 @@ class Agent:
             message = (
                 f"{holding.side.value} {instruction.order_type.value} "
                 f"{wire_decimal(holding.volume)} {holding.symbol} @ {wire_decimal(holding.price)} "
-                "placed"
+                f"placed{legged}"
             )
-            report = Report("ack", ack_body(instruction.id, Step.PLACED, holding.ticket, message))
+            step = Step.PLACED.value if not leg else f"{Step.PLACED.value}-{leg}"
+            report = Report("ack", ack_body(instruction.id, step, holding.ticket, message))
             logger.info("instruction %s: %s, ticket %d", instruction.id, message, holding.ticket)
+        return owned, report
+
+    def _opened(self, instruction: Open, holding: Holding) -> None:
+        owned, report = self._opening(instruction, None, holding)
         self.journal.finish(
             instruction.id,
             {"ticket": holding.ticket, "kind": holding.kind.value},
@@ -448,52 +651,68 @@ class Agent:
         )
         self._reports_queued()
 
-    def _opened_fill(self, instruction_id: str, position: Holding) -> Report:
+    def _opened_fill(self, instruction_id: str, position: Holding, leg: int | None) -> Report:
         """The fill of an open: the position as the executor has it."""
         body = fill_body(
             instruction_id,
-            Step.FILL,
+            Step.FILL.value if not leg else f"{Step.FILL.value}-{leg}",
             ticket=position.ticket,
             price=position.price,
             volume=position.volume,
             profit=None,
             executed_at=self.clock.now(),
+            leg=leg,
         )
         return Report("fill", body)
 
-    async def _current(self, signal_id: str) -> list[tuple[Owned, Holding]]:
-        """The signal's tickets that the journal says are ours and the executor still has;
-        the others are marked gone."""
+    async def _current(self, signal_id: str | None) -> list[tuple[Owned, Holding]]:
+        """The tickets (of the signal; None: all) that the journal says are ours and the
+        executor still has; a position gone since is reported as closed (5.4), a pending
+        order gone is marked so."""
         found: list[tuple[Owned, Holding]] = []
         gone: list[Owned] = []
         for owned in self.journal.holdings(signal_id):
             current = await self._call(self.executor.holding, owned.ticket)
-            if current is None:
-                gone.append(replace(owned, state=HoldingState.GONE))
-            else:
+            if current is not None:
                 found.append((owned, current))
+            elif owned.kind is HoldingKind.POSITION:
+                await self._ended(owned)
+            else:
+                gone.append(replace(owned, state=HoldingState.GONE))
         if gone:
             self.journal.own(gone)
             for owned in gone:
-                logger.info("ticket %d of signal %s is no longer open", owned.ticket, signal_id)
+                logger.info(
+                    "ticket %d of signal %s is no longer open", owned.ticket, owned.signal_id
+                )
         return found
 
-    async def _targets(self, instruction: Modify) -> list[Holding]:
-        targets = [current for _, current in await self._current(instruction.signal_id)]
+    async def _targets(self, instruction: Modify) -> list[tuple[Owned, Holding]]:
+        targets = await self._current(instruction.signal_id)
         if not targets:
             raise _nothing(instruction)
         return targets
 
-    async def _modify(self, instruction: Modify, targets: list[Holding]) -> None:
-        take_profit = instruction.take_profit[0] if instruction.take_profit else None
-        self.journal.start(instruction.id, {"tickets": [h.ticket for h in targets]})
-        for holding in targets:
+    async def _modify(self, instruction: Modify, targets: list[tuple[Owned, Holding]]) -> None:
+        """The stop loss to every leg; ``take_profit[i]`` to leg i where the list has one
+        (other legs keep theirs). A v1 position takes ``take_profit[0]`` (none: removed)."""
+        self.journal.start(instruction.id, {"tickets": [h.ticket for _, h in targets]})
+        levels: list[tuple[Holding, Decimal | None]] = []
+        for owned, holding in targets:
+            take_profit = _take_profit_for(owned, holding, instruction.take_profit)
+            levels.append((holding, take_profit))
             if holding.stop_loss == instruction.stop_loss and holding.take_profit == take_profit:
                 continue
             await self._call(self.executor.modify, holding, instruction.stop_loss, take_profit)
         self._executed(instruction.id)
-        levels = f"stop loss {_level(instruction.stop_loss)}, take profit {_level(take_profit)}"
-        self._done(instruction.id, targets[0].ticket, f"{levels} set on {_tickets(targets)}")
+        if len(targets) == 1 or all(owned.leg is None for owned, _ in targets):
+            take_profit = levels[0][1]
+            words = f"stop loss {_level(instruction.stop_loss)}, take profit {_level(take_profit)}"
+            message = f"{words} set on {_tickets([h for _, h in targets])}"
+        else:
+            each = ", ".join(f"ticket {h.ticket} take profit {_level(tp)}" for h, tp in levels)
+            message = f"stop loss {_level(instruction.stop_loss)} set on {each}"
+        self._done(instruction.id, targets[0][1].ticket, message)
 
     def _done(
         self, instruction_id: str, ticket: int, message: str, owned: list[Owned] | None = None
@@ -517,19 +736,28 @@ class Agent:
                 return
             raise _nothing(instruction)
         plan: dict[str, str] = {}
-        volumes: list[Decimal] = []
-        for _, holding in positions:
-            volume = await self._close_volume(holding, instruction.fraction)
+        parts: list[tuple[Owned, Holding, Decimal]] = []
+        too_small: TradeError | None = None
+        for owned, holding in positions:
+            try:
+                volume = await self._close_volume(holding, instruction.fraction)
+            except TradeError as exc:
+                # 5.2: a leg whose part rounds below the minimum is left alone.
+                too_small = too_small or exc
+                continue
             plan[str(holding.ticket)] = str(holding.volume)
-            volumes.append(volume)
+            parts.append((owned, holding, volume))
+        if not parts:
+            assert too_small is not None
+            raise too_small
         tag = tag_of(instruction.id)
         self.journal.start(instruction.id, {"tag": tag, "before": plan})
         closes = [
             await self._call(self.executor.close, holding, volume, tag)
-            for (_, holding), volume in zip(positions, volumes, strict=True)
+            for _, holding, volume in parts
         ]
         self._executed(instruction.id)
-        self._closed(instruction, [(o, h.volume) for o, h in positions], closes)
+        self._closed(instruction, [(o, h.volume) for o, h, _ in parts], closes)
 
     async def _close_volume(self, holding: Holding, fraction: Decimal) -> Decimal:
         if fraction == 1:
@@ -575,6 +803,7 @@ class Agent:
                         volume=closed.volume,
                         profit=closed.profit,
                         executed_at=closed.executed_at,
+                        leg=mine.leg,
                     ),
                 )
             )
@@ -587,6 +816,41 @@ class Agent:
                 wire_decimal(closed.profit),
             )
         self.journal.finish(instruction.id, {"closed": [c.ticket for c in closes]}, reports, owned)
+        self._reports_queued()
+
+    async def _close_all(self, instruction: CloseAll) -> None:
+        """5.3: every position and pending order of this agent's, nothing else; each
+        position closed is a ``closed`` event with reason close_all (the ack went already)."""
+        current = await self._current(None)
+        tag = tag_of(instruction.id)
+        self.journal.start(instruction.id, {"tag": tag, "tickets": [h.ticket for _, h in current]})
+        await self._close_every(instruction, tag, current)
+
+    async def _close_every(
+        self, instruction: CloseAll, tag: str, current: list[tuple[Owned, Holding]]
+    ) -> None:
+        closed = deleted = 0
+        for owned, holding in current:
+            if holding.kind is HoldingKind.ORDER:
+                await self._call(self.executor.cancel, holding)
+                self._executed(instruction.id)
+                self.journal.own([replace(owned, state=HoldingState.GONE)])
+                deleted += 1
+                continue
+            done = await self._call(self.executor.close, holding, holding.volume, tag)
+            self._executed(instruction.id)
+            self._position_closed(
+                owned,
+                _by_close_all(done),
+            )
+            closed += 1
+        logger.info(
+            "instruction %s done: close_all closed %d positions, deleted %d pending orders",
+            instruction.id,
+            closed,
+            deleted,
+        )
+        self.journal.finish(instruction.id, {"closed": closed, "deleted": deleted}, [])
         self._reports_queued()
 
     async def _cancel(self, instruction: Cancel) -> None:
@@ -616,6 +880,13 @@ class Agent:
 
     # ------------------------------------------------------------------ pending orders
 
+    async def watch(self) -> None:
+        """Between polls: pending orders that triggered, positions gone without an
+        instruction of ours, the stop losses to manage and the moves to report."""
+        await self.watch_orders()
+        await self.watch_positions()
+        await self.manage()
+
     async def watch_orders(self) -> None:
         """Pending orders that triggered since the last look are reported as fills."""
         for owned in self.journal.holdings():
@@ -625,22 +896,113 @@ class Agent:
             if current is not None and current.kind is HoldingKind.ORDER:
                 continue
             if current is None:
+                since = self.clock.now() - _HISTORY_MARGIN
+                traced = await self._call(
+                    self.executor.find_by_tag, tag_of(owned.instruction_id, owned.leg or 0), since
+                )
+                if traced is not None and traced.kind is HoldingKind.POSITION:
+                    # Triggered and closed (take profit, stop loss) between two looks.
+                    self._order_filled(owned, traced)
+                    await self._ended(replace(owned, kind=HoldingKind.POSITION))
+                    continue
                 message = f"pending order {owned.ticket} was deleted or expired outside the agent"
                 logger.warning("instruction %s: %s", owned.instruction_id, message)
                 self.journal.own([replace(owned, state=HoldingState.GONE)])
                 self.journal.queue([_error(owned.instruction_id, Code.NOTHING_OF_OURS, message)])
             else:
-                logger.info(
-                    "pending order %d of instruction %s filled @ %s",
-                    owned.ticket,
-                    owned.instruction_id,
-                    wire_decimal(current.price),
-                )
-                self.journal.own(
-                    [replace(owned, kind=HoldingKind.POSITION, volume=current.volume)],
-                    reports=[self._opened_fill(owned.instruction_id, current)],
-                )
+                self._order_filled(owned, current)
             self._reports_queued()
+
+    def _order_filled(self, owned: Owned, current: Holding) -> None:
+        logger.info(
+            "pending order %d of instruction %s filled @ %s",
+            owned.ticket,
+            owned.instruction_id,
+            wire_decimal(current.price),
+        )
+        self.journal.own(
+            [replace(owned, kind=HoldingKind.POSITION, volume=current.volume)],
+            reports=[self._opened_fill(owned.instruction_id, current, owned.leg)],
+        )
+        self._reports_queued()
+
+    async def watch_positions(self) -> None:
+        """Every own position the executor no longer has is reported as ``closed``."""
+        for owned in self.journal.holdings():
+            if owned.kind is not HoldingKind.POSITION:
+                continue
+            current = await self._call(self.executor.holding, owned.ticket)
+            if current is None:
+                await self._ended(owned)
+            elif current.volume != owned.volume and current.kind is HoldingKind.POSITION:
+                self.journal.own([replace(owned, volume=current.volume)])  # part closed by hand
+
+    async def _ended(self, owned: Owned) -> None:
+        """A position gone without an instruction of ours: its exit from the history."""
+        since = self.clock.now() - _HISTORY_MARGIN
+        found = await self._call(self.executor.exit_of, owned.ticket, since)
+        if found is None:
+            logger.info(
+                "ticket %d of signal %s is no longer open; its closing deal is not in the "
+                "history yet",
+                owned.ticket,
+                owned.signal_id,
+            )
+            return
+        logger.info(
+            "ticket %d of signal %s closed outside the agent (%s) @ %s, profit %s",
+            owned.ticket,
+            owned.signal_id,
+            found.reason.value,
+            wire_decimal(found.price),
+            wire_decimal(found.profit),
+        )
+        self._position_closed(owned, found)
+
+    def _position_closed(self, owned: Owned, found: Exit) -> None:
+        """The position is gone: journaled with its ``closed`` event, in one transaction
+        (the event's id comes from the ticket, so it is queued once whatever happens)."""
+        reports: list[Report] = []
+        if self.journal.events_wanted():
+            body = closed_event(
+                owned.instruction_id,
+                leg=owned.leg,
+                ticket=owned.ticket,
+                reason=found.reason,
+                price=found.price,
+                volume=found.volume,
+                profit=found.profit,
+                executed_at=found.executed_at or self.clock.now(),
+            )
+            reports.append(Report("event", body))
+        closed = replace(
+            owned, state=HoldingState.CLOSED, volume=Decimal(0), exit_reason=found.reason.value
+        )
+        self.journal.own([closed], reports)
+        self._reports_queued()
+
+    # ------------------------------------------------------------------ management, state
+
+    async def manage(self) -> None:
+        """Breakeven and trailing between polls, and the moves due to be reported."""
+        await self.stops.manage()
+
+    def poll_wait(self) -> int:
+        """The ``wait`` of the next poll: the server's ``poll_wait`` (at most ours; a 0,
+        "work is pending", for one poll only), and no more than ``manage_wait`` while stop
+        losses are managed between polls."""
+        wait = min(self.settings.poll_wait, self.states.server_wait(self.settings.poll_wait))
+        if self.stops.managing:
+            wait = min(wait, self.settings.manage_wait)
+        return wait
+
+    async def state(self) -> dict[str, Any]:
+        """The device state of 5.1, as the executor and the journal have it now."""
+        return await self.states.body()
+
+    async def send_state(self) -> bool:
+        """``POST /api/v1/ea/state``; True when the server took it."""
+        return await self.states.send()
 
     # ------------------------------------------------------------------ recovery
 
@@ -662,7 +1024,9 @@ class Agent:
         plan = entry.plan or {}
         since = (entry.started_at or entry.received_at) - _HISTORY_MARGIN
         try:
-            if isinstance(instruction, Open):
+            if isinstance(instruction, Open) and "legs" in plan:
+                await self._reconcile_legs(instruction, plan, since)
+            elif isinstance(instruction, Open):
                 found = await self._call(self.executor.find_by_tag, tag_of(instruction.id), since)
                 if found is not None:
                     logger.info(
@@ -675,16 +1039,67 @@ class Agent:
                 logger.info("instruction %s was not executed before the restart", instruction.id)
                 await self.execute(instruction)
             elif isinstance(instruction, Modify):
-                targets = [h for _, h in await self._current(instruction.signal_id)]
+                targets = await self._current(instruction.signal_id)
                 if not targets:
                     raise _nothing(instruction)
                 await self._modify(instruction, targets)
             elif isinstance(instruction, Close):
                 await self._reconcile_close(instruction, plan, since)
+            elif isinstance(instruction, CloseAll):
+                await self._reconcile_close_all(instruction, plan, since)
             else:
                 await self._reconcile_cancel(instruction, plan)
         except TradeError as exc:
             self._fail(instruction.id, exc)
+
+    async def _reconcile_legs(self, instruction: Open, plan: dict[str, Any], since: Any) -> None:
+        """A v1.1 open cut short: the legs journaled stand, a leg the executor has (by its
+        tag) is reported, the others are opened now."""
+        legs = [
+            LegPlan(
+                int(item["leg"]),
+                str(item["tag"]),
+                Decimal(item["volume"]),
+                None if item.get("take_profit") is None else Decimal(item["take_profit"]),
+            )
+            for item in plan["legs"]
+        ]
+        done = {o.leg for o in self.journal.of_instruction(instruction.id)}
+        for leg in legs:
+            if leg.leg in done:
+                continue
+            found = await self._call(self.executor.find_by_tag, leg.tag, since)
+            if found is not None:
+                logger.info(
+                    "instruction %s leg %d was executed before the restart (ticket %d); "
+                    "reporting it",
+                    instruction.id,
+                    leg.leg,
+                    found.ticket,
+                )
+                owned = self._leg_opened(instruction, leg.leg, found)
+                if found.kind is HoldingKind.POSITION and not found.is_open:
+                    await self._ended(owned)  # and closed since: its exit is an event too
+        await self._open_legs(instruction, legs)
+
+    async def _reconcile_close_all(
+        self, instruction: CloseAll, plan: dict[str, Any], since: Any
+    ) -> None:
+        """The tickets of the plan still open are closed now; one closed before the
+        restart has its closing deal (by the close_all's tag) reported."""
+        tag = str(plan.get("tag") or tag_of(instruction.id))
+        wanted = {int(t) for t in plan.get("tickets") or ()}
+        for owned in self.journal.holdings():
+            if owned.ticket not in wanted or owned.kind is not HoldingKind.POSITION:
+                continue
+            done = await self._call(self.executor.closed_part, owned.ticket, tag, since)
+            if done is not None:
+                self._position_closed(
+                    owned,
+                    _by_close_all(done),
+                )
+        current = [(o, h) for o, h in await self._current(None) if o.ticket in wanted]
+        await self._close_every(instruction, tag, current)
 
     async def _reconcile_close(self, instruction: Close, plan: dict[str, Any], since: Any) -> None:
         tag = str(plan.get("tag") or tag_of(instruction.id))
@@ -771,7 +1186,7 @@ class Agent:
                 logger.warning("report %s not sent (%s); will retry", item.report_id, exc)
                 return False
             except ApiError as exc:
-                if exc.code in _REFUSED:
+                if exc.code in REFUSED:
                     self._refuse(exc)
                     return False
                 if exc.retryable:
@@ -803,7 +1218,7 @@ def _error(instruction_id: str, code: int, message: str) -> Report:
     return Report("error", error_body(instruction_id, code, message))
 
 
-def _nothing(instruction: AnyInstruction) -> TradeError:
+def _nothing(instruction: SignalInstruction) -> TradeError:
     return TradeError(
         int(Code.NOTHING_OF_OURS),
         f"no open position or pending order of this agent for signal {instruction.signal_id}",
@@ -816,3 +1231,28 @@ def _level(value: Decimal | None) -> str:
 
 def _tickets(holdings: list[Holding]) -> str:
     return ", ".join(f"ticket {h.ticket}" for h in holdings)
+
+
+def _take_profit_for(
+    owned: Owned, holding: Holding, take_profit: tuple[Decimal, ...]
+) -> Decimal | None:
+    """A modify's take profit for one position: leg i takes ``take_profit[i]`` where the
+    list has one and keeps its own otherwise; a v1 position takes the first (none: none)."""
+    if owned.leg is None:
+        return take_profit[0] if take_profit else None
+    return take_profit[owned.leg] if owned.leg < len(take_profit) else holding.take_profit
+
+
+def _sizing_words(instruction: Open) -> str:
+    sizing = instruction.sizing
+    assert sizing is not None
+    if sizing.mode is SizingMode.RISK_MONEY:
+        return f"risking {sizing.amount}"
+    return f"risking {sizing.percent}% of the {sizing.of.value}"
+
+
+def _by_close_all(done: Closed) -> Exit:
+    """A position a close_all closed, as its ``closed`` event tells it."""
+    return Exit(
+        done.ticket, CloseReason.CLOSE_ALL, done.price, done.volume, done.profit, done.executed_at
+    )

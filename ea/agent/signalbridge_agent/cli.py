@@ -38,6 +38,7 @@ def build_executor(kind: str, config: Config) -> Executor:
             QuoteTable(dict(config.paper.quotes)),
             symbols=config.paper.symbols,
             default_symbol=config.paper.default_symbol,
+            account=config.paper.account,
         )
     from signalbridge_agent.mt5 import Mt5Executor
 

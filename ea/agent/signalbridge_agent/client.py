@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 POLL_GRACE_S = 15.0
 REQUEST_TIMEOUT_S = 20.0
 _RESIGN = {"stale_timestamp", "replayed_nonce"}
+# Answers after which nothing can work until the owner changes the credentials.
+REFUSED = frozenset({"invalid_signature", "missing_credentials"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from signalbridge_agent.agent import AgentSettings
 from signalbridge_agent.client import Credentials
-from signalbridge_agent.paper import DEFAULT_SYMBOL, PaperSymbol, Quote
+from signalbridge_agent.paper import DEFAULT_SYMBOL, PaperAccount, PaperSymbol, Quote
 from signalbridge_agent.trading import SymbolSpec
 
 ENV_SERVER_URL = "SIGNALBRIDGE_SERVER_URL"
@@ -39,6 +39,7 @@ class PaperConfig:
     quotes: dict[str, Quote] = field(default_factory=dict)
     symbols: dict[str, PaperSymbol] = field(default_factory=dict)
     default_symbol: PaperSymbol | None = DEFAULT_SYMBOL
+    account: PaperAccount = field(default_factory=PaperAccount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,15 @@ def load(
     journal_path = journal or Path(
         str(agent.get("journal") or f"signalbridge-agent-{credentials.device_id}.sqlite3")
     )
+    symbols = agent.get("symbols", [])
+    if not isinstance(symbols, list) or not all(isinstance(x, str) and x for x in symbols):
+        raise ConfigError("agent.symbols must be a list of symbol names")
     settings = AgentSettings(
         poll_wait=_int(agent, "agent.poll_wait", 20, low=0, high=25),
         max_age=timedelta(seconds=_int(agent, "agent.max_age_seconds", 900, low=1)),
+        manage_wait=_int(agent, "agent.manage_wait", 1, low=0, high=25),
+        symbols=tuple(symbols),
+        protocol=_protocol(agent),
     )
     level = str(agent.get("log_level", "info")).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -94,6 +101,13 @@ def load(
         paper=_paper(_table(data, "paper")),
         mt5=_mt5(_table(data, "mt5"), env),
     )
+
+
+def _protocol(agent: Mapping[str, Any]) -> str:
+    value = agent.get("protocol", "1.1")
+    if value not in ("1", "1.1"):
+        raise ConfigError('agent.protocol must be "1.1" (the default) or "1"')
+    return str(value)
 
 
 def _table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -171,7 +185,16 @@ def _symbol(table: Mapping[str, Any], key: str) -> PaperSymbol:
     if spec.volume_min > spec.volume_max:
         raise ConfigError(f"{key}.volume_min is above {key}.volume_max")
     size = _decimal(table.get("contract_size", base.contract_size), f"{key}.contract_size")
-    return PaperSymbol(spec, size)
+    tick_size = _decimal(table.get("tick_size", base.tick_size), f"{key}.tick_size")
+    tick_value = table.get("tick_value")
+    point = table.get("point")
+    return PaperSymbol(
+        spec,
+        size,
+        tick_size,
+        None if tick_value is None else _decimal(tick_value, f"{key}.tick_value"),
+        None if point is None else _decimal(point, f"{key}.point"),
+    )
 
 
 def _paper(table: Mapping[str, Any]) -> PaperConfig:
@@ -192,7 +215,15 @@ def _paper(table: Mapping[str, Any]) -> PaperConfig:
     only_listed = table.get("only_listed_symbols", False)
     if not isinstance(only_listed, bool):
         raise ConfigError("paper.only_listed_symbols must be true or false")
-    return PaperConfig(quotes, symbols, None if only_listed else DEFAULT_SYMBOL)
+    currency = table.get("currency", "USD")
+    if not isinstance(currency, str) or not 1 <= len(currency) <= 8:
+        raise ConfigError("paper.currency must be a currency code such as USD")
+    account = PaperAccount(
+        balance=_decimal(table.get("balance", "10000.00"), "paper.balance"),
+        currency=currency,
+        leverage=_int(table, "paper.leverage", 100, low=1),
+    )
+    return PaperConfig(quotes, symbols, None if only_listed else DEFAULT_SYMBOL, account)
 
 
 def _mt5(table: Mapping[str, Any], env: Mapping[str, str]) -> Mt5Config:

@@ -9,6 +9,11 @@ transaction, so after a crash the file says exactly what was done:
 - ``executing``: the executor was called and the outcome is not written → reconcile with
   the executor (its positions, orders and history) before anything else;
 - ``done``: the outcome and its reports are written; reports still ``queued`` are sent.
+
+Protocol v1.1 adds each ticket's leg and how it ended (``exit_reason``: tp, sl, ...), and
+the stop-loss management of each position (``managed``): a move intended before the
+executor call, the level set after it, and the last level reported with its time, so an
+``sl_moved`` event is neither lost nor sent twice across a restart.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS holdings (
 );
 CREATE INDEX IF NOT EXISTS instructions_by_state ON instructions (state);
 CREATE INDEX IF NOT EXISTS holdings_by_signal ON holdings (signal_id, state);
+CREATE INDEX IF NOT EXISTS holdings_by_instruction ON holdings (instruction_id);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     report_id TEXT NOT NULL UNIQUE,
@@ -66,7 +72,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     answered_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, seq);
+CREATE TABLE IF NOT EXISTS managed (
+    ticket INTEGER PRIMARY KEY,
+    breakeven_done INTEGER NOT NULL DEFAULT 0,
+    sl_intent TEXT,
+    sl_moved TEXT,
+    sl_reported TEXT,
+    sl_reported_at TEXT,
+    sl_reports INTEGER NOT NULL DEFAULT 0
+);
 """
+_SERVER_PROTOCOL = "server_protocol"
+# Columns added by v1.1 to a journal written by 1.0 (ALTER TABLE keeps its rows).
+_ADDED_COLUMNS = {"holdings": (("leg", "INTEGER"), ("exit_reason", "TEXT"))}
 
 
 class Stage(StrEnum):
@@ -126,6 +144,21 @@ class Owned:
     side: Side
     volume: Decimal
     state: HoldingState
+    leg: int | None = None  # v1.1 opens only; None: a v1 open's one position
+    exit_reason: str | None = None  # how it ended outside an instruction (tp, sl, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    """A position's stop-loss management (absent: nothing done to it yet)."""
+
+    ticket: int
+    breakeven_done: bool = False
+    sl_intent: Decimal | None = None  # a move under way: written before the executor call
+    sl_moved: Decimal | None = None  # the last level management set
+    sl_reported: Decimal | None = None  # the last level queued as an sl_moved event
+    sl_reported_at: datetime | None = None
+    sl_reports: int = 0  # events queued so far: numbers the next one's report id
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +192,14 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _number(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -180,6 +221,11 @@ class Journal:
         self._db = connect(path)
         with self._db:
             self._db.executescript(_SCHEMA)
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns:
+                    if name not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
             if row is None:
                 self._db.execute(
@@ -193,6 +239,30 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+    def server_protocol(self) -> str | None:
+        """What the server last said of protocol v1.1: "1.1" (it took a state), "1" (it
+        has no state endpoint) or None (not asked yet)."""
+        return self.meta(_SERVER_PROTOCOL)
+
+    def set_server_protocol(self, protocol: str) -> None:
+        self.set_meta(_SERVER_PROTOCOL, protocol)
+
+    def events_wanted(self) -> bool:
+        """Position events are queued unless the server is known to speak only v1."""
+        return self.server_protocol() != "1"
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # ------------------------------------------------------------------ instructions
 
@@ -285,8 +355,9 @@ class Journal:
     def _own(self, holdings: Iterable[Owned]) -> None:
         self._db.executemany(
             "INSERT INTO holdings (ticket, signal_id, instruction_id, kind, symbol, side, volume, "
-            "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket) DO UPDATE SET "
-            "kind = excluded.kind, volume = excluded.volume, state = excluded.state",
+            "state, leg, exit_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (ticket) DO UPDATE SET kind = excluded.kind, volume = excluded.volume, "
+            "state = excluded.state, exit_reason = excluded.exit_reason",
             [
                 (
                     h.ticket,
@@ -297,6 +368,8 @@ class Journal:
                     h.side.value,
                     str(h.volume),
                     h.state.value,
+                    h.leg,
+                    h.exit_reason,
                 )
                 for h in holdings
             ],
@@ -304,24 +377,72 @@ class Journal:
 
     def holdings(self, signal_id: str | None = None, *, open_only: bool = True) -> list[Owned]:
         query = (
-            "SELECT ticket, signal_id, instruction_id, kind, symbol, side, volume, state "
-            "FROM holdings WHERE (? IS NULL OR signal_id = ?) AND (? = 0 OR state = 'open') "
-            "ORDER BY ticket"
+            f"{_HOLDINGS} WHERE (? IS NULL OR signal_id = ?) "
+            "AND (? = 0 OR state = 'open') ORDER BY ticket"
         )
         rows = self._db.execute(query, (signal_id, signal_id, int(open_only))).fetchall()
-        return [
-            Owned(
-                ticket=int(row[0]),
-                signal_id=row[1],
-                instruction_id=row[2],
-                kind=HoldingKind(row[3]),
-                symbol=row[4],
-                side=Side(row[5]),
-                volume=Decimal(row[6]),
-                state=HoldingState(row[7]),
+        return [_owned(row) for row in rows]
+
+    def of_instruction(self, instruction_id: str) -> list[Owned]:
+        """Every ticket an open placed, whatever became of it, leg 0 first."""
+        query = f"{_HOLDINGS} WHERE instruction_id = ? ORDER BY COALESCE(leg, 0), ticket"
+        return [_owned(row) for row in self._db.execute(query, (instruction_id,)).fetchall()]
+
+    def symbols(self, recent: int = 200) -> list[str]:
+        """The symbols of the last ``recent`` opens journaled, in the order first received."""
+        rows = self._db.execute(
+            "SELECT raw FROM (SELECT seq, raw FROM instructions WHERE action = 'open' "
+            "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (recent,),
+        ).fetchall()
+        seen: dict[str, None] = {}
+        for (raw,) in rows:
+            symbol = json.loads(raw).get("symbol")
+            if isinstance(symbol, str):
+                seen.setdefault(symbol, None)
+        return list(seen)
+
+    # ------------------------------------------------------------------ management
+
+    def managed(self, ticket: int) -> Managed:
+        row = self._db.execute(
+            "SELECT ticket, breakeven_done, sl_intent, sl_moved, sl_reported, sl_reported_at, "
+            "sl_reports FROM managed WHERE ticket = ?",
+            (ticket,),
+        ).fetchone()
+        if row is None:
+            return Managed(ticket)
+        return Managed(
+            ticket=int(row[0]),
+            breakeven_done=bool(row[1]),
+            sl_intent=_number(row[2]),
+            sl_moved=_number(row[3]),
+            sl_reported=_number(row[4]),
+            sl_reported_at=_time(row[5]),
+            sl_reports=int(row[6]),
+        )
+
+    def manage(self, state: Managed, reports: Sequence[Report] = ()) -> None:
+        """Store a position's management state and the events it queues, in one transaction."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO managed (ticket, breakeven_done, sl_intent, sl_moved, sl_reported, "
+                "sl_reported_at, sl_reports) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket) "
+                "DO UPDATE SET breakeven_done = excluded.breakeven_done, "
+                "sl_intent = excluded.sl_intent, sl_moved = excluded.sl_moved, "
+                "sl_reported = excluded.sl_reported, sl_reported_at = excluded.sl_reported_at, "
+                "sl_reports = excluded.sl_reports",
+                (
+                    state.ticket,
+                    int(state.breakeven_done),
+                    _text(state.sl_intent),
+                    _text(state.sl_moved),
+                    _text(state.sl_reported),
+                    None if state.sl_reported_at is None else state.sl_reported_at.isoformat(),
+                    state.sl_reports,
+                ),
             )
-            for row in rows
-        ]
+            self._queue(reports, _now())
 
     # ------------------------------------------------------------------ reports
 
@@ -363,6 +484,27 @@ class Journal:
         return [
             SentReport(r[0], r[1], json.loads(r[2]), ReportState(r[3]), r[4], r[5]) for r in rows
         ]
+
+
+_HOLDINGS = (
+    "SELECT ticket, signal_id, instruction_id, kind, symbol, side, volume, state, leg, "
+    "exit_reason FROM holdings"
+)
+
+
+def _owned(row: Any) -> Owned:
+    return Owned(
+        ticket=int(row[0]),
+        signal_id=row[1],
+        instruction_id=row[2],
+        kind=HoldingKind(row[3]),
+        symbol=row[4],
+        side=Side(row[5]),
+        volume=Decimal(row[6]),
+        state=HoldingState(row[7]),
+        leg=None if row[8] is None else int(row[8]),
+        exit_reason=row[9],
+    )
 
 
 def _entry(row: Any) -> Entry:

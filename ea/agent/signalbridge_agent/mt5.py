@@ -5,8 +5,10 @@ runs anywhere. Everything this executor sends carries its magic number and the
 instruction's tag as the comment, and it looks only at positions, orders and deals with
 that magic number: the account's other trades are never touched.
 
-Calls are type-checked against ``metatrader5-stubs``; the two calls those stubs lack
-(``symbol_info``, ``history_deals_get``) are typed below by the fields read from them.
+Calls are type-checked against ``metatrader5-stubs``; the calls those stubs lack
+(``symbol_info``, ``history_deals_get``, ``account_info``) are typed below by the fields
+read from them. Sizing (5.2) takes ``trade_tick_size``, ``trade_tick_value`` and ``point``
+of ``symbol_info``; a position's exit reason comes from its closing deal's ``reason``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from signalbridge_agent.protocol import Code, OrderType, Side
+from signalbridge_agent.protocol import CloseReason, Code, OrderType, Side
 from signalbridge_agent.trading import (
+    Account,
     Closed,
+    Exit,
     Holding,
     HoldingKind,
     OpenOrder,
+    Quote,
+    SymbolData,
     SymbolSpec,
     TradeError,
 )
@@ -46,6 +52,21 @@ class SymbolInfo(Protocol):
     volume_min: float
     volume_step: float
     volume_max: float
+    point: float
+    trade_tick_size: float
+    trade_tick_value: float
+
+
+class AccountInfo(Protocol):
+    currency: str
+    balance: float
+    equity: float
+    margin_free: float
+    leverage: int
+    trade_allowed: bool
+    trade_expert: bool
+    company: str
+    server: str
 
 
 class TradeDeal(Protocol):
@@ -60,6 +81,19 @@ class TradeDeal(Protocol):
     comment: str
     type: int
     symbol: str
+    reason: int
+
+
+# DEAL_REASON_* of a closing deal (MQL5's ENUM_DEAL_REASON) → the event's reason.
+_DEAL_REASONS = {
+    0: CloseReason.MANUAL,  # DEAL_REASON_CLIENT: the desktop terminal
+    1: CloseReason.MANUAL,  # DEAL_REASON_MOBILE
+    2: CloseReason.MANUAL,  # DEAL_REASON_WEB
+    3: CloseReason.EXPERT,  # DEAL_REASON_EXPERT: another EA or script
+    4: CloseReason.SL,
+    5: CloseReason.TP,
+    6: CloseReason.STOP_OUT,
+}
 
 
 def _module() -> ModuleType:
@@ -71,6 +105,11 @@ def _module() -> ModuleType:
 def _symbol_info(symbol: str) -> SymbolInfo | None:
     call = cast(Callable[[str], SymbolInfo | None], _module().symbol_info)
     return call(symbol)
+
+
+def _account_info() -> AccountInfo | None:
+    call = cast(Callable[[], AccountInfo | None], _module().account_info)
+    return call()
 
 
 def _deals_of_position(ticket: int) -> Sequence[TradeDeal]:
@@ -186,6 +225,61 @@ class Mt5Executor:
         return SymbolSpec(
             _decimal(info.volume_min), _decimal(info.volume_step), _decimal(info.volume_max)
         )
+
+    def symbol_data(self, symbol: str) -> SymbolData:
+        info = self._info(symbol)
+        return SymbolData(
+            name=symbol,
+            spec=SymbolSpec(
+                _decimal(info.volume_min), _decimal(info.volume_step), _decimal(info.volume_max)
+            ),
+            tick_size=_decimal(info.trade_tick_size),
+            tick_value=_decimal(info.trade_tick_value),
+            point=_decimal(info.point),
+        )
+
+    def quote(self, symbol: str) -> Quote:
+        import MetaTrader5 as mt5
+
+        self._info(symbol)
+        tick = mt5.symbol_info_tick(symbol)
+        if tick is None:
+            raise TradeError(int(Code.SYMBOL_UNAVAILABLE), f"{symbol} has no price now")
+        return Quote(_decimal(tick.bid), _decimal(tick.ask))
+
+    def account(self) -> Account:
+        import MetaTrader5 as mt5
+
+        info = _account_info()
+        if info is None:
+            code, description = mt5.last_error()
+            raise TradeError(
+                int(Code.TRADING_NOT_ALLOWED),
+                f"MetaTrader 5 has no account information ({code}: {description})",
+            )
+        terminal = mt5.terminal_info()
+        allowed = bool(
+            info.trade_allowed
+            and info.trade_expert
+            and terminal is not None
+            and terminal.trade_allowed
+        )
+        return Account(
+            currency=info.currency,
+            balance=_decimal(info.balance),
+            equity=_decimal(info.equity),
+            margin_free=_decimal(info.margin_free),
+            leverage=int(info.leverage),
+            trade_allowed=allowed,
+            company=info.company or None,
+            server=info.server or None,
+        )
+
+    def build(self) -> int | None:
+        import MetaTrader5 as mt5
+
+        terminal = mt5.terminal_info()
+        return None if terminal is None else int(terminal.build)
 
     def _check_trading(self) -> None:
         import MetaTrader5 as mt5
@@ -415,6 +509,26 @@ class Mt5Executor:
             ticket, _decimal(deal.price), _decimal(deal.volume), _decimal(deal.profit), None
         )
 
+    def exit_of(self, ticket: int, since: datetime) -> Exit | None:
+        import MetaTrader5 as mt5
+
+        if mt5.positions_get(ticket=ticket):
+            return None  # still open
+        outs = (mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_OUT_BY, mt5.DEAL_ENTRY_INOUT)
+        deals = [d for d in _deals_of_position(ticket) if d.entry in outs]
+        if not deals:
+            return None  # the history has not caught up yet: looked at again later
+        last = max(deals, key=lambda d: d.ticket)
+        # A deal's time is the trade server's, not UTC: the event goes without one.
+        return Exit(
+            ticket,
+            _DEAL_REASONS.get(last.reason, CloseReason.MANUAL),
+            _decimal(last.price),
+            _decimal(last.volume),
+            _decimal(last.profit),
+            None,
+        )
+
     # ------------------------------------------------------------------ shapes
 
     def _position(self, position: TradePosition) -> Holding:
@@ -430,6 +544,7 @@ class Mt5Executor:
             stop_loss=_optional(position.sl),
             take_profit=_optional(position.tp),
             tag=position.comment,
+            profit=_decimal(position.profit),
         )
 
     def _order(self, order: TradeOrder) -> Holding:

@@ -1,7 +1,9 @@
-"""The instructions of EA_PROTOCOL.md section 3, read strictly, and the report bodies.
+"""The instructions of EA_PROTOCOL.md sections 3 and 5 (v1.1), read strictly, and the
+bodies the agent sends: reports, position events (5.4) and the device state (5.1).
 
 An instruction the agent cannot read is never traded: :func:`parse_instruction` raises
 :class:`Unreadable` and the agent answers error 90008 (when it can name the instruction).
+An ``open`` without the v1.1 fields (a v1 server) reads exactly as in v1.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Action(StrEnum):
     MODIFY = "modify"
     CLOSE = "close"
     CANCEL = "cancel"
+    CLOSE_ALL = "close_all"
 
 
 class Side(StrEnum):
@@ -55,18 +58,85 @@ _DECIMAL_RE = re.compile(r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$")
 MAX_MESSAGE_CHARS = 500
 
 
+class SizingMode(StrEnum):
+    FIXED = "fixed"
+    RISK_PERCENT = "risk_percent"
+    RISK_MONEY = "risk_money"
+
+
+class RiskOf(StrEnum):
+    BALANCE = "balance"
+    EQUITY = "equity"
+
+
+class TrailingStart(StrEnum):
+    AT_OPEN = "at_open"
+    AFTER_BREAKEVEN = "after_breakeven"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """``sizing`` of a v1.1 open (5.2): ``lots`` for fixed, ``percent`` of ``of`` or
+    ``amount`` for the risk modes, capped by ``max_lots`` when given."""
+
+    mode: SizingMode
+    lots: Decimal | None = None
+    percent: Decimal | None = None
+    of: RiskOf = RiskOf.BALANCE
+    amount: Decimal | None = None
+    max_lots: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    take_profit: Decimal
+    share: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Breakeven:
+    after_leg: int
+    offset_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trailing:
+    distance_points: int
+    step_points: int
+    start: TrailingStart
+
+
+@dataclass(frozen=True, slots=True)
+class Management:
+    breakeven: Breakeven | None = None
+    trailing: Trailing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    max_spread_points: int | None = None
+    reference_price: Decimal | None = None
+    max_distance_points: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Instruction:
     """Fields every action has."""
 
     id: str
-    signal_id: str
-    symbol: str
     issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class Open(Instruction):
+class SignalInstruction(Instruction):
+    """An instruction about one signal (every action but ``close_all``)."""
+
+    signal_id: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class Open(SignalInstruction):
     side: Side
     order_type: OrderType
     entry: Decimal | None
@@ -75,12 +145,24 @@ class Open(Instruction):
     volume: Decimal
     comment: str
     expires_at: datetime
+    # v1.1 (5.2); all None from a v1 server.
+    sizing: Sizing | None = None
+    legs: tuple[Leg, ...] | None = None
+    management: Management | None = None
+    guards: Guards | None = None
 
     action: ClassVar[Action] = Action.OPEN
 
+    @property
+    def v11(self) -> bool:
+        """Sent by a v1.1 server: its fills name their leg."""
+        return any(
+            part is not None for part in (self.sizing, self.legs, self.management, self.guards)
+        )
+
 
 @dataclass(frozen=True, slots=True)
-class Modify(Instruction):
+class Modify(SignalInstruction):
     stop_loss: Decimal | None
     take_profit: tuple[Decimal, ...]
 
@@ -88,18 +170,25 @@ class Modify(Instruction):
 
 
 @dataclass(frozen=True, slots=True)
-class Close(Instruction):
+class Close(SignalInstruction):
     fraction: Decimal
 
     action: ClassVar[Action] = Action.CLOSE
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel(Instruction):
+class Cancel(SignalInstruction):
     action: ClassVar[Action] = Action.CANCEL
 
 
-AnyInstruction = Open | Modify | Close | Cancel
+@dataclass(frozen=True, slots=True)
+class CloseAll(Instruction):
+    """5.3: close every position and delete every pending order this agent placed."""
+
+    action: ClassVar[Action] = Action.CLOSE_ALL
+
+
+AnyInstruction = Open | Modify | Close | Cancel | CloseAll
 
 
 class Unreadable(Exception):
@@ -199,6 +288,8 @@ def parse_instruction(raw: Any) -> AnyInstruction:
     assert isinstance(raw, dict)
     read = _Reader(raw, instruction_id)
     action = read.choice("action", Action)
+    if action is Action.CLOSE_ALL:
+        return CloseAll(id=instruction_id, issued_at=read.time("issued_at"))
     signal_id = read.text("signal_id", INSTRUCTION_ID_RE)
     symbol = read.text("symbol", _SYMBOL_RE)
     issued_at = read.time("issued_at")
@@ -227,6 +318,10 @@ def parse_instruction(raw: Any) -> AnyInstruction:
             volume=volume,
             comment=comment or "",
             expires_at=read.time("expires_at"),
+            sizing=_sizing(read),
+            legs=_legs(read),
+            management=_management(read),
+            guards=_guards(read),
         )
     if action is Action.MODIFY:
         return Modify(
@@ -250,6 +345,128 @@ def parse_instruction(raw: Any) -> AnyInstruction:
             fraction=fraction,
         )
     return Cancel(id=instruction_id, signal_id=signal_id, symbol=symbol, issued_at=issued_at)
+
+
+# ---------------------------------------------------------------------- v1.1 fields
+
+
+def _part(read: _Reader, field: str) -> dict[str, Any] | None:
+    """An optional object field: None when absent or null."""
+    value = read.raw.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise read.fail(field, "must be an object")
+    return value
+
+
+def _whole(
+    read: _Reader, table: dict[str, Any], field: str, *, low: int, required: bool
+) -> int | None:
+    value = table.get(field)
+    if value is None:
+        if required:
+            raise read.fail(field, "is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise read.fail(field, f"must be a whole number, at least {low}")
+    return value
+
+
+def _amount(read: _Reader, table: dict[str, Any], field: str, *, required: bool) -> Decimal | None:
+    value = table.get(field)
+    if value is None:
+        if required:
+            raise read.fail(field, "is missing")
+        return None
+    return positive_decimal(value, lambda: read.fail(field, "must be a positive decimal string"))
+
+
+def _sizing(read: _Reader) -> Sizing | None:
+    table = _part(read, "sizing")
+    if table is None:
+        return None
+    try:
+        mode = SizingMode(str(table.get("mode")))
+    except ValueError:
+        allowed = ", ".join(m.value for m in SizingMode)
+        raise read.fail("sizing.mode", f"must be one of {allowed}") from None
+    max_lots = _amount(read, table, "max_lots", required=False)
+    if mode is SizingMode.FIXED:
+        return Sizing(mode, lots=_amount(read, table, "lots", required=True))
+    if mode is SizingMode.RISK_MONEY:
+        amount = _amount(read, table, "amount", required=True)
+        return Sizing(mode, amount=amount, max_lots=max_lots)
+    percent = _amount(read, table, "percent", required=True)
+    assert percent is not None
+    if percent > 100:
+        raise read.fail("sizing.percent", "must be at most 100")
+    try:
+        of = RiskOf(table.get("of", RiskOf.BALANCE.value))
+    except ValueError:
+        raise read.fail("sizing.of", "must be balance or equity") from None
+    return Sizing(mode, percent=percent, of=of, max_lots=max_lots)
+
+
+def _legs(read: _Reader) -> tuple[Leg, ...] | None:
+    value = read.raw.get("legs")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise read.fail("legs", "must be a non-empty list")
+    legs: list[Leg] = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise read.fail("legs", "must hold objects with take_profit and share")
+        take_profit = _amount(read, item, "take_profit", required=True)
+        share = _amount(read, item, "share", required=True)
+        assert take_profit is not None and share is not None
+        if share > 1:
+            raise read.fail("legs.share", "must be at most 1")
+        legs.append(Leg(take_profit, share))
+    return tuple(legs)
+
+
+def _management(read: _Reader) -> Management | None:
+    table = _part(read, "management")
+    if table is None:
+        return None
+    breakeven: Breakeven | None = None
+    trailing: Trailing | None = None
+    be = table.get("breakeven")
+    if be is not None:
+        if not isinstance(be, dict):
+            raise read.fail("management.breakeven", "must be an object")
+        after = _whole(read, be, "after_leg", low=0, required=True)
+        offset = _whole(read, be, "offset_points", low=0, required=False)
+        assert after is not None
+        breakeven = Breakeven(after, offset or 0)
+    trail = table.get("trailing")
+    if trail is not None:
+        if not isinstance(trail, dict):
+            raise read.fail("management.trailing", "must be an object")
+        distance = _whole(read, trail, "distance_points", low=1, required=True)
+        step = _whole(read, trail, "step_points", low=0, required=False)
+        assert distance is not None
+        try:
+            start = TrailingStart(trail.get("start", TrailingStart.AT_OPEN.value))
+        except ValueError:
+            raise read.fail(
+                "management.trailing.start", "must be at_open or after_breakeven"
+            ) from None
+        trailing = Trailing(distance, step or 0, start)
+    return Management(breakeven, trailing)
+
+
+def _guards(read: _Reader) -> Guards | None:
+    table = _part(read, "guards")
+    if table is None:
+        return None
+    return Guards(
+        max_spread_points=_whole(read, table, "max_spread_points", low=0, required=False),
+        reference_price=_amount(read, table, "reference_price", required=False),
+        max_distance_points=_whole(read, table, "max_distance_points", low=0, required=False),
+    )
 
 
 # ---------------------------------------------------------------------- reports
@@ -306,7 +523,9 @@ def fill_body(
     volume: Decimal,
     profit: Decimal | None,
     executed_at: datetime | None,
+    leg: int | None = None,
 ) -> dict[str, Any]:
+    """``leg`` only for a v1.1 open's positions (5.2): a v1 fill stays byte-equal."""
     body: dict[str, Any] = {
         "report_id": report_id(instruction_id, step),
         "instruction_id": instruction_id,
@@ -314,11 +533,17 @@ def fill_body(
         "price": wire_decimal(price),
         "volume": wire_decimal(volume),
     }
+    if leg is not None:
+        body["leg"] = leg
     if profit is not None:
         body["profit"] = wire_decimal(profit)
     if executed_at is not None:
-        body["executed_at"] = executed_at.isoformat().replace("+00:00", "Z")
+        body["executed_at"] = wire_time(executed_at)
     return body
+
+
+def wire_time(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def error_body(instruction_id: str, code: int, message: str) -> dict[str, Any]:
@@ -328,3 +553,75 @@ def error_body(instruction_id: str, code: int, message: str) -> dict[str, Any]:
         "code": int(code),
         "message": message[:MAX_MESSAGE_CHARS] or "error",
     }
+
+
+# ---------------------------------------------------------------------- v1.1: events, state
+
+PROTOCOL = "1.1"
+
+
+class Event(StrEnum):
+    CLOSED = "closed"
+    SL_MOVED = "sl_moved"
+    TP_MOVED = "tp_moved"
+
+
+class CloseReason(StrEnum):
+    TP = "tp"
+    SL = "sl"
+    STOP_OUT = "stop_out"
+    MANUAL = "manual"
+    CLOSE_ALL = "close_all"
+    EXPERT = "expert"
+
+
+def closed_event(
+    instruction_id: str,
+    *,
+    leg: int | None,
+    ticket: int,
+    reason: CloseReason,
+    price: Decimal,
+    volume: Decimal,
+    profit: Decimal,
+    executed_at: datetime | None,
+) -> dict[str, Any]:
+    """A position gone (5.4); its id comes from the ticket, so it is sent once per position."""
+    body: dict[str, Any] = {
+        "report_id": report_id(instruction_id, f"closed-{ticket}"),
+        "instruction_id": instruction_id,
+        "ticket": ticket,
+        "event": Event.CLOSED.value,
+        "reason": reason.value,
+        "price": wire_decimal(price),
+        "volume": wire_decimal(volume),
+        "profit": wire_decimal(profit),
+    }
+    if leg is not None:
+        body["leg"] = leg
+    if executed_at is not None:
+        body["executed_at"] = wire_time(executed_at)
+    return body
+
+
+def sl_moved_event(
+    instruction_id: str,
+    *,
+    leg: int | None,
+    ticket: int,
+    number: int,
+    stop_loss: Decimal | None,
+    executed_at: datetime,
+) -> dict[str, Any]:
+    """The ``number``-th stop-loss report of the position (numbered in the journal)."""
+    body: dict[str, Any] = {
+        "report_id": report_id(instruction_id, f"sl-{ticket}-{number}"),
+        "instruction_id": instruction_id,
+        "ticket": ticket,
+        "event": Event.SL_MOVED.value,
+        "stop_loss": None if stop_loss is None else wire_decimal(stop_loss),
+        "executed_at": wire_time(executed_at),
+    }
+    if leg is not None:
+        body["leg"] = leg
+    return body

@@ -8,13 +8,22 @@ one of the EA's own codes (EA_PROTOCOL.md 5.5).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from signalbridge_agent.protocol import OrderType, Side
+from signalbridge_agent.protocol import CloseReason, OrderType, Side
+
+T = TypeVar("T")
+
+
+class TradeCall(Protocol):
+    """Runs an executor call on the agent's one trade thread and awaits its result."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
 
 
 class TradeError(Exception):
@@ -31,6 +40,51 @@ class SymbolSpec:
     volume_max: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class Quote:
+    bid: Decimal
+    ask: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolData:
+    """What sizing and management need of a symbol (5.1's ``symbols``, plus the point):
+    ``tick_value`` is the account-currency value of one ``tick_size`` move for one lot;
+    distances in the instructions are whole ``point``s."""
+
+    name: str
+    spec: SymbolSpec
+    tick_size: Decimal
+    tick_value: Decimal
+    point: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """5.1's ``account``: never the account number."""
+
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    margin_free: Decimal
+    leverage: int
+    trade_allowed: bool
+    company: str | None = None
+    server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """How a position ended without an instruction of ours: the broker's closing deal(s)."""
+
+    ticket: int
+    reason: CloseReason
+    price: Decimal
+    volume: Decimal
+    profit: Decimal
+    executed_at: datetime | None
+
+
 def round_volume(volume: Decimal, spec: SymbolSpec) -> Decimal | None:
     """``volume`` rounded down to the volume step, at most the maximum (itself rounded
     down to the step); None when that is below the minimum."""
@@ -45,10 +99,12 @@ def round_volume(volume: Decimal, spec: SymbolSpec) -> Decimal | None:
     return rounded.quantize(step)
 
 
-def tag_of(instruction_id: str) -> str:
+def tag_of(instruction_id: str, leg: int = 0) -> str:
     """The comment on every order the agent sends for an instruction: how it finds its own
-    trades again after a restart (MetaTrader keeps 31 characters of a comment)."""
-    return f"sb:{instruction_id}"[:31]
+    trades again after a restart (MetaTrader keeps 31 characters of a comment). Leg 0 (and
+    a v1 open's one position) is ``sb:<id>``, leg i ``sb:<id>:<i>``."""
+    suffix = f":{leg}" if leg else ""
+    return f"sb:{instruction_id}"[: 31 - len(suffix)] + suffix
 
 
 class HoldingKind(StrEnum):
@@ -70,6 +126,7 @@ class Holding:
     take_profit: Decimal | None
     tag: str
     is_open: bool = True  # False: a trace in history only (closed or deleted since)
+    profit: Decimal = Decimal(0)  # a position's floating profit, in the account currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +165,20 @@ class Executor(Protocol):
         the account has no such symbol."""
         ...
 
+    def symbol_data(self, symbol: str) -> SymbolData:
+        """Volume limits, tick size and value, point; TradeError 90002 as above."""
+        ...
+
+    def quote(self, symbol: str) -> Quote:
+        """The current bid and ask; TradeError 90002 when the symbol has no price."""
+        ...
+
+    def account(self) -> Account: ...
+
+    def build(self) -> int | None:
+        """The platform's build number, where it has one (MetaTrader 5's terminal)."""
+        ...
+
     def open(self, order: OpenOrder) -> Holding:
         """A market position, or a pending order for limit and stop."""
         ...
@@ -132,4 +203,9 @@ class Executor(Protocol):
 
     def closed_part(self, ticket: int, tag: str, since: datetime) -> Closed | None:
         """The close of ``ticket`` sent with ``tag``, from history, if it happened."""
+        ...
+
+    def exit_of(self, ticket: int, since: datetime) -> Exit | None:
+        """How an own position that is no longer open was closed (broker-side take profit
+        or stop loss, stop-out, by hand), from history; None when history has no trace."""
         ...

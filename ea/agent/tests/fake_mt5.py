@@ -1,22 +1,29 @@
 """A fake ``MetaTrader5`` module: the calls the MT5 executor makes, over a tiny broker.
 
 Hedging account: a market deal opens a position whose ticket is its order's; a pending
-order keeps its ticket when it triggers (:meth:`FakeMT5.trigger`). Every request sent is
-kept in ``sent`` for the tests to read.
+order keeps its ticket when it triggers (:meth:`FakeMT5.trigger`); the broker closes a
+position at its stop loss or take profit with :meth:`FakeMT5.hit` (a deal with that
+reason). Every request sent is kept in ``sent`` for the tests to read.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import types
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import pytest
+
 RETCODE_DONE = 10009
 RETCODE_PLACED = 10008
 RETCODE_NO_CHANGES = 10025
 RETCODE_INVALID_STOPS = 10016
+DEAL_REASON_EXPERT = 3
+DEAL_REASON_SL = 4
+DEAL_REASON_TP = 5
 
 
 class SymbolInfo(NamedTuple):
@@ -29,6 +36,9 @@ class SymbolInfo(NamedTuple):
     volume_step: float
     volume_max: float
     trade_contract_size: float
+    point: float = 0.00001
+    trade_tick_size: float = 0.00001
+    trade_tick_value: float = 1.0
 
 
 class Tick(NamedTuple):
@@ -40,6 +50,20 @@ class Tick(NamedTuple):
 class TerminalInfo(NamedTuple):
     trade_allowed: bool
     connected: bool
+    build: int = 4620
+
+
+class AccountInfo(NamedTuple):
+    login: int
+    currency: str
+    balance: float
+    equity: float
+    margin_free: float
+    leverage: int
+    trade_allowed: bool
+    trade_expert: bool
+    company: str
+    server: str
 
 
 class Position(NamedTuple):
@@ -52,6 +76,7 @@ class Position(NamedTuple):
     tp: float
     symbol: str
     comment: str
+    profit: float = 0.0
 
 
 class Order(NamedTuple):
@@ -78,6 +103,7 @@ class Deal(NamedTuple):
     profit: float
     comment: str
     symbol: str
+    reason: int = DEAL_REASON_EXPERT
 
 
 class Result(NamedTuple):
@@ -102,6 +128,11 @@ class FakeMT5:
     refuse_with: int | None = None  # the next order_send answers this retcode
     initialized: bool = False
     terminal_answers: bool = True  # False: initialize() fails (no terminal running)
+    account: AccountInfo = field(
+        default_factory=lambda: AccountInfo(
+            31337, "USD", 10000.0, 10012.5, 9800.0, 100, True, True, "Broker Ltd", "Broker-Demo"
+        )
+    )
     _tickets: Any = field(default_factory=lambda: itertools.count(7_000_001))
 
     def add_symbol(
@@ -109,6 +140,11 @@ class FakeMT5:
     ) -> None:
         self.symbols[name] = SymbolInfo(name, visible, 4, 1, 5, 0.01, 0.01, 50.0, 100000.0)
         self.ticks[name] = Tick(0, bid, ask)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeMT5:
+        """Stand in for the ``MetaTrader5`` package for one test."""
+        monkeypatch.setitem(sys.modules, "MetaTrader5", self.module())
+        return self
 
     def trigger(self, ticket: int) -> None:
         """The pending order reaches its price: it becomes a position, same ticket."""
@@ -124,6 +160,28 @@ class FakeMT5:
             order.tp,
             order.symbol,
             order.comment,
+        )
+
+    def hit(self, ticket: int, price: float, reason: int = DEAL_REASON_TP) -> None:
+        """The broker closes the position at ``price`` by itself (take profit, stop loss)."""
+        position = self.positions.pop(ticket)
+        move = price - position.price_open
+        profit = round((move if position.type == 0 else -move) * position.volume * 100000, 2)
+        self.deals.append(
+            Deal(
+                len(self.deals) + 9_000_001,
+                next(self._tickets),
+                ticket,
+                position.magic,
+                1,
+                1 if position.type == 0 else 0,
+                position.volume,
+                price,
+                profit,
+                "[tp]" if reason == DEAL_REASON_TP else "[sl]",
+                position.symbol,
+                reason,
+            )
         )
 
     def module(self) -> types.ModuleType:
@@ -165,6 +223,7 @@ class FakeMT5:
             "shutdown",
             "last_error",
             "terminal_info",
+            "account_info",
             "symbol_info",
             "symbol_select",
             "symbol_info_tick",
@@ -190,6 +249,9 @@ class FakeMT5:
 
     def terminal_info(self) -> TerminalInfo:
         return TerminalInfo(self.trade_allowed, True)
+
+    def account_info(self) -> AccountInfo:
+        return self.account
 
     def symbol_info(self, symbol: str) -> SymbolInfo | None:
         return self.symbols.get(symbol)

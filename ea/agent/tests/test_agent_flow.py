@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_orders import Crash, followup, open_
 from signalbridge_agent.agent import Agent, AgentSettings
 from signalbridge_agent.client import Credentials
 from signalbridge_agent.journal import Journal, Stage
@@ -19,41 +20,6 @@ from signalbridge_agent.trading import Holding
 
 DEVICE = "dev_" + "F" * 20
 NOW = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
-
-
-class Crash(BaseException):
-    """kill -9 at this point: nothing after it runs."""
-
-
-def open_(instruction_id: str = "ins_open0001", **changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "id": instruction_id,
-        "signal_id": "sig_1",
-        "action": "open",
-        "symbol": "EURUSD",
-        "side": "buy",
-        "order_type": "market",
-        "entry": None,
-        "stop_loss": "1.08",
-        "take_profit": ["1.095", "1.1"],
-        "volume": "0.10",
-        "comment": "",
-        "issued_at": "2026-01-01T00:00:00Z",
-        "expires_at": "2026-01-01T00:05:00Z",
-    }
-    raw.update(changes)
-    return raw
-
-
-def followup(action: str, instruction_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": instruction_id,
-        "signal_id": "sig_1",
-        "action": action,
-        "symbol": "EURUSD",
-        "issued_at": "2026-01-01T00:00:20Z",
-        **fields,
-    }
 
 
 class Rig:
@@ -141,7 +107,7 @@ async def test_an_instruction_listed_again_is_not_taken_again(rig: Rig) -> None:
         open_(volume=0.1),
         open_(side="long"),
         open_(order_type="limit"),
-        {"id": "ins_open0001", "action": "close_all", "issued_at": "2026-01-01T00:00:00Z"},
+        {"id": "ins_open0001", "action": "close_every", "issued_at": "2026-01-01T00:00:00Z"},
     ],
 )
 async def test_unreadable_instruction_is_error_90008_and_no_trade(

@@ -21,8 +21,7 @@ SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 def broker(monkeypatch: pytest.MonkeyPatch) -> FakeMT5:
     fake = FakeMT5()
     fake.add_symbol("EURUSD.m")
-    monkeypatch.setitem(sys.modules, "MetaTrader5", fake.module())
-    return fake
+    return fake.install(monkeypatch)
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ def test_every_shape_of_section_3() -> None:
 @pytest.mark.parametrize(
     ("base", "change", "problem"),
     [
-        (OPEN, {"action": "close_all"}, "action"),
+        (OPEN, {"action": "close_every"}, "action"),
         (OPEN, {"action": None}, "action"),
         (OPEN, {"side": "long"}, "side"),
         (OPEN, {"order_type": "stop_limit"}, "order_type"),

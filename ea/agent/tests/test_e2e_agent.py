@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_orders import euro
 from aiohttp.test_utils import TestClient
 from signalbridge_agent.agent import CredentialsRefused
-from signalbridge_agent.paper import QuoteTable
 
 from bot.container import Container
 from bot.execution.wire import pending_instructions
@@ -24,22 +24,9 @@ from tests.conftest import FakeClock
 from tests.devices_support import add_device
 from tests.loop_support import approve, publish, settle, stored_instructions, stored_records
 from tests.signals_support import AUTH
-from webhook_server import create_app
 
 OWNER = 4101
 QUICK = replace(TEST_SETTINGS, poll_wait=1)  # for tests that wait for whole polls
-
-
-@pytest.fixture
-async def server(container: Container, aiohttp_client: Any) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(container))
-    return client
-
-
-def euro(bid: str = "1.08500", ask: str = "1.08512") -> QuoteTable:
-    quotes = QuoteTable()
-    quotes.set("EURUSD", bid, ask)
-    return quotes
 
 
 def kinds(records: list[ExecutionRecord]) -> list[str]:
