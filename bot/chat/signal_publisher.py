@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat.i18n import in_locale
-from bot.chat.notices import user_languages
 from bot.chat.signal_messages import RenderedMessage, render_approval_message
 from bot.domain.signal_dto import ApprovalDTO, DeviceLine, SignalDTO
 from bot.infra.outbox import ApprovalView, Outbox
@@ -63,7 +62,6 @@ class SignalPublisher:
         async with self.sessionmaker() as session:
             rows = await SignalRepository(session).with_signals(sorted(set(approval_ids)))
             devices: Mapping[tuple[int, int], Sequence[DeviceLine]] = {}
-            languages = await user_languages(session, {a.user_id for a, _ in rows})
             if self.device_lines is not None and rows:
                 devices = await self.device_lines(
                     session, [(a.user_id, a.signal_id) for a, _ in rows]
@@ -85,7 +83,7 @@ class SignalPublisher:
                 message_id=None,
                 decided_at=approval.decided_at,
             )
-            language = languages.get(approval.user_id)
+            language = approval.language
             lines = tuple(devices.get((approval.user_id, approval.signal_id), ()))
             key = (signal.id, shown, lines, language)
             message = rendered.get(key)

@@ -38,6 +38,8 @@ class ApprovalRow:
     decision: str
     message_id: int | None
     decided_at: datetime | None
+    # The recipient's language_code as Telegram last sent it (the message is worded in it).
+    language: str | None
 
 
 _APPROVAL_COLUMNS = (
@@ -47,6 +49,7 @@ _APPROVAL_COLUMNS = (
     Approval.decision,
     Approval.message_id,
     Approval.decided_at,
+    User.language_code,
 )
 
 
@@ -170,10 +173,15 @@ class SignalRepository:
 
     async def with_signals(self, approval_ids: Sequence[int]) -> list[tuple[ApprovalRow, Signal]]:
         """Approvals with their signals, for rendering messages: the approvals as plain
-        rows (a broadcast renders thousands), each distinct signal loaded once."""
+        rows with their recipients' languages (a broadcast renders thousands), each
+        distinct signal loaded once."""
         approvals: list[ApprovalRow] = []
         for part in chunks(approval_ids):
-            query = select(*_APPROVAL_COLUMNS).where(Approval.id.in_(part))
+            query = (
+                select(*_APPROVAL_COLUMNS)
+                .join(User, User.id == Approval.user_id)
+                .where(Approval.id.in_(part))
+            )
             approvals.extend(ApprovalRow(*row) for row in (await self.session.execute(query)).all())
         wanted = sorted({approval.signal_id for approval in approvals})
         signals: dict[int, Signal] = {}
