@@ -30,6 +30,9 @@ EA_NAME = "signalbridge-agent"
 STATE_PATH = "/api/v1/ea/state"
 # Symbols described in a state at most (the server takes 100).
 STATE_SYMBOLS = 100
+# Positions listed in a state at most (the server takes 200): beyond that, the most
+# recently opened ones (the server's counts then see 200, never a refused state).
+STATE_POSITIONS = 200
 
 
 class StateReporter:
@@ -84,6 +87,7 @@ class StateReporter:
             current = await self._call(self.executor.holding, owned.ticket)
             if current is not None and current.kind is HoldingKind.POSITION:
                 positions.append((owned, current))
+        positions = positions[-STATE_POSITIONS:]
         symbols: list[SymbolData] = []
         # agent.symbols first, then the signals' symbols, the most recent first.
         names = dict.fromkeys([*self.symbols, *reversed(self.journal.symbols())])

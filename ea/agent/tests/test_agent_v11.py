@@ -779,6 +779,17 @@ async def test_the_state_describes_100_symbols_at_most_the_most_recent_first(rig
     assert names[:2] == ["SYM104", "SYM103"] and "SYM004" not in names
 
 
+async def test_the_state_lists_200_positions_at_most_the_most_recent(rig: Rig) -> None:
+    for number in range(203):
+        await rig.agent.process(
+            open11(f"ins_pos{number:05d}", sizing={"mode": "fixed", "lots": "0.01"})
+        )
+    positions = (await rig.agent.state())["positions"]
+    assert len(positions) == 200
+    ids = {p["instruction_id"] for p in positions}
+    assert "ins_pos00202" in ids and "ins_pos00002" not in ids
+
+
 async def test_where_the_agent_cannot_size_it_trades_the_servers_estimate(
     tmp_path: Path,
 ) -> None:
