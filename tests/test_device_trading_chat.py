@@ -245,11 +245,19 @@ HOURS_WEEKDAYS = {"days": [0, 1, 2, 3, 4], "start": "07:00", "end": "20:00"}
         ),
         (
             DeviceAction.HOURS,
-            "Mon-Fri 20:00-07:00",
+            "Mon-Fri 08:00-08:00",
             ErrorCode.HOURS_ORDER,
             "Mon-Fri 07:00-20:00",
             {"trading_hours": HOURS_WEEKDAYS},
             "Trading hours: Mon–Fri 07:00–20:00 UTC",
+        ),
+        (
+            DeviceAction.HOURS,
+            "Mon-Fri 08:00-08:00",
+            ErrorCode.HOURS_ORDER,
+            "Sun-Thu 22:00-06:00",
+            {"trading_hours": {"days": [0, 1, 2, 3, 6], "start": "22:00", "end": "06:00"}},
+            "22:00–06:00 UTC (ends the next day)",
         ),
         (
             DeviceAction.HOURS,
@@ -360,8 +368,8 @@ async def test_settings_switched_off_with_a_dash(chat: Chat, container: Containe
 async def test_typed_in_russian(chat: Chat, container: Container) -> None:
     device, _ = await add_device(container, name="Office")
     await chat.press(OWNER_ID, press_data(DeviceAction.HOURS, device.pk))
-    [refusal] = await chat.send(OWNER_ID, "Пн-Пт 20:00-07:00", language_code="ru")
-    assert refusal.startswith("Конец должен быть позже начала")
+    [refusal] = await chat.send(OWNER_ID, "Пн-Пт 20:00-20:00", language_code="ru")
+    assert refusal.startswith("Начало и конец должны различаться")
     assert (await row_of(container, device)).trading_hours is None
     [saved] = await chat.send(OWNER_ID, "пн - пт 07:00 - 20:00", language_code="ru")
     assert saved.startswith("Сохранено.") and "Часы торговли: Пн–Пт 07:00–20:00 UTC" in saved

@@ -78,7 +78,8 @@ class TrailingStart(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TradingHours:
-    """Days (Monday 0) and a UTC window within each of them, start before end."""
+    """Days (Monday 0) and a UTC window that opens on each of them; an end before the
+    start closes the next day (bot/execution/protections.py enforces it so)."""
 
     days: tuple[int, ...]
     start: str
@@ -414,7 +415,7 @@ def parse_trading_hours(text: str) -> TradingHours | None:
     start, end = _time(match.group("start")), _time(match.group("end"))
     if days is None or start is None or end is None:
         raise InvalidInputError(ErrorCode.HOURS_INVALID)
-    if start >= end:
+    if start == end:  # an end before the start runs past midnight (22:00-06:00)
         raise InvalidInputError(ErrorCode.HOURS_ORDER)
     return TradingHours(days=days, start=start, end=end)
 

@@ -75,6 +75,7 @@ PROTECT_HOURS = Text("hours {hours}")
 OFF = Text("off")
 POINTS = Text("{n} points")
 HOURS_TEXT = Text("{days} {start}–{end} UTC")
+HOURS_OVERNIGHT_TEXT = Text("{days} {start}–{end} UTC (ends the next day)")
 EVERY_DAY = Text("every day")
 DAY_NAMES = (
     Text("Mon"),
@@ -256,7 +257,8 @@ def money_minor(minor: int, currency: str | None) -> str:
 
 
 def hours_text(hours: TradingHours) -> str:
-    return HOURS_TEXT.format(days=days_text(hours.days), start=hours.start, end=hours.end)
+    template = HOURS_OVERNIGHT_TEXT if hours.end < hours.start else HOURS_TEXT
+    return template.format(days=days_text(hours.days), start=hours.start, end=hours.end)
 
 
 def days_text(days: Sequence[int]) -> str:
@@ -523,7 +525,8 @@ TRADE_MESSAGES: dict[ErrorCode, Text] = {
         "<code>Mon,Wed 08:00-12:00</code>."
     ),
     ErrorCode.HOURS_ORDER: Text(
-        "The end must be later than the start on the same day (UTC), e.g. <code>07:00-20:00</code>."
+        "The start and the end must differ (UTC), e.g. <code>07:00-20:00</code>, or "
+        "<code>22:00-06:00</code> for a window that runs past midnight."
     ),
     ErrorCode.CLOSE_ALL_NEEDS_UPDATE: Text(
         "Close all needs the updated EA (protocol 1.1) on this device: see ea/README.md."
