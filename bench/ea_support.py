@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.domain.devices import DeviceService, Platform
 from bot.domain.signal_rules import SignalDraft
 from bot.factory import create_bot, create_container, create_dispatcher, create_services
+from bot.infra.heap import freeze_startup_heap
 from bot.web.signing import sign_request
 from db.migrate import upgrade
 from db.models import Instruction, User
@@ -183,6 +184,8 @@ async def side_server() -> web.Application:
 
         async def side_only(_app: web.Application) -> Any:
             await services.start()
+            # As the bot does before serving (bot/app.py).
+            freeze_startup_heap()
             yield
             await services.stop_background(1)
             await services.aclose()
@@ -196,6 +199,7 @@ async def side_server() -> web.Application:
 
     async def lifecycle(_app: web.Application) -> Any:
         await container.start()
+        freeze_startup_heap()
         yield
         await container.stop_background(1)
         await container.aclose()
