@@ -27,6 +27,11 @@ _SQLITE_PRAGMAS = (
     # In WAL mode a commit survives a crash of the process; only an OS crash or power
     # loss may drop the last transactions, never corrupt the file.
     "PRAGMA synchronous=NORMAL",
+    # SQLite's own page cache is 2 MiB by default: one connection serves the whole
+    # process, and with a few hundred thousand instructions and reports the indexes it
+    # walks for every batch no longer fit, so each lookup reads pages again. 64 MiB
+    # holds them (memory is only taken as pages are read).
+    "PRAGMA cache_size=-65536",
 )
 
 
