@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import SQLITE_BUSY_TIMEOUT_MS, create_engine, create_sessionmaker
 from db.hooks import after_commit, has_after_commit_hooks
+from db.migrate import upgrade
 from db.single_connection import SecondConnectionError
 from db.writes import session_wrote
 
@@ -194,3 +195,30 @@ async def test_only_sessions_from_our_factory_have_our_hooks(
             after_commit(other, lambda: ran.append("never"))
         await other.commit()
     assert ran == ["committed"]
+
+
+async def test_stored_report_ids_seek_the_unique_index_not_scan_it(tmp_path: Path) -> None:
+    """A lookup of stored reports by (device, report_id) must not read every report ever
+    stored: SQLite answers a row-value IN with a scan, the form used here with seeks."""
+    from sqlalchemy.dialects import sqlite
+
+    from db.models import ExecutionRecord, PositionEvent
+    from db.repositories import common
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plan.sqlite3'}")
+    try:
+        await upgrade(engine)
+        for model in (ExecutionRecord, PositionEvent):
+            async with engine.connect() as connection:
+                statement = common.report_id_lookup(model).params(
+                    devices=[1, 2], report_ids=["r-000001", "r-000002"]
+                )
+                sql = statement.compile(
+                    dialect=sqlite.dialect(),
+                    compile_kwargs={"literal_binds": True, "render_postcompile": True},
+                )
+                plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "SEARCH" in details and "SCAN" not in details, details
+    finally:
+        await engine.dispose()
