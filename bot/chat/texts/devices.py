@@ -146,9 +146,10 @@ AGO_MINUTES = Text("{n} min ago")
 AGO_HOURS = Text("{n} h ago")
 AGO_DAYS = Text("{n} days ago")
 LOT = Text("lot {lot}")
-LIST_RISK_BALANCE = Text("risk {percent}% of the balance")
-LIST_RISK_EQUITY = Text("risk {percent}% of the equity")
-LIST_RISK_MONEY = Text("risk {amount} per trade")
+# How a device in a risk mode sizes (the list here, the size screen in texts/trading.py).
+SIZE_RISK_BALANCE = Text("risk {percent}% of the balance")
+SIZE_RISK_EQUITY = Text("risk {percent}% of the equity")
+SIZE_RISK_MONEY = Text("risk {amount} per trade")
 SECONDS = Text("{n} s")
 KEY_ROTATED_AT = Text("rotated {at} UTC")
 KEY_SINCE = Text("since {at} UTC")
@@ -198,11 +199,11 @@ def size_summary(device: DeviceDTO) -> str:
     """How the device sizes its trades, in a few words (a risk mode falls back to the lot
     size where it has no figure yet, as the server does)."""
     if device.sizing_mode == SizingMode.RISK_PERCENT and device.risk_percent is not None:
-        template = LIST_RISK_BALANCE if device.risk_of == RiskOf.BALANCE else LIST_RISK_EQUITY
+        template = SIZE_RISK_BALANCE if device.risk_of == RiskOf.BALANCE else SIZE_RISK_EQUITY
         return template.format(percent=f"{device.risk_percent.normalize():f}")
     if device.sizing_mode == SizingMode.RISK_MONEY and device.risk_money_minor is not None:
         amount = (Decimal(device.risk_money_minor) / 100).quantize(Decimal("0.01"))
-        return LIST_RISK_MONEY.format(amount=f"{amount:f}")
+        return SIZE_RISK_MONEY.format(amount=f"{amount:f}")
     return LOT.format(lot=format_lot(device.lot_size))
 
 

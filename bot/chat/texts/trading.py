@@ -10,7 +10,14 @@ from decimal import Decimal
 from aiogram import html
 
 from bot.chat.i18n import Plural, Text
-from bot.chat.texts.devices import NONE_SET, ago, format_lot
+from bot.chat.texts.devices import (
+    NONE_SET,
+    SIZE_RISK_BALANCE,
+    SIZE_RISK_EQUITY,
+    SIZE_RISK_MONEY,
+    ago,
+    format_lot,
+)
 from bot.domain.devices import DeviceDTO
 from bot.domain.errors import ErrorCode
 from bot.domain.trade_settings import (
@@ -47,9 +54,6 @@ BUILD = Text("build {build}")
 
 SIZE_LINE = Text("Size: {size}")
 SIZE_FIXED = Text("fixed lot size")
-SIZE_RISK_BALANCE = Text("risk {percent}% of the balance")
-SIZE_RISK_EQUITY = Text("risk {percent}% of the equity")
-SIZE_RISK_MONEY = Text("risk {amount} per trade")
 SIZE_RISK_UNSET = Text("risk (amount not set: the lot size is used)")
 SIZE_MAX_LOTS = Text("at most {lots} lots")
 ACCOUNT_CURRENCY = Text("of the account currency")
