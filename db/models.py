@@ -441,7 +441,16 @@ class Instruction(Base):
 
     __tablename__ = "instructions"
     __table_args__ = (
-        Index("ix_instructions_device_id_state", "device_id", "state"),
+        Index("ix_instructions_device_id", "device_id"),
+        # Polls look for pending instructions only; a report on one that is no longer
+        # pending (acked → filled) leaves this index alone (migration 0015).
+        Index(
+            "ix_instructions_pending",
+            "device_id",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
         Index("ix_instructions_signal_id_device_id", "signal_id", "device_id"),
     )
 

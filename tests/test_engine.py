@@ -222,3 +222,38 @@ async def test_stored_report_ids_seek_the_unique_index_not_scan_it(tmp_path: Pat
             assert "SEARCH" in details and "SCAN" not in details, details
     finally:
         await engine.dispose()
+
+
+async def test_polls_read_the_partial_index_of_pending_instructions(tmp_path: Path) -> None:
+    """A poll (and the idle sweep) finds a device's pending instructions through
+    ix_instructions_pending, the index that a report on an instruction no longer pending
+    leaves alone (migration 0015); none of them scans the instructions."""
+    from datetime import UTC, datetime
+
+    from db.repositories.instructions import InstructionRepository
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plan.sqlite3'}")
+    sent: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    try:
+        await upgrade(engine)
+        sessionmaker = create_sessionmaker(engine)
+        event.listen(engine.sync_engine, "before_cursor_execute", remember)
+        now = datetime.now(UTC)
+        async with sessionmaker() as session:
+            await InstructionRepository(session).pending(1, now)
+            await InstructionRepository(session).idle_devices(now)
+        event.remove(engine.sync_engine, "before_cursor_execute", remember)
+        queries = [(sql, params) for sql, params in sent if "instructions" in sql]
+        assert len(queries) == 2
+        async with engine.connect() as connection:
+            for sql, params in queries:
+                plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)).all()
+                details = " ".join(str(row[-1]) for row in plan)
+                assert "ix_instructions_pending" in details, details
+                assert "SCAN instructions" not in details, details
+    finally:
+        await engine.dispose()
