@@ -9,7 +9,6 @@ commit: the key cache forgets the device and its long polls re-check.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from bot.config import DevicesSettings
 from bot.domain.errors import ConflictError, ErrorCode, InvalidInputError, NotFoundError
 from bot.execution.device_keys import new_device_id
 from db.hooks import after_commit
+from db.ids import sortable_id
 from db.models import Device, DeviceState, Instruction
 from db.repositories.devices import DeviceRepository
 
@@ -424,9 +424,7 @@ async def issue_close_all(
     if pending is not None:
         return pending
     instruction = Instruction(
-        # The id scheme of bot/execution/issuing.py's new_instruction_id (which imports
-        # this module, so it cannot be imported here).
-        public_id=f"ins_{secrets.token_urlsafe(12)}",
+        public_id=sortable_id("ins_"),
         signal_id=None,
         device_id=device.id,
         action="close_all",

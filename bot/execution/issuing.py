@@ -15,7 +15,6 @@ Issuers wake the devices' long polls after the commit.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,6 +27,7 @@ from bot.execution.device_state import PROTOCOL_V11
 from bot.execution.open_plan import plan_open
 from bot.execution.protections import check_open, trip_notice
 from db.hooks import after_commit
+from db.ids import sortable_id
 from db.models import Signal
 from db.repositories.device_states import DeviceStateRepository
 from db.repositories.instructions import InstructionRepository
@@ -40,7 +40,7 @@ NoticeSink = Callable[[AsyncSession, Iterable[tuple[int, str, Mapping[str, Any]]
 
 
 def new_instruction_id() -> str:
-    return f"ins_{secrets.token_urlsafe(12)}"
+    return sortable_id("ins_")
 
 
 # The columns an instruction row leaves NULL unless its action sets them.

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from bot.execution.reports import EventKind, PositionEventReport, Report, Report
 from bot.infra.clock import Clock
 from bot.infra.group_commit import Gathering
 from bot.lifecycle import ShuttingDown
+from db.ids import sortable_id
 from db.repositories.instructions import InstructionRepository, ReportTarget
 from db.repositories.position_events import EventTarget, PositionEventRepository
 
@@ -75,11 +75,11 @@ class ReportReceipt:
 
 
 def new_record_id() -> str:
-    return f"exe_{secrets.token_urlsafe(12)}"
+    return sortable_id("exe_")
 
 
 def new_event_id() -> str:
-    return f"evt_{secrets.token_urlsafe(12)}"
+    return sortable_id("evt_")
 
 
 AnyReport = Report | PositionEventReport
