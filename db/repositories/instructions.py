@@ -107,45 +107,61 @@ _SET_STATE = (
     )
     .values(state=bindparam("to"))
 )
-# Built once (the report writer runs it for every batch): the instructions that reports
-# name, with everything storing and announcing a report needs, and the records their
-# devices already stored under the reports' report_ids.
-_REPORT_LOOKUP = (
-    select(
-        Instruction.public_id,
-        Instruction.id.label("instruction_pk"),
-        Instruction.device_id.label("device_pk"),
-        Instruction.signal_id.label("signal_pk"),
-        Instruction.action,
-        Instruction.symbol,
-        Signal.side,
-        Device.name.label("device_name"),
-        Device.owner_id,
-        Approval.id.label("approval_id"),
-        UserSettings.notify_fills,
-        UserSettings.notify_errors,
-        Referral.referred_id,
-        ExecutionRecord.report_id,
-        ExecutionRecord.public_id.label("record_id"),
-        ExecutionRecord.content_hash,
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _report_lookup() -> Any:
+    """The instructions that reports name, with everything storing and announcing a
+    report needs, and the records their devices already stored under the reports'
+    report_ids. Built once, on the tables (a Core statement: the report writer runs it for
+    every batch, and reads plain tuples without the ORM's result handling)."""
+    ins, sig, dev = _table(Instruction), _table(Signal), _table(Device)
+    app, prefs, ref, rec = (
+        _table(Approval),
+        _table(UserSettings),
+        _table(Referral),
+        _table(ExecutionRecord),
     )
-    .outerjoin(Signal, Signal.id == Instruction.signal_id)
-    .join(Device, Device.id == Instruction.device_id)
-    .outerjoin(
-        Approval,
-        and_(Approval.signal_id == Instruction.signal_id, Approval.user_id == Device.owner_id),
+    return (
+        select(
+            ins.c.public_id,
+            ins.c.id,
+            ins.c.device_id,
+            ins.c.signal_id,
+            ins.c.action,
+            ins.c.symbol,
+            sig.c.side,
+            dev.c.name,
+            dev.c.owner_id,
+            app.c.id,
+            prefs.c.notify_fills,
+            prefs.c.notify_errors,
+            ref.c.referred_id,
+            rec.c.report_id,
+            rec.c.public_id,
+            rec.c.content_hash,
+        )
+        .select_from(ins)
+        .outerjoin(sig, sig.c.id == ins.c.signal_id)
+        .join(dev, dev.c.id == ins.c.device_id)
+        .outerjoin(app, and_(app.c.signal_id == ins.c.signal_id, app.c.user_id == dev.c.owner_id))
+        .outerjoin(prefs, prefs.c.user_id == dev.c.owner_id)
+        .outerjoin(ref, ref.c.referred_id == dev.c.owner_id)
+        .outerjoin(
+            rec,
+            and_(
+                rec.c.device_id == ins.c.device_id,
+                rec.c.report_id.in_(bindparam("report_ids", expanding=True)),
+            ),
+        )
+        .where(ins.c.public_id.in_(bindparam("instruction_ids", expanding=True)))
     )
-    .outerjoin(UserSettings, UserSettings.user_id == Device.owner_id)
-    .outerjoin(Referral, Referral.referred_id == Device.owner_id)
-    .outerjoin(
-        ExecutionRecord,
-        and_(
-            ExecutionRecord.device_id == Instruction.device_id,
-            ExecutionRecord.report_id.in_(bindparam("report_ids", expanding=True)),
-        ),
-    )
-    .where(Instruction.public_id.in_(bindparam("instruction_ids", expanding=True)))
-)
+
+
+_REPORT_LOOKUP = _report_lookup()
 
 
 class InstructionRepository:
@@ -235,28 +251,41 @@ class InstructionRepository:
                 "instruction_ids": sorted({instruction_id for instruction_id, _ in part}),
                 "report_ids": sorted({report_id for _, report_id in part}),
             }
-            for row in (await self.session.execute(_REPORT_LOOKUP, params)).all():
-                if row.record_id is not None:
-                    records[(int(row.device_pk), str(row.report_id))] = (
-                        str(row.record_id),
-                        str(row.content_hash),
-                    )
-                if row.public_id not in targets:
-                    targets[str(row.public_id)] = ReportTarget(
-                        instruction_pk=int(row.instruction_pk),
-                        device_pk=int(row.device_pk),
-                        signal_pk=row.signal_pk,
-                        action=str(row.action),
-                        symbol=row.symbol,
-                        side=row.side,
-                        device_name=str(row.device_name),
-                        owner_id=int(row.owner_id),
-                        approval_id=row.approval_id,
-                        notify_fills=True if row.notify_fills is None else bool(row.notify_fills),
-                        notify_errors=(
-                            True if row.notify_errors is None else bool(row.notify_errors)
-                        ),
-                        referred=row.referred_id is not None,
+            for (
+                public_id,
+                instruction_pk,
+                device_pk,
+                signal_pk,
+                action,
+                symbol,
+                side,
+                device_name,
+                owner_id,
+                approval_id,
+                notify_fills,
+                notify_errors,
+                referred_id,
+                report_id,
+                record_id,
+                content_hash,
+            ) in (await self.session.execute(_REPORT_LOOKUP, params)).all():
+                if record_id is not None:
+                    records[(device_pk, report_id)] = (record_id, content_hash)
+                if public_id not in targets:
+                    targets[public_id] = ReportTarget(
+                        instruction_pk=instruction_pk,
+                        device_pk=device_pk,
+                        signal_pk=signal_pk,
+                        action=action,
+                        symbol=symbol,
+                        side=side,
+                        device_name=device_name,
+                        owner_id=owner_id,
+                        approval_id=approval_id,
+                        # No settings row: the defaults (on).
+                        notify_fills=notify_fills is not False,
+                        notify_errors=notify_errors is not False,
+                        referred=referred_id is not None,
                     )
         return targets, records
 
