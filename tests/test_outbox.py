@@ -4,6 +4,7 @@ instance; each is sent once, in its chat's order, while it still matters."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections import Counter
 from typing import Any
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.container import Container
 from bot.domain.signal_rules import validate_new_signal
 from bot.factory import create_bot, create_container
+from bot.infra.outbox import Outbox
 from db.models import OutboxMessage
 from tests.conftest import FakeClock, make_settings
 from tests.fake_bot_api import FakeBotAPI, close_bot_session
@@ -292,3 +294,50 @@ async def test_a_signal_that_ended_while_queued_is_not_announced(
     # Only the user whose devices took it (auto-approve) still hears of it.
     assert [call.chat_id for call in fake_api.sent("sendMessage") if call.ok] == [USERS[2]]
     assert "Cancelled" in fake_api.last("sendMessage", USERS[2]).params["text"]
+
+
+ERROR_PARAMS = {
+    "device": "EA «один»",
+    "symbol": "EURUSD",
+    "side": "buy",
+    "action": "open",
+    "code": 10018,
+    "message": "Market is closed",
+}
+
+
+async def test_one_batch_is_stored_in_order_with_repeated_refreshes_merged(
+    container: Container, clock: FakeClock
+) -> None:
+    """What a batch of reports queues (one statement): every message in its order, with
+    its fields as given, and one pending refresh per signal message however often asked."""
+    await add_users(container.sessionmaker, USERS[:2], clock.now)
+    approvals = await approvals_of(container.sessionmaker, await publish(container))
+    await drain(container)  # the signal's messages are out
+    first, second = (approvals[user].id for user in USERS[:2])
+    # Queued only: no worker is woken to send (and so claim) them meanwhile.
+    outbox = Outbox(container.settings, clock, wake=lambda: None)
+    async with container.sessionmaker.begin() as session:
+        await outbox.refresh_and_notice(
+            session,
+            [(first, USERS[0]), (first, USERS[0]), (second, USERS[1])],
+            [(USERS[0], "device_error", ERROR_PARAMS)],
+        )
+    async with container.sessionmaker.begin() as session:
+        # Asked again while pending: merged into the rows above.
+        await outbox.refresh(session, [second, first])
+        await outbox.send(session, USERS[1], "payment confirmed")
+    stored = [r for r in await rows(container.sessionmaker) if r.kind != "approval"]
+    assert [(r.kind, r.chat_id, r.approval_id, r.dedupe_key) for r in stored] == [
+        ("refresh", USERS[0], first, f"refresh:{first}"),
+        ("refresh", USERS[1], second, f"refresh:{second}"),
+        ("notice", USERS[0], None, None),
+        ("message", USERS[1], None, None),
+    ]
+    notice, message = stored[2], stored[3]
+    assert notice.text is not None
+    assert json.loads(notice.text) == {"code": "device_error", "params": ERROR_PARAMS}
+    assert message.text == "payment confirmed" and message.reply_markup is None
+    assert all(r.state == "pending" and r.attempts == 0 for r in stored)
+    assert all(r.created_at == r.next_attempt_at for r in stored)
+    assert all(r.not_after > r.created_at for r in stored)

@@ -61,6 +61,7 @@ from db.repositories.outbox import (
     EXPIRED,
     FAILED,
     Ended,
+    NewMessage,
     OutboxRepository,
     OutboxRow,
     Outcome,
@@ -115,6 +116,16 @@ def refresh_key(approval_id: int) -> str:
     return f"{REFRESH}:{approval_id}"
 
 
+def _refresh(approval_id: int, user_id: int) -> NewMessage:
+    return NewMessage(
+        user_id, REFRESH, approval_id=approval_id, dedupe_key=refresh_key(approval_id)
+    )
+
+
+def _notice(chat_id: int, code: str, params: Mapping[str, Any]) -> NewMessage:
+    return NewMessage(chat_id, NOTICE, json.dumps({"code": code, "params": params}))
+
+
 class Outbox:
     """Queues messages inside the caller's transaction; they go out after its commit."""
 
@@ -123,28 +134,18 @@ class Outbox:
         self.clock = clock
         self._wake = wake
 
-    def _row(
+    async def _add(
         self,
-        chat_id: int,
-        kind: str,
+        session: AsyncSession,
+        messages: Sequence[NewMessage],
         now: datetime,
         not_after: datetime | None = None,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        """One outbox row, due now, worth sending until ``not_after`` (else the notice TTL)."""
-        ttl = now + timedelta(hours=self.settings.outbox.notice_ttl_hours)
-        return {
-            "chat_id": chat_id,
-            "kind": kind,
-            "created_at": now,
-            "next_attempt_at": now,
-            "not_after": not_after or ttl,
-            **fields,
-        }
-
-    async def _add(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await OutboxRepository(session).add(rows)
+    ) -> None:
+        """Queue ``messages``, due ``now``, worth sending until ``not_after`` (else the
+        notice TTL); the worker is woken after the commit."""
+        if messages:
+            ttl = now + timedelta(hours=self.settings.outbox.notice_ttl_hours)
+            await OutboxRepository(session).add(messages, now=now, not_after=not_after or ttl)
             after_commit(session, self._wake)
 
     async def send(
@@ -157,22 +158,13 @@ class Outbox:
         not_after: datetime | None = None,
     ) -> None:
         """A message to ``chat_id`` once the session's transaction commits."""
-        row = self._row(
-            chat_id,
-            MESSAGE,
-            self.clock(),
-            not_after,
-            text=text,
-            reply_markup=_markup_json(reply_markup),
-        )
-        await self._add(session, [row])
+        message = NewMessage(chat_id, MESSAGE, text, reply_markup=_markup_json(reply_markup))
+        await self._add(session, [message], self.clock(), not_after)
 
     async def send_many(self, session: AsyncSession, messages: Iterable[tuple[int, str]]) -> None:
         """The same as ``send`` for several (chat id, text) pairs, in one statement."""
-        now = self.clock()
-        await self._add(
-            session, [self._row(chat_id, MESSAGE, now, text=text) for chat_id, text in messages]
-        )
+        queued = [NewMessage(chat_id, MESSAGE, text) for chat_id, text in messages]
+        await self._add(session, queued, self.clock())
 
     async def notice(
         self, session: AsyncSession, chat_id: int, code: str, params: Mapping[str, Any]
@@ -184,9 +176,7 @@ class Outbox:
         self, session: AsyncSession, notices: Iterable[tuple[int, str, Mapping[str, Any]]]
     ) -> None:
         """Several (chat id, code, params) notices, in one statement."""
-        now = self.clock()
-        rows = [self._notice_row(chat_id, code, params, now) for chat_id, code, params in notices]
-        await self._add(session, rows)
+        await self._add(session, [_notice(*notice) for notice in notices], self.clock())
 
     async def edit(
         self,
@@ -198,15 +188,10 @@ class Outbox:
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> None:
         """Edit one of the bot's messages once the session's transaction commits."""
-        row = self._row(
-            chat_id,
-            EDIT,
-            self.clock(),
-            message_id=message_id,
-            text=text,
-            reply_markup=_markup_json(reply_markup),
+        message = NewMessage(
+            chat_id, EDIT, text, reply_markup=_markup_json(reply_markup), message_id=message_id
         )
-        await self._add(session, [row])
+        await self._add(session, [message], self.clock())
 
     async def announce(self, session: AsyncSession, signal_id: int, not_after: datetime) -> None:
         """A signal's message for each of its approvals, rendered when sent; worth
@@ -223,12 +208,11 @@ class Outbox:
         if not ids:
             return
         query = select(Approval.id, Approval.user_id).where(Approval.id.in_(ids))
-        now = self.clock()
-        rows = [
-            self._refresh_row(approval_id, user_id, now)
+        refreshes = [
+            _refresh(approval_id, user_id)
             for approval_id, user_id in (await session.execute(query)).all()
         ]
-        await self._add(session, rows)
+        await self._add(session, refreshes, self.clock())
 
     async def refresh_and_notice(
         self,
@@ -238,23 +222,11 @@ class Outbox:
     ) -> None:
         """The refreshes of these (approval id, user id) messages and these (chat id,
         code, params) notices, in one statement: what a batch of device reports tells."""
-        now = self.clock()
-        rows = [
-            self._refresh_row(approval_id, user_id, now)
-            for approval_id, user_id in sorted(set(approvals))
+        messages = [
+            _refresh(approval_id, user_id) for approval_id, user_id in sorted(set(approvals))
         ]
-        rows += [self._notice_row(chat_id, code, params, now) for chat_id, code, params in notices]
-        await self._add(session, rows)
-
-    def _refresh_row(self, approval_id: int, user_id: int, now: datetime) -> dict[str, Any]:
-        return self._row(
-            user_id, REFRESH, now, approval_id=approval_id, dedupe_key=refresh_key(approval_id)
-        )
-
-    def _notice_row(
-        self, chat_id: int, code: str, params: Mapping[str, Any], now: datetime
-    ) -> dict[str, Any]:
-        return self._row(chat_id, NOTICE, now, text=json.dumps({"code": code, "params": params}))
+        messages += [_notice(*notice) for notice in notices]
+        await self._add(session, messages, self.clock())
 
     async def refresh_signal(self, session: AsyncSession, signal_id: int) -> None:
         """Every message of the signal must show what is stored now (after the commit)."""

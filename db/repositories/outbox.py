@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from typing import cast as typed
 
 from sqlalchemy import (
@@ -20,13 +20,17 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from db.models import Approval, OutboxMessage
 
@@ -62,6 +66,19 @@ class OutboxRow:
     approval_id: int | None
     attempts: int
     not_after: datetime
+
+
+class NewMessage(NamedTuple):
+    """A message to queue: what differs between the rows of one :meth:`OutboxRepository.add`
+    (a plain tuple: the whole batch travels as one JSON parameter)."""
+
+    chat_id: int
+    kind: str
+    text: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    message_id: int | None = None
+    approval_id: int | None = None
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,39 +211,83 @@ def _sent_statements(dialect: str) -> tuple[Any, Any]:
 _SENT_STATEMENTS = {dialect: _sent_statements(dialect) for dialect in ("sqlite", "postgresql")}
 
 
+def _add_statement(dialect: str) -> Any:
+    """INSERT ... SELECT of the messages in the JSON parameter ``rows`` (an array of
+    :class:`NewMessage` arrays), in their order, all created ``now`` and worth sending
+    until ``not_after``: one statement and one set of parameters for a whole batch, so the
+    per-row work happens in the database, not in SQLAlchemy's parameter handling.
+
+    A row whose ``dedupe_key`` is pending already is merged into it by a no-op update
+    rather than DO NOTHING: it locks the pending row, so a worker claiming it at this
+    moment renders only after this transaction has committed (or, having claimed it first,
+    freed the key and this insert adds a new row).
+    """
+    rows = bindparam("rows", type_=Text)
+    types: list[TypeEngine[Any]] = [_TABLE.c[name].type for name in NewMessage._fields]
+    if dialect == "postgresql":
+        source: Any = (
+            func.jsonb_array_elements(cast(rows, JSONB))
+            .table_valued("value", with_ordinality="position")
+            .render_derived()
+        )
+        # ->> gives text (SQL NULL for a JSON null), cast to each column's type.
+        values: list[Any] = [
+            cast(source.c.value.op("->>")(literal_column(str(index))), type_)
+            for index, type_ in enumerate(types)
+        ]
+        order = source.c.position
+    else:
+        source = func.json_each(rows).table_valued("value", "key")
+        # json_extract gives SQLite's own integer or text (NULL for a JSON null).
+        values = [
+            type_coerce(func.json_extract(source.c.value, f"$[{index}]"), type_)
+            for index, type_ in enumerate(types)
+        ]
+        order = source.c.key
+    now = bindparam("now", type_=_TABLE.c.created_at.type)
+    fixed = {
+        "state": literal(PENDING),
+        "attempts": literal(0),
+        "created_at": now,
+        "next_attempt_at": now,
+        "not_after": bindparam("not_after", type_=_TABLE.c.not_after.type),
+    }
+    # WHERE true: SQLite needs a WHERE before ON CONFLICT after an INSERT ... SELECT.
+    select_rows = select(*values, *fixed.values()).select_from(source).where(true()).order_by(order)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
+    statement = insert.from_select([*NewMessage._fields, *fixed], select_rows)
+    return statement.on_conflict_do_update(
+        index_elements=["dedupe_key"], set_={"created_at": _TABLE.c.created_at}
+    )
+
+
+_ADD_STATEMENTS = {dialect: _add_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _insert(self) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TABLE)
-
-    async def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queue messages; a row whose ``dedupe_key`` is pending already is merged into it."""
+    async def add(
+        self, messages: Sequence[NewMessage], *, now: datetime, not_after: datetime
+    ) -> None:
+        """Queue messages, in order; a message whose ``dedupe_key`` is pending already (or
+        repeats an earlier one of ``messages``) is merged into that row."""
+        keys: set[str] = set()
+        rows: list[NewMessage] = []
+        for message in messages:
+            if message.dedupe_key is not None:
+                if message.dedupe_key in keys:
+                    continue  # one statement may not upsert a row twice (PostgreSQL)
+                keys.add(message.dedupe_key)
+            rows.append(message)
         if not rows:
             return
-        full = [
-            {
-                "text": None,
-                "reply_markup": None,
-                "message_id": None,
-                "approval_id": None,
-                "dedupe_key": None,
-                "state": PENDING,
-                "attempts": 0,
-                **row,
-            }
-            for row in rows
-        ]
-        # A no-op update rather than DO NOTHING: it locks the pending row, so a worker
-        # claiming it at this moment renders only after this transaction has committed
-        # (or, having claimed it first, freed the key and this insert adds a new row).
-        statement = self._insert()
-        statement = statement.on_conflict_do_update(
-            index_elements=["dedupe_key"], set_={"created_at": _TABLE.c.created_at}
+        dialect = self.session.get_bind().dialect.name
+        await self.session.execute(
+            _ADD_STATEMENTS[dialect],
+            {"rows": json.dumps(rows), "now": now, "not_after": not_after},
         )
-        await self.session.execute(statement, full)
 
     async def add_for_approvals(
         self, signal_id: int, kind: str, now: datetime, not_after: datetime
