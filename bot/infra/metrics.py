@@ -159,6 +159,10 @@ class Metrics:
         """Counts every request of an aiohttp app by route and final status."""
         requests = self.http_requests
         seconds = self.http_seconds
+        # The labelled children, kept (as prometheus_client suggests for hot paths): the
+        # labels are route templates, methods and statuses, a bounded set.
+        counters: dict[tuple[str, str, str], Counter] = {}
+        timers: dict[str, Histogram] = {}
 
         @web.middleware
         async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -176,8 +180,15 @@ class Metrics:
                 raise
             finally:
                 endpoint = _endpoint(request)
-                requests.labels(endpoint, request.method, str(status)).inc()
-                seconds.labels(endpoint).observe(time.perf_counter() - started)
+                key = (endpoint, request.method, str(status))
+                counter = counters.get(key)
+                if counter is None:
+                    counter = counters[key] = requests.labels(*key)
+                counter.inc()
+                timer = timers.get(endpoint)
+                if timer is None:
+                    timer = timers[endpoint] = seconds.labels(endpoint)
+                timer.observe(time.perf_counter() - started)
 
         return count_requests
 
